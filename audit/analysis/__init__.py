@@ -1,1 +1,33 @@
-"""Shared static-analysis substrate: each file is parsed once and every rule asks the same facts."""
+"""Shared static-analysis substrate: each file is parsed once and every rule asks the same facts.
+
+How to use it from a rule (everything is memoised per submission in `ctx.memo`):
+
+    from audit.analysis.api import program, valflow, module_facts, evidence_line
+    from audit.analysis.sources import analysis_sources
+
+- `analysis_sources(ctx) -> list[Source]`: the code to analyse. Every `.py` file, plus the
+  program hidden in self-extracting wrappers (`exec(lzma.decompress(b85decode("...")))`), as
+  `Source(path, parsed, decoded_from)`. `parsed.tree is None` when it does not parse (skip it;
+  the parse-failure finding belongs to one rule). Decoded paths look like `train_gpt.py#decoded`;
+  `api.display(ctx, path)` gives the file a reviewer opens and whether lines are decoded-text lines.
+- `program(ctx) -> Program` (program.py): every function of every source (`FunctionRef.facts`
+  is a `FunctionFacts`, `.path` its source), call resolution `Program.callees(call, cls)`.
+- `module_facts(ctx, path) -> list[FunctionFacts]`: the functions of one source, `<module>`
+  body included. A `FunctionFacts` has `sites: list[Site]`, each with `kind` in
+  {call, backward, step, accum, return, optim, fresh_param, save}, `line`, `order` (statement
+  order in the function), `loops` (enclosing `Loop`s, outermost first, with `.node`),
+  `guards` (names in enclosing `if` tests), `grad_off` (under no_grad/inference_mode) and
+  `labels`: where the value comes from — `"VAL"` (validation split), `"TRAIN"`, `"P:<param>"`.
+  Also `returns`, `reported_names` (reach a return or a log), `acc_params`, `param_writes`.
+- `valflow(ctx) -> ValFlow` (valflow.py): inter-procedural validation-data flow.
+  `vf.isval(ref, labels)`; `vf.scores[qualname]` (score events), `vf.updates[qualname]`
+  (training updates on val data), `vf.results` (each update classified: protected |
+  score_after_update | adapt_then_score | unscored | warmup | train_mix, `.slot` for SLOT-style
+  fresh-tensor optimisation), `vf.calls_in(ref)`, `vf.binding(callee, site)`.
+- `detectors.py`: `rescoring(vf)`, `calibration_on_scored(vf)`, `val_sinks(vf)`.
+- `chain.py`: evidence chains (source -> calls -> update -> score) for findings.
+- `names.py`: the vocabulary (what counts as a val name, an optimizer, a log call, ...).
+
+Facts are built from the stdlib `ast` (one parse per file via `ctx.parsed`), never by importing
+or executing submission code. `facts.py` documents the taint model.
+"""

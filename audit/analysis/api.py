@@ -1,0 +1,60 @@
+"""Entry points rules use: the program and the val-flow of a submission, computed once.
+
+    from audit.analysis.api import program, valflow, module_facts, evidence_line
+
+Every function is memoised in `ctx.memo`, so ten rules asking cost one analysis.
+"""
+
+from __future__ import annotations
+
+from audit.analysis.facts import FunctionFacts, Site
+from audit.analysis.program import Program, build_program
+from audit.analysis.sources import Source, analysis_sources
+from audit.analysis.valflow import Event, ValFlow, analyse
+from audit.findings import Evidence
+
+
+def program(ctx) -> Program:
+    """All parseable analysis sources (decoded wrappers included) walked to a fixpoint."""
+    def build() -> Program:
+        parsed = [s.parsed for s in analysis_sources(ctx) if s.parsed.tree is not None]
+        return build_program(parsed)
+    return ctx.memo("analysis.program", build)
+
+
+def valflow(ctx) -> ValFlow:
+    return ctx.memo("analysis.valflow", lambda: analyse(program(ctx)))
+
+
+def module_facts(ctx, path: str) -> list[FunctionFacts]:
+    """The functions (and `<module>` body) of one analysed source, by its analysis path."""
+    return [r.facts for r in program(ctx).functions if r.path == path]
+
+
+def source_of(ctx, path: str) -> Source | None:
+    for s in analysis_sources(ctx):
+        if s.path == path:
+            return s
+    return None
+
+
+def display(ctx, path: str) -> tuple[str, bool]:
+    """(file a reviewer can open, whether line numbers refer to a decoded wrapper text)."""
+    src = source_of(ctx, path)
+    if src is not None and src.decoded_from is not None:
+        return src.decoded_from, True
+    return path, False
+
+
+def evidence_line(ctx, path: str, line: int | None, label: str) -> Evidence:
+    src = source_of(ctx, path)
+    excerpt = src.parsed.line_text(line) if src is not None else ""
+    shown, decoded = display(ctx, path)
+    if decoded:
+        label = f"{label} [decoded wrapper text]"
+    return Evidence(label, shown, line, excerpt[:200] or None)
+
+
+def site_evidence(ctx, ev: Event, label: str, site: Site | None = None) -> Evidence:
+    s = site or ev.site
+    return evidence_line(ctx, ev.path, s.line, label)

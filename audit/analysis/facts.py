@@ -1,0 +1,631 @@
+"""Per-function facts from one walk of the stdlib `ast`: taint labels, grad context, loops, sites.
+
+Each function (and the module body, as `<module>`) is walked once in statement order with an
+environment name -> labels. Labels say where a value comes from: `VAL` (validation split),
+`TRAIN` (training split) or `P:<param>` (a parameter of this function, resolved later at call
+sites by `audit.analysis.flow`). Assignments replace a name's labels (so `loss` reused by the
+training loop is not val-derived just because an earlier eval also called it `loss`); writes into
+a container (`xb[i] = ct`, `buf.append(t)`) add to them. Loop bodies are walked twice so values
+carried round a loop are seen. The walk records *sites* the rules need: calls, `.backward()`,
+optimizer `.step()`, `+=` accumulations, returns, optimizer constructions, fresh trainable
+tensors; each with its line, enclosing loops, `if` guards and whether it runs under
+`no_grad`/`inference_mode`.
+
+Callee return labels come from `summaries` (filled by `flow.py`, which re-runs this walk until
+the summaries stop changing); with no summary a call's result carries the labels of its
+receiver and arguments.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from audit.analysis import names as N
+
+Labels = frozenset[str]
+EMPTY: Labels = frozenset()
+
+
+@dataclass(frozen=True)
+class Loop:
+    """An enclosing `for`/`while` loop: where it is and the identifiers in its header."""
+
+    node_id: int
+    line: int
+    header_names: frozenset[str]
+    target_names: frozenset[str]
+    text: str
+    node: ast.AST | None = field(default=None, compare=False, hash=False)
+
+
+@dataclass
+class Site:
+    """One place in a function the rules care about."""
+
+    kind: str  # call | backward | step | accum | return | optim | fresh_param | save
+    line: int
+    end_line: int
+    order: int  # pre-order index of the enclosing statement within the function
+    loops: tuple[Loop, ...]  # outermost first
+    guards: tuple[frozenset[str], ...]  # names in the tests of enclosing `if`s
+    grad_off: bool  # under no_grad / inference_mode
+    labels: Labels = EMPTY
+    name: str = ""  # dotted callee / receiver / accumulator name
+    node: ast.AST | None = None
+    arg_labels: tuple[Labels, ...] = ()
+    kw_labels: Mapping[str, Labels] = field(default_factory=dict)
+    arg_names: tuple[str | None, ...] = ()  # the plain Name passed at each position, if any
+    kw_names: Mapping[str, str | None] = field(default_factory=dict)
+    target: str | None = None  # for call/optim sites: the name the result is assigned to
+    mentions: frozenset[str] = frozenset()  # identifiers in the site's value expression
+
+
+@dataclass
+class FunctionFacts:
+    """What one walk of a function found. `qualname` is `Class.method`, `outer.inner` or `<module>`."""
+
+    qualname: str
+    name: str
+    class_name: str | None
+    node: ast.AST
+    params: list[str]
+    vararg: str | None
+    kwarg: str | None
+    line: int
+    decorated_grad_off: bool = False
+    sites: list[Site] = field(default_factory=list)
+    returns: Labels = EMPTY
+    return_names: set[str] = field(default_factory=set)
+    reported_names: set[str] = field(default_factory=set)  # names that reach a return or a log
+    acc_params: dict[str, Labels] = field(default_factory=dict)  # param -> labels `+=`-ed into it
+    param_writes: dict[str, Labels] = field(default_factory=dict)  # param -> labels written into it
+    field_writes: dict[str, Labels] = field(default_factory=dict)  # self.<attr> -> labels
+    assign_sources: dict[str, set[str]] = field(default_factory=dict)  # name -> names it came from
+    deleted: set[str] = field(default_factory=set)
+    parent: str | None = None  # enclosing function's qualname for nested defs
+
+    @property
+    def is_method(self) -> bool:
+        return self.class_name is not None and bool(self.params) and self.params[0] in {"self", "cls"}
+
+    def of_kind(self, kind: str) -> list[Site]:
+        return [s for s in self.sites if s.kind == kind]
+
+
+# Summaries the walker consults for user-defined callees: qualname -> labels of the return value
+# expressed over that callee's parameters, plus the parameter names.
+ReturnSummary = Callable[[ast.Call, str, str | None], list[tuple[FunctionFacts, Labels]]]
+
+
+def dotted(node: ast.AST) -> str:
+    """`torch.optim.AdamW` for an attribute chain, `a.b[..].c` -> `a.b.c`, else ''."""
+    parts: list[str] = []
+    while True:
+        if isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        elif isinstance(node, ast.Name):
+            parts.append(node.id)
+            break
+        elif isinstance(node, ast.Subscript):
+            node = node.value
+        elif isinstance(node, ast.Call):
+            node = node.func
+            parts.append("()")
+        else:
+            break
+    return ".".join(reversed([p for p in parts if p != "()"]))
+
+
+def root_name(node: ast.AST) -> str | None:
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call, ast.Starred)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def names_in(node: ast.AST | None) -> frozenset[str]:
+    if node is None:
+        return frozenset()
+    out = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name):
+            out.add(n.id)
+        elif isinstance(n, ast.Attribute):
+            out.add(n.attr)
+    return frozenset(out)
+
+
+def is_grad_off_ctx(expr: ast.AST) -> bool:
+    d = dotted(expr.func if isinstance(expr, ast.Call) else expr)
+    return d.endswith(("no_grad", "inference_mode"))
+
+
+def _is_grad_on_ctx(expr: ast.AST) -> bool:
+    d = dotted(expr.func if isinstance(expr, ast.Call) else expr)
+    return d.endswith("enable_grad")
+
+
+class _Walker:
+    """Walks one function body; see the module docstring."""
+
+    def __init__(self, ff: FunctionFacts, env: dict[str, Labels], resolve: ReturnSummary,
+                 fields: Mapping[str, Labels], nested_env: dict[str, dict[str, Labels]]):
+        self.ff = ff
+        self.env = env
+        self.resolve = resolve
+        self.fields = fields
+        self.nested_env = nested_env
+        self.loops: list[Loop] = []
+        self.guards: list[frozenset[str]] = []
+        self.grad_off = ff.decorated_grad_off
+        self.order_of: dict[int, int] = {}
+        self.counter = 0
+        self.cur_order = 0
+        self.cur_stmt: ast.stmt | None = None
+        self.sites: dict[tuple[int, str], Site] = {}
+        self.returns: set[str] = set()
+
+    # -- labels of expressions ----------------------------------------------------------
+    def labels(self, e: ast.AST | None) -> Labels:
+        if e is None:
+            return EMPTY
+        m = getattr(self, "_l_" + type(e).__name__, None)
+        if m is not None:
+            return m(e)
+        out: set[str] = set()
+        for child in ast.iter_child_nodes(e):
+            if isinstance(child, ast.expr):
+                out |= self.labels(child)
+        return frozenset(out)
+
+    def _l_Constant(self, e: ast.Constant) -> Labels:
+        if isinstance(e.value, str):
+            if N.VAL_STRING.search(e.value):
+                return frozenset({N.VAL})
+            if N.TRAIN_STRING.search(e.value):
+                return frozenset({N.TRAIN})
+        return EMPTY
+
+    def _l_JoinedStr(self, e: ast.JoinedStr) -> Labels:
+        out: set[str] = set()
+        for v in e.values:
+            if isinstance(v, ast.Constant):
+                out |= self._l_Constant(v)
+        return frozenset(out)
+
+    def _l_Name(self, e: ast.Name) -> Labels:
+        lab = self.env.get(e.id, EMPTY)
+        if N.is_val_name(e.id):
+            lab = lab | {N.VAL}
+        elif N.is_train_name(e.id):
+            lab = lab | {N.TRAIN}
+        return lab
+
+    def _l_Attribute(self, e: ast.Attribute) -> Labels:
+        if e.attr in N.SIZE_ATTRS:
+            return EMPTY
+        if N.is_val_name(e.attr):
+            return frozenset({N.VAL})
+        if N.is_train_name(e.attr):
+            return frozenset({N.TRAIN})
+        if isinstance(e.value, ast.Name) and e.value.id in {"self", "cls"}:
+            return self.fields.get(e.attr, EMPTY) | self.env.get("self." + e.attr, EMPTY)
+        return self.labels(e.value)
+
+    def _l_Subscript(self, e: ast.Subscript) -> Labels:
+        return self.labels(e.value) | self.labels(e.slice)
+
+    def _l_Lambda(self, e: ast.Lambda) -> Labels:
+        return EMPTY
+
+    def _l_NamedExpr(self, e: ast.NamedExpr) -> Labels:
+        lab = self.labels(e.value)
+        self.assign(e.target, lab, e.value)
+        return lab
+
+    def _comprehension(self, e: ast.AST, elts: list[ast.AST]) -> Labels:
+        out: set[str] = set()
+        for gen in e.generators:  # type: ignore[attr-defined]
+            it = self.labels(gen.iter)
+            out |= it
+            self.assign(gen.target, it, None)
+            for cond in gen.ifs:
+                self.labels(cond)
+        for el in elts:
+            out |= self.labels(el)
+        return frozenset(out)
+
+    def _l_ListComp(self, e: ast.ListComp) -> Labels:
+        return self._comprehension(e, [e.elt])
+
+    _l_SetComp = _l_ListComp
+    _l_GeneratorExp = _l_ListComp
+
+    def _l_DictComp(self, e: ast.DictComp) -> Labels:
+        return self._comprehension(e, [e.key, e.value])
+
+    def _l_Compare(self, e: ast.Compare) -> Labels:
+        self.labels(e.left)
+        for c in e.comparators:
+            self.labels(c)
+        return EMPTY  # a boolean is a decision, not data
+
+    def _l_Call(self, e: ast.Call) -> Labels:
+        name = dotted(e.func)
+        simple = name.rsplit(".", 1)[-1]
+        recv = e.func.value if isinstance(e.func, ast.Attribute) else None
+        recv_lab = self.labels(recv) if recv is not None else EMPTY
+        arg_labels = tuple(self.labels(a) for a in e.args)
+        kw_labels = {k.arg or "**": self.labels(k.value) for k in e.keywords}
+        all_args = frozenset().union(*arg_labels, *kw_labels.values()) if (arg_labels or kw_labels) else EMPTY
+        # Record the call site.
+        self.add_site("call", e, name=name, labels=recv_lab | all_args, arg_labels=arg_labels,
+                      kw_labels=kw_labels,
+                      arg_names=tuple(a.id if isinstance(a, ast.Name) else None for a in e.args),
+                      kw_names={k.arg or "**": (k.value.id if isinstance(k.value, ast.Name) else None)
+                                for k in e.keywords})
+        if simple == "backward" and recv is not None:
+            self.add_site("backward", e, name=dotted(recv) or "loss", labels=recv_lab, mentions=names_in(recv))
+        elif name.endswith("autograd.backward") or name.endswith("autograd.grad"):
+            first = arg_labels[0] if arg_labels else EMPTY
+            self.add_site("backward", e, name=name, labels=first, mentions=names_in(e.args[0] if e.args else None))
+        elif simple == "step" and recv is not None and not N.SCHEDULER_NAME.search(dotted(recv)):
+            self.add_site("step", e, name=dotted(recv), labels=EMPTY)
+        if simple in N.MUTATING_METHODS and recv is not None:
+            base = root_name(recv)
+            if base is not None and all_args:
+                self.weak(base, all_args, recv)
+            if simple == "add_" and all_args and base is not None:
+                self.add_site("accum", e, name=dotted(recv), labels=all_args,
+                              mentions=frozenset().union(*(names_in(a) for a in e.args)))
+                if base in self.ff.params:
+                    self.ff.acc_params[base] = self.ff.acc_params.get(base, EMPTY) | all_args
+        if simple == "requires_grad_" and recv is not None and root_name(recv):
+            self.add_site("fresh_param", e, name=root_name(recv) or "")
+        if N.SAVE_CALLS.search(name) and all_args:
+            self.add_site("save", e, name=name, labels=all_args)
+        # The value of the call.
+        if simple in N.SIZE_CALLS:
+            return EMPTY
+        if N.VAL_LOADER.search(simple):
+            return frozenset({N.VAL})
+        callees = self.resolve(e, name, self.ff.class_name)
+        if callees:
+            out: set[str] = set()
+            for callee, ret in callees:
+                binding = bind_args(callee, e, arg_labels, kw_labels, recv_lab)
+                out |= substitute(ret, binding)
+                self._apply_param_writes(callee, e, binding)
+            return frozenset(out)
+        return recv_lab | all_args
+
+    def _apply_param_writes(self, callee: FunctionFacts, e: ast.Call, binding: Mapping[str, Labels]) -> None:
+        """`fill(buf, val_tokens)` writes val data into the caller's `buf`."""
+        writes = {**callee.param_writes}
+        for p, lab in callee.acc_params.items():
+            writes[p] = writes.get(p, EMPTY) | lab
+        if not writes:
+            return
+        params = callee.params[1:] if (callee.is_method and isinstance(e.func, ast.Attribute)) else callee.params
+        for i, a in enumerate(e.args):
+            if i < len(params) and params[i] in writes and isinstance(a, ast.Name):
+                lab = substitute(writes[params[i]], binding)
+                if lab:
+                    self.weak(a.id, lab, a)
+        for k in e.keywords:
+            if k.arg in writes and isinstance(k.value, ast.Name):
+                lab = substitute(writes[k.arg], binding)
+                if lab:
+                    self.weak(k.value.id, lab, k.value)
+
+    # -- sites ----------------------------------------------------------------------------
+    def add_site(self, kind: str, node: ast.AST, **kw) -> None:
+        key = (id(node), kind)
+        old = self.sites.get(key)
+        if old is not None:  # second walk of a loop body: widen the labels
+            old.labels = old.labels | kw.get("labels", EMPTY)
+            if "arg_labels" in kw:
+                old.arg_labels = tuple(a | b for a, b in zip(old.arg_labels, kw["arg_labels"], strict=False))
+                old.kw_labels = {k: old.kw_labels.get(k, EMPTY) | v for k, v in kw["kw_labels"].items()}
+            return
+        stmt = self.cur_stmt
+        site = Site(kind=kind, line=getattr(node, "lineno", 0),
+                    end_line=getattr(node, "end_lineno", None) or getattr(node, "lineno", 0),
+                    order=self.cur_order, loops=tuple(self.loops), guards=tuple(self.guards),
+                    grad_off=self.grad_off, node=node, **kw)
+        if kind == "call" and isinstance(stmt, (ast.Assign, ast.AnnAssign)) and _value_of(stmt) is node:
+            site.target = _first_target_name(stmt)
+        self.sites[key] = site
+
+    # -- assignment -------------------------------------------------------------------------
+    def assign(self, target: ast.AST, lab: Labels, value: ast.AST | None) -> None:
+        if isinstance(target, ast.Name):
+            self.env[target.id] = lab
+            if value is not None:
+                self.ff.assign_sources.setdefault(target.id, set()).update(names_in(value))
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            for el in target.elts:
+                self.assign(el, lab, value)
+        elif isinstance(target, ast.Starred):
+            self.assign(target.value, lab, value)
+        elif isinstance(target, ast.Attribute):
+            if isinstance(target.value, ast.Name) and target.value.id in {"self", "cls"}:
+                self.env["self." + target.attr] = lab
+                if lab:
+                    self.ff.field_writes[target.attr] = self.ff.field_writes.get(target.attr, EMPTY) | lab
+            else:
+                base = root_name(target)
+                if base is not None and lab:
+                    self.weak(base, lab, target)
+        elif isinstance(target, ast.Subscript):
+            base = root_name(target)
+            if base is not None and lab:
+                self.weak(base, lab, target)
+
+    def weak(self, base: str, lab: Labels, where: ast.AST) -> None:
+        self.env[base] = self.env.get(base, EMPTY) | lab
+        if base in self.ff.params and lab:
+            self.ff.param_writes[base] = self.ff.param_writes.get(base, EMPTY) | lab
+
+    # -- statements ---------------------------------------------------------------------------
+    def block(self, stmts: Iterable[ast.stmt]) -> None:
+        for s in stmts:
+            self.stmt(s)
+
+    def stmt(self, s: ast.stmt) -> None:
+        if id(s) not in self.order_of:
+            self.counter += 1
+            self.order_of[id(s)] = self.counter
+        prev_stmt, prev_order = self.cur_stmt, self.cur_order
+        self.cur_stmt, self.cur_order = s, self.order_of[id(s)]
+        try:
+            m = getattr(self, "_s_" + type(s).__name__, None)
+            if m is not None:
+                m(s)
+            else:
+                for child in ast.iter_child_nodes(s):
+                    if isinstance(child, ast.expr):
+                        self.labels(child)
+        finally:
+            self.cur_stmt, self.cur_order = prev_stmt, prev_order
+
+    def _s_FunctionDef(self, s: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        # A nested function sees the enclosing names as they are where it is defined.
+        self.nested_env[f"{self.ff.qualname}.{s.name}"] = dict(self.env)
+
+    _s_AsyncFunctionDef = _s_FunctionDef
+
+    def _s_ClassDef(self, s: ast.ClassDef) -> None:
+        return None
+
+    def _s_Assign(self, s: ast.Assign) -> None:
+        lab = self.labels(s.value)
+        for t in s.targets:
+            self.assign(t, lab, s.value)
+        self._note_optimizer(s, s.targets, s.value)
+
+    def _s_AnnAssign(self, s: ast.AnnAssign) -> None:
+        if s.value is not None:
+            lab = self.labels(s.value)
+            self.assign(s.target, lab, s.value)
+            self._note_optimizer(s, [s.target], s.value)
+
+    def _s_AugAssign(self, s: ast.AugAssign) -> None:
+        lab = self.labels(s.value)
+        base = root_name(s.target)
+        if base is None:
+            return
+        if isinstance(s.target, ast.Name):
+            self.env[base] = self.env.get(base, EMPTY) | lab
+            self.ff.assign_sources.setdefault(base, set()).update(names_in(s.value))
+            if base in self.ff.params and lab:
+                self.ff.acc_params[base] = self.ff.acc_params.get(base, EMPTY) | lab
+        else:
+            self.weak(base, lab, s.target)
+        if isinstance(s.op, (ast.Add, ast.Sub)) and lab:
+            self.add_site("accum", s, name=dotted(s.target) or base, labels=lab, mentions=names_in(s.value))
+
+    def _note_optimizer(self, s: ast.stmt, targets: list[ast.AST], value: ast.AST) -> None:
+        if not isinstance(value, ast.Call) or not targets:
+            return
+        name = dotted(value.func)
+        tname = _name_of(targets[0])
+        if tname is None:
+            return
+        if N.OPTIMIZER_CTOR.search(name) and not N.SCHEDULER_NAME.search(name):
+            params = value.args[0] if value.args else next(
+                (k.value for k in value.keywords if k.arg in {"params", "param_groups"}), None)
+            self.add_site("optim", value, name=tname, mentions=names_in(params),
+                          labels=EMPTY)
+        if _creates_fresh_param(value):
+            self.add_site("fresh_param", value, name=tname)
+
+    def _s_Return(self, s: ast.Return) -> None:
+        lab = self.labels(s.value)
+        self.returns |= lab
+        self.ff.return_names |= names_in(s.value)
+        self.add_site("return", s, labels=lab, mentions=names_in(s.value))
+
+    def _s_Delete(self, s: ast.Delete) -> None:
+        for t in s.targets:
+            for n in names_in(t):
+                self.ff.deleted.add(n)
+
+    def _s_For(self, s: ast.For | ast.AsyncFor) -> None:
+        it = self.labels(s.iter)
+        loop = Loop(id(s), s.lineno, names_in(s.iter) | names_in(s.target), names_in(s.target),
+                    f"for {ast.unparse(s.target)} in {ast.unparse(s.iter)}"[:120], s)
+        self.loops.append(loop)
+        for _ in range(2):
+            self.assign(s.target, it, s.iter)
+            self.block(s.body)
+        self.loops.pop()
+        self.block(s.orelse)
+
+    _s_AsyncFor = _s_For
+
+    def _s_While(self, s: ast.While) -> None:
+        loop = Loop(id(s), s.lineno, names_in(s.test), frozenset(), f"while {ast.unparse(s.test)}"[:120], s)
+        self.loops.append(loop)
+        for _ in range(2):
+            self.labels(s.test)
+            self.block(s.body)
+        self.loops.pop()
+        self.block(s.orelse)
+
+    def _s_If(self, s: ast.If) -> None:
+        self.labels(s.test)
+        before = dict(self.env)
+        self.guards.append(names_in(s.test))
+        self.block(s.body)
+        after_body = self.env
+        self.env = before
+        self.guards[-1] = frozenset({"<else>"}) | names_in(s.test)
+        self.block(s.orelse)
+        self.guards.pop()
+        for k, v in after_body.items():
+            self.env[k] = self.env.get(k, EMPTY) | v
+
+    def _s_With(self, s: ast.With | ast.AsyncWith) -> None:
+        prev = self.grad_off
+        for item in s.items:
+            lab = self.labels(item.context_expr)
+            if is_grad_off_ctx(item.context_expr):
+                self.grad_off = True
+            elif _is_grad_on_ctx(item.context_expr):
+                self.grad_off = False
+            if item.optional_vars is not None:
+                self.assign(item.optional_vars, lab, item.context_expr)
+        self.block(s.body)
+        self.grad_off = prev
+
+    _s_AsyncWith = _s_With
+
+    def _s_Try(self, s: ast.Try) -> None:
+        self.block(s.body)
+        for h in s.handlers:
+            self.block(h.body)
+        self.block(s.orelse)
+        self.block(s.finalbody)
+
+    _s_TryStar = _s_Try
+
+    def _s_Expr(self, s: ast.Expr) -> None:
+        self.labels(s.value)
+
+    def _s_Global(self, s: ast.stmt) -> None:
+        return None
+
+    _s_Nonlocal = _s_Global
+    _s_Import = _s_Global
+    _s_ImportFrom = _s_Global
+    _s_Pass = _s_Global
+
+
+def _value_of(stmt: ast.stmt) -> ast.AST | None:
+    return getattr(stmt, "value", None)
+
+
+def _name_of(t: ast.AST) -> str | None:
+    if isinstance(t, ast.Name):
+        return t.id
+    if isinstance(t, ast.Attribute):
+        return dotted(t)
+    return None
+
+
+def _first_target_name(stmt: ast.Assign | ast.AnnAssign) -> str | None:
+    t = stmt.targets[0] if isinstance(stmt, ast.Assign) else stmt.target
+    if isinstance(t, (ast.Tuple, ast.List)) and t.elts:
+        t = t.elts[0]
+    return _name_of(t)
+
+
+def _creates_fresh_param(call: ast.Call) -> bool:
+    """`torch.zeros(..., requires_grad=True)` or `nn.Parameter(...)`: a new trainable tensor."""
+    if dotted(call.func).endswith("Parameter"):
+        return True
+    for k in call.keywords:
+        if k.arg == "requires_grad" and isinstance(k.value, ast.Constant) and k.value.value is True:
+            return True
+    if isinstance(call.func, ast.Attribute) and call.func.attr == "requires_grad_":
+        return True
+    return False
+
+
+def bind_args(callee: FunctionFacts, call: ast.Call, arg_labels: tuple[Labels, ...],
+              kw_labels: Mapping[str, Labels], recv_lab: Labels) -> dict[str, Labels]:
+    """Map a call's argument labels onto the callee's parameter names."""
+    params = list(callee.params)
+    out: dict[str, Labels] = {}
+    if callee.is_method and isinstance(call.func, ast.Attribute):
+        out[params[0]] = recv_lab
+        params = params[1:]
+    elif callee.name == "__init__" and params:
+        params = params[1:]
+    starred = any(isinstance(a, ast.Starred) for a in call.args) or "**" in kw_labels
+    if starred:
+        every = frozenset().union(*arg_labels, *kw_labels.values()) if (arg_labels or kw_labels) else EMPTY
+        return {p: every for p in callee.params}
+    for i, lab in enumerate(arg_labels):
+        if i < len(params):
+            out[params[i]] = out.get(params[i], EMPTY) | lab
+        elif callee.vararg:
+            out[callee.vararg] = out.get(callee.vararg, EMPTY) | lab
+    for k, lab in kw_labels.items():
+        if k in callee.params:
+            out[k] = out.get(k, EMPTY) | lab
+        elif callee.kwarg:
+            out[callee.kwarg] = out.get(callee.kwarg, EMPTY) | lab
+    return out
+
+
+def substitute(labels: Labels, binding: Mapping[str, Labels]) -> Labels:
+    """Rewrite `P:x` labels of a callee into the caller's labels for the argument bound to x."""
+    out: set[str] = set()
+    for lab in labels:
+        if lab.startswith(N.PARAM):
+            out |= binding.get(lab[len(N.PARAM):], EMPTY)
+        else:
+            out.add(lab)
+    return frozenset(out)
+
+
+def walk_function(ff: FunctionFacts, body: list[ast.stmt], resolve: ReturnSummary,
+                  fields: Mapping[str, Labels], outer_env: Mapping[str, Labels],
+                  nested_env: dict[str, dict[str, Labels]]) -> None:
+    """(Re)compute `ff.sites`, `ff.returns` and friends."""
+    ff.return_names = set()
+    ff.acc_params = {}
+    ff.param_writes = {}
+    ff.field_writes = {}
+    ff.assign_sources = {}
+    ff.deleted = set()
+    env: dict[str, Labels] = dict(outer_env)
+    for p in [*ff.params, ff.vararg, ff.kwarg]:
+        if p:
+            env[p] = frozenset({N.PARAM + p})
+    w = _Walker(ff, env, resolve, fields, nested_env)
+    w.block(body)
+    ff.sites = sorted(w.sites.values(), key=lambda s: (s.order, s.line, s.kind))
+    ff.returns = frozenset(w.returns)
+    ff.reported_names = _reported_names(ff)
+
+
+def _reported_names(ff: FunctionFacts) -> set[str]:
+    """Names whose value reaches a `return` or a logging call (backward closure over assignments)."""
+    seeds = set(ff.return_names)
+    for s in ff.sites:
+        if s.kind == "call" and N.LOG_CALLS.search(s.name.rsplit(".", 1)[-1]) and s.node is not None:
+            seeds |= names_in(s.node)
+    out = set()
+    todo = list(seeds)
+    while todo:
+        n = todo.pop()
+        if n in out:
+            continue
+        out.add(n)
+        todo.extend(ff.assign_sources.get(n, ()))
+    return out

@@ -1,0 +1,424 @@
+"""Eval-time n-gram caches: count tables, what keys their lookups, and where the looked-up value goes.
+
+Why: R-NGRAM-CACHE splits one shape into a legal and an illegal half. Building counts with the
+realized token (`np.add.at(full_counts, hash(ctx, y), 1)`) after scoring is how a cache learns;
+*looking up* `full_counts[hash(ctx, y)]` to score position t reads the answer (C1) and yields a
+value for the gold token only, not a distribution over the vocabulary (C2). So we record
+  * count tables: anything updated by `np.add.at`, `scatter_add_`, `index_add_`, `+=` on a
+    subscript, `bincount`, `T[k] = T.get(k, 0) + 1`;
+  * target hash keys: an integer key whose arithmetic (`^`, `*`, `%`, `&`, shifts) combines a
+    target-derived token with other context data;
+  * target lookups: a read of a count table at such a key whose value reaches a score
+    (a `log`, a loss accumulator, or the function's return);
+  * oracle gates: `min`/`minimum`/`where(a < b)` choosing between two gold-token scores.
+Bigram/trigram hash *embeddings* over input ids never qualify: their keys hold no target and
+they index an embedding, not a count table.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+
+from audit.analysis.eval_code import code_units
+from audit.analysis.targets import (
+    LOG_CALLS,
+    Function,
+    Origin,
+    TargetFlow,
+    assigned_names,
+    base_of,
+    call_name,
+    names_in,
+    strip_chain,
+    target_flow,
+)
+from audit.findings import Evidence
+
+_UPDATE_METHODS = {"scatter_add_", "index_add_", "put_", "index_put_", "scatter_reduce_", "add_at"}
+_CONSTISH = re.compile(r"(prime|mask|mod$|bucket|size|vocab|mult|seed)", re.I)
+_CAPS = re.compile(r"^_?[A-Z][A-Z0-9_]*$")
+_SCORE_ACC = re.compile(r"(loss|nll|bits|bpb|score|logp|log_p|total)", re.I)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One link of an evidence chain."""
+
+    path: str
+    line: int
+    label: str
+    excerpt: str
+    decoded: bool = False  # line numbers refer to the decoded text of a self-extracting wrapper
+
+    def evidence(self) -> Evidence:
+        label = f"{self.label} [decoded wrapper text]" if self.decoded else self.label
+        return Evidence(label, self.path, self.line, self.excerpt[:200] or None)
+
+
+def origin_step(o: Origin, decoded: bool = False) -> Step:
+    return Step(o.path, o.line, o.label, o.excerpt, decoded)
+
+
+@dataclass
+class TargetLookup:
+    fn: Function
+    line: int
+    table: str
+    key_name: str | None
+    chain: list[Origin]
+    key_step: Step
+    lookup_step: Step
+    ratio_step: Step | None
+    score_step: Step
+
+
+@dataclass
+class OracleGate:
+    fn: Function
+    line: int
+    steps: list[Step]
+
+
+@dataclass
+class NgramFacts:
+    count_tables: dict[str, Step]
+    lookups: list[TargetLookup]
+    oracle_gates: list[OracleGate]
+
+
+def ngram_facts(ctx) -> NgramFacts:  # type: ignore[no-untyped-def]
+    return ctx.memo("static_eval.ngram_facts", lambda: _compute(ctx))
+
+
+def _compute(ctx) -> NgramFacts:  # type: ignore[no-untyped-def]
+    units = [u for u in code_units(ctx) if u.parsed.tree is not None]
+    flow = target_flow(ctx, units)
+    tables = _count_tables(flow)
+    lookups: list[TargetLookup] = []
+    gates: list[OracleGate] = []
+    for fn in flow.functions:
+        keys = _target_hash_keys(flow, fn)
+        lookups.extend(_lookups(flow, fn, keys, tables))
+        gates.extend(_oracle_gates(flow, fn))
+    return NgramFacts(tables, lookups, gates)
+
+
+def _step(fn: Function, line: int, label: str) -> Step:
+    return Step(fn.path, line, label, fn.text(line), fn.unit.decoded_from is not None)
+
+
+# -- count tables ----------------------------------------------------------------------------
+
+def _count_tables(flow: TargetFlow) -> dict[str, Step]:
+    tables: dict[str, Step] = {}
+    for fn in flow.functions:
+        for call in fn.calls:
+            name = call_name(call)
+            f = call.func
+            if name == "at" and isinstance(f, ast.Attribute) and isinstance(f.value, ast.Attribute) \
+                    and f.value.attr in ("add", "maximum", "minimum") and call.args:
+                b = base_of(call.args[0])
+                if b:
+                    tables.setdefault(b, _step(fn, call.lineno, f"`{b}` is a count table (np.add.at)"))
+            elif name in _UPDATE_METHODS and isinstance(f, ast.Attribute):
+                b = base_of(f.value)
+                if b:
+                    tables.setdefault(b, _step(fn, call.lineno, f"`{b}` is a count table (`.{name}`)"))
+        for aug in fn.augassigns:
+            if isinstance(aug.target, ast.Subscript) and isinstance(aug.op, ast.Add):
+                b = base_of(aug.target)
+                if b:
+                    tables.setdefault(b, _step(fn, aug.lineno, f"`{b}` is a count table (`+=` on an entry)"))
+        for a in fn.assigns:
+            v = strip_chain(a.value)
+            if isinstance(v, ast.Call) and call_name(v) == "bincount":
+                for n in a.names:
+                    tables.setdefault(n, _step(fn, a.line, f"`{n}` is a count table (bincount)"))
+            node = a.node
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Subscript):
+                b = base_of(node.targets[0])
+                if b and isinstance(v, ast.BinOp) and isinstance(v.op, ast.Add) and b in names_in(v):
+                    tables.setdefault(b, _step(fn, a.line, f"`{b}` is a count table (entry incremented)"))
+    return tables
+
+
+# -- target hash keys ------------------------------------------------------------------------
+
+def _has_hash_op(node: ast.AST) -> bool:
+    for n in ast.walk(node):
+        if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.BitXor, ast.Mod, ast.BitAnd, ast.LShift, ast.RShift)):
+            return True
+        if isinstance(n, ast.AugAssign) and isinstance(n.op, (ast.BitXor, ast.Mod, ast.BitAnd)):
+            return True
+        if isinstance(n, ast.Call) and call_name(n) in ("hash", "remainder", "bitwise_xor", "fmod"):
+            return True
+    return False
+
+
+def _data_names(flow: TargetFlow, fn: Function, node: ast.AST) -> tuple[set[str], set[str]]:
+    """(target-derived names, other non-constant names) an expression reads."""
+    tgt, other = set(), set()
+    for n in names_in(node):
+        last = n.split(".")[-1]
+        if n in ("np", "torch", "math", "F", "self") or _CONSTISH.search(last) or _CAPS.match(last):
+            continue
+        (tgt if flow.is_target(fn, n) else other).add(n)
+    return tgt, other
+
+
+def _combines_target(flow: TargetFlow, fn: Function, value: ast.AST) -> str | None:
+    """The target name when `value` hashes it together with other (context) data."""
+    if not _has_hash_op(value):
+        return None
+    for n in ast.walk(value):
+        operands: list[ast.AST] = []
+        if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.BitXor, ast.Add, ast.BitOr, ast.Mult)):
+            operands = [n.left, n.right]
+        elif isinstance(n, ast.Call) and call_name(n) in ("bitwise_xor", "hash") and len(n.args) >= 2:
+            operands = list(n.args[:2])
+        elif isinstance(n, ast.Call) and call_name(n) == "hash" and n.args and isinstance(n.args[0], ast.Tuple):
+            operands = list(n.args[0].elts)
+        if len(operands) < 2:
+            continue
+        sides = [_data_names(flow, fn, o) for o in operands]
+        for i, (tgt, _) in enumerate(sides):
+            if tgt and any(other - tgt for j, (_, other) in enumerate(sides) if j != i):
+                return min(sorted(tgt), key=lambda t: len(flow.chain(fn, t, limit=99)))
+    return None
+
+
+def _target_hash_keys(flow: TargetFlow, fn: Function) -> dict[str, tuple[int, str]]:
+    """name -> (line, target name) for keys that hash a target with its context."""
+    keys: dict[str, tuple[int, str]] = {}
+    defs = _KeyDefs()
+    for a in fn.assigns:
+        if isinstance(a.node, ast.AugAssign):
+            value: ast.AST = ast.BinOp(ast.Name(a.names[0]) if a.names else ast.Constant(0),
+                                       a.node.op, a.value)
+        else:
+            value = a.value
+        t = _combines_target(flow, fn, value)
+        if t is not None:
+            for n in a.names:
+                keys.setdefault(n, (a.line, t))
+                defs.add(n, a.line)
+    for _ in range(4):  # `fk = full_key[ok]`, `k = full_key.astype(...)` keep the key
+        for a in fn.assigns:
+            v = strip_chain(a.value)
+            src = base_of(v) if isinstance(v, (ast.Subscript, ast.Name, ast.Attribute)) else None
+            if src in keys:
+                for n in a.names:
+                    keys.setdefault(n, keys[src])
+    fn_key_defs[id(fn)] = defs
+    return keys
+
+
+class _KeyDefs:
+    """Every line that defines a key name, to cite the definition nearest before a lookup."""
+
+    def __init__(self) -> None:
+        self.lines: dict[str, list[int]] = {}
+
+    def add(self, name: str, line: int) -> None:
+        self.lines.setdefault(name, []).append(line)
+
+    def nearest(self, name: str, before: int, default: int) -> int:
+        prior = [ln for ln in self.lines.get(name, []) if ln <= before]
+        return max(prior) if prior else default
+
+
+fn_key_defs: dict[int, _KeyDefs] = {}
+
+
+# -- lookups ---------------------------------------------------------------------------------
+
+def _is_update_context(fn: Function, sub: ast.Subscript, table: str) -> bool:
+    """`T[k] = T[k] + 1` reads T only to write it back."""
+    node: ast.AST | None = sub
+    while node is not None and not isinstance(node, ast.stmt):
+        node = fn.parent_of.get(id(node))
+    if isinstance(node, ast.Assign):
+        return any(base_of(t) == table for t in node.targets if isinstance(t, ast.Subscript))
+    if isinstance(node, ast.AugAssign):
+        return True
+    return False
+
+
+def _enclosing_stmt(fn: Function, node: ast.AST) -> ast.AST:
+    cur: ast.AST | None = node
+    while cur is not None and not isinstance(cur, ast.stmt):
+        cur = fn.parent_of.get(id(cur))
+    return cur or node
+
+
+def _lookups(flow: TargetFlow, fn: Function, keys: dict[str, tuple[int, str]],
+             tables: dict[str, Step]) -> list[TargetLookup]:
+    found: list[TargetLookup] = []
+    reads: list[tuple[ast.AST, str, ast.AST]] = []  # (node, table, key expr)
+    for sub in fn.subscripts:
+        if isinstance(sub.ctx, ast.Load):
+            table = base_of(sub.value)
+            if table in tables and not _is_update_context(fn, sub, table):
+                reads.append((sub, table, sub.slice))
+    for call in fn.calls:
+        name = call_name(call)
+        if name in ("get", "index_select", "take") and isinstance(call.func, ast.Attribute) and call.args:
+            table = base_of(call.func.value)
+            if table in tables:
+                reads.append((call, table, call.args[-1]))
+        elif name == "take" and len(call.args) >= 2:
+            table = base_of(call.args[0])
+            if table in tables:
+                reads.append((call, table, call.args[1]))
+    seen_lines: set[int] = set()
+    for node, table, key in reads:
+        line = getattr(node, "lineno", 0)
+        if line in seen_lines:
+            continue
+        key_name = next((n for n in names_in(key) if n in keys), None)
+        if key_name is not None:
+            key_line, tname = keys[key_name]
+            defs = fn_key_defs.get(id(fn))
+            if defs is not None:
+                key_line = defs.nearest(key_name, line, key_line)
+        else:
+            tname = _combines_target(flow, fn, key) or ""
+            key_line = line
+            if not tname:
+                continue
+        stmt = _enclosing_stmt(fn, node)
+        start = set(assigned_names_of(stmt))
+        score, ratio = _reaches_score(fn, start, stmt)
+        if score is None:
+            continue
+        seen_lines.add(line)
+        found.append(TargetLookup(
+            fn=fn, line=line, table=table, key_name=key_name, chain=flow.chain(fn, tname),
+            key_step=_step(fn, key_line, f"hash key `{key_name or 'inline key'}` combines target `{tname}` "
+                                         f"with the context"),
+            lookup_step=_step(fn, line, f"lookup of count table `{table}` at that key (a read, before any update)"),
+            ratio_step=ratio, score_step=score,
+        ))
+    return found
+
+
+def assigned_names_of(stmt: ast.AST) -> list[str]:
+    if isinstance(stmt, ast.Assign):
+        return [n for t in stmt.targets for n in assigned_names(t)]
+    if isinstance(stmt, (ast.AnnAssign, ast.AugAssign)):
+        return assigned_names(stmt.target)
+    return []
+
+
+def _reaches_score(fn: Function, start: set[str], stmt: ast.AST) -> tuple[Step | None, Step | None]:
+    """Follow the looked-up value to a score: a log, a loss accumulator, or a return."""
+    direct = _sink_in(fn, stmt, None)
+    if direct is not None:
+        return direct, None
+    reach = set(start)
+    ratio: Step | None = None
+    for _ in range(10):
+        grew = False
+        for a in fn.assigns:
+            if names_in(a.value) & reach and not set(a.names) <= reach:
+                reach.update(a.names)
+                grew = True
+                if ratio is None and _is_ratio_or_mix(a.value, reach):
+                    ratio = _step(fn, a.line, "probability for the gold token only: a count ratio/mixture, "
+                                              "not a distribution over the vocabulary")
+        if not grew:
+            break
+    if not reach:
+        return None, None
+    sinks: list[Step] = []
+    for call in fn.calls:
+        if call_name(call) in LOG_CALLS and any(names_in(x) & reach for x in (*call.args, call.func)):
+            sinks.append(_step(fn, call.lineno, "its log is taken: it becomes the score of the position"))
+    for aug in fn.augassigns:
+        tnames = assigned_names(aug.target)
+        if any(_SCORE_ACC.search(t) for t in tnames) and names_in(aug.value) & reach:
+            sinks.append(_step(fn, aug.lineno, "accumulated into the reported loss"))
+    for ret in fn.returns:
+        if ret.value is not None and names_in(ret.value) & reach:
+            sinks.append(_step(fn, ret.lineno, f"returned from `{fn.qualname}` as the scored probability/NLL"))
+    if not sinks:
+        return None, ratio
+    return min(sinks, key=lambda s: s.line), ratio
+
+
+def _sink_in(fn: Function, stmt: ast.AST, _reach: set[str] | None) -> Step | None:
+    for n in ast.walk(stmt):
+        if isinstance(n, ast.Call) and call_name(n) in LOG_CALLS:
+            return _step(fn, n.lineno, "its log is taken: it becomes the score of the position")
+    if isinstance(stmt, ast.Return):
+        return _step(fn, stmt.lineno, f"returned from `{fn.qualname}`")
+    return None
+
+
+def _is_ratio_or_mix(value: ast.AST, reach: set[str]) -> bool:
+    for n in ast.walk(value):
+        if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Div, ast.Add)) and \
+                (names_in(n.left) & reach or names_in(n.right) & reach):
+            return True
+    return False
+
+
+# -- oracle gates ----------------------------------------------------------------------------
+
+def _gold_scores(flow: TargetFlow, fn: Function) -> dict[str, int]:
+    """Per-position scores of the realized token: cross_entropy(reduction='none'), gathers at y."""
+    gold: dict[str, int] = {}
+    for a in fn.assigns:
+        for n in ast.walk(a.value):
+            if not isinstance(n, ast.Call):
+                continue
+            cname = call_name(n)
+            is_gold = False
+            if cname in ("cross_entropy", "nll_loss"):
+                is_gold = any(kw.arg == "reduction" and isinstance(kw.value, ast.Constant)
+                              and kw.value.value == "none" for kw in n.keywords)
+            elif cname == "gather" and n.args:
+                idx = n.args[-1] if len(n.args) >= 2 or not isinstance(n.func, ast.Attribute) else n.args[0]
+                is_gold = any(flow.is_target(fn, x) for x in names_in(idx))
+            if is_gold:
+                for name in a.names:
+                    gold.setdefault(name, a.line)
+                break
+    for _ in range(4):
+        for a in fn.assigns:
+            deps = names_in(a.value)
+            if deps & gold.keys() and isinstance(strip_chain(a.value), (ast.UnaryOp, ast.Call, ast.Subscript, ast.Name)):
+                for name in a.names:
+                    gold.setdefault(name, a.line)
+    return gold
+
+
+def _oracle_gates(flow: TargetFlow, fn: Function) -> list[OracleGate]:
+    gold = _gold_scores(flow, fn)
+    if len(gold) < 2:
+        return []
+    out: list[OracleGate] = []
+
+    def roots(node: ast.AST) -> set[int]:
+        return {gold[n] for n in names_in(node) if n in gold}
+
+    for call in fn.calls:
+        cname = call_name(call)
+        pair: tuple[ast.AST, ast.AST] | None = None
+        if cname in ("minimum", "fmin", "min", "maximum", "fmax", "max") and len(call.args) == 2:
+            pair = (call.args[0], call.args[1])
+        elif cname == "where" and call.args and isinstance(call.args[0], ast.Compare) \
+                and len(call.args[0].comparators) == 1:
+            pair = (call.args[0].left, call.args[0].comparators[0])
+        if pair is None:
+            continue
+        ra, rb = roots(pair[0]), roots(pair[1])
+        if ra and rb and ra != rb:
+            steps = [_step(fn, min(ra), "gold-token score of one predictor"),
+                     _step(fn, min(rb), "gold-token score of another predictor"),
+                     _step(fn, call.lineno, f"`{cname}` picks per position whichever scores the realized "
+                                            "token better (an oracle gate reads the target)")]
+            out.append(OracleGate(fn, call.lineno, steps))
+    return out

@@ -1,0 +1,199 @@
+"""The program of a submission: every function of every analysed source, walked to a fixpoint.
+
+Functions are indexed by simple name across all sources (a submission's runner may call into
+its `train_gpt.py`). A call resolves to user functions by name: `foo()` to functions called
+`foo`, `self.foo()` to the method of the caller's class, `obj.foo()` to methods called `foo`
+unless `foo` is a ubiquitous tensor/module method or `obj` is a library module. `Cls(...)`
+resolves to `Cls.__init__`.
+
+The walk is repeated until return summaries (and `self.` field labels) stop changing, so labels
+cross any number of calls (`main -> run_eval -> ttt_adapt -> _step`).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from audit.analysis import names as N
+from audit.analysis.facts import EMPTY, FunctionFacts, Labels, dotted, walk_function
+from audit.analysis.parse import ParsedModule
+
+MAX_ROUNDS = 6
+
+
+@dataclass
+class FunctionRef:
+    facts: FunctionFacts
+    path: str
+    body: list[ast.stmt]
+
+
+@dataclass
+class Program:
+    """All functions of the analysed sources, with their facts after the fixpoint."""
+
+    modules: list[ParsedModule]
+    functions: list[FunctionRef] = field(default_factory=list)
+    by_name: dict[str, list[FunctionRef]] = field(default_factory=lambda: defaultdict(list))
+    by_qualname: dict[str, FunctionRef] = field(default_factory=dict)
+    classes: set[str] = field(default_factory=set)
+    fields: dict[str, dict[str, Labels]] = field(default_factory=lambda: defaultdict(dict))
+    rounds: int = 0
+
+    def path_of(self, ff: FunctionFacts) -> str:
+        return self.by_qualname[_key(ff)].path
+
+    def callees(self, call: ast.Call, caller_class: str | None) -> list[FunctionRef]:
+        """User functions a call may reach (empty for library calls)."""
+        func = call.func
+        if isinstance(func, ast.Name):
+            name = func.id
+            if name in self.classes:
+                return [r for r in self.by_name.get("__init__", []) if r.facts.class_name == name]
+            return [r for r in self.by_name.get(name, []) if not r.facts.is_method]
+        if isinstance(func, ast.Attribute):
+            name = func.attr
+            base = func.value
+            if isinstance(base, ast.Name) and base.id in {"self", "cls"}:
+                own = [r for r in self.by_name.get(name, []) if r.facts.class_name == caller_class]
+                return own or [r for r in self.by_name.get(name, []) if r.facts.is_method]
+            if name in N.COMMON_METHODS:
+                return []
+            root = dotted(base).split(".", 1)[0]
+            if root in N.LIBRARY_ROOTS:
+                return []
+            return [r for r in self.by_name.get(name, []) if r.facts.is_method]
+        return []
+
+
+def _key(ff: FunctionFacts) -> str:
+    return ff.qualname
+
+
+def _params(args: ast.arguments) -> tuple[list[str], str | None, str | None]:
+    ps = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+    return ps, (args.vararg.arg if args.vararg else None), (args.kwarg.arg if args.kwarg else None)
+
+
+def _decorated_grad_off(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    for d in node.decorator_list:
+        if dotted(d.func if isinstance(d, ast.Call) else d).endswith(("no_grad", "inference_mode")):
+            return True
+    return False
+
+
+def _collect(prog: Program, pm: ParsedModule) -> None:
+    assert pm.tree is not None
+    mod_q = f"{pm.path}:<module>"
+    mod = FunctionFacts(mod_q, "<module>", None, pm.tree, [], None, None, 1)
+    ref = FunctionRef(mod, pm.path, pm.tree.body)
+    prog.functions.append(ref)
+    prog.by_qualname[mod_q] = ref
+
+    def visit(body: list[ast.stmt], prefix: str, cls: str | None, parent: str) -> None:
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                ps, va, kw = _params(node.args)
+                q = f"{prefix}{node.name}"
+                ff = FunctionFacts(q, node.name, cls, node, ps, va, kw, node.lineno,
+                                   decorated_grad_off=_decorated_grad_off(node), parent=parent)
+                r = FunctionRef(ff, pm.path, node.body)
+                prog.functions.append(r)
+                prog.by_name[node.name].append(r)
+                prog.by_qualname[q] = r
+                visit(node.body, q + ".", None, q)
+            elif isinstance(node, ast.ClassDef):
+                prog.classes.add(node.name)
+                visit(node.body, f"{prefix}{node.name}.", node.name, parent)
+            elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
+                # defs under `if __name__ == ...:` / try-imports still count
+                for sub in ("body", "orelse", "finalbody"):
+                    visit(getattr(node, sub, []) or [], prefix, cls, parent)
+                for h in getattr(node, "handlers", []) or []:
+                    visit(h.body, prefix, cls, parent)
+
+    visit(pm.tree.body, f"{pm.path}:", None, mod_q)
+
+
+def build_program(modules: list[ParsedModule]) -> Program:
+    """Walk every function of the parsed sources until return summaries are stable."""
+    prog = Program([m for m in modules if m.tree is not None])
+    for pm in prog.modules:
+        _collect(prog, pm)
+
+    def resolve(call: ast.Call, name: str, caller_class: str | None):
+        return [(r.facts, r.facts.returns if r.facts.name != "__init__" else _init_result(r.facts))
+                for r in prog.callees(call, caller_class)]
+
+    nested_env: dict[str, dict[str, Labels]] = {}
+    for rnd in range(MAX_ROUNDS):
+        before = _signature(prog)
+        for r in prog.functions:
+            ff = r.facts
+            outer = nested_env.get(ff.qualname, {}) if ff.parent and not ff.parent.endswith("<module>") else {}
+            fields = prog.fields.get(ff.class_name or "", {})
+            walk_function(ff, r.body, resolve, fields, outer, nested_env)
+        _merge_fields(prog)
+        _constructor_fields(prog)
+        prog.rounds = rnd + 1
+        if _signature(prog) == before:
+            break
+    return prog
+
+
+def _init_result(ff: FunctionFacts) -> Labels:
+    """An object built by `Cls(args)` carries whatever its `__init__` stored in `self.`."""
+    out: set[str] = set()
+    for lab in ff.field_writes.values():
+        out |= lab
+    return frozenset(out)
+
+
+def _merge_fields(prog: Program) -> None:
+    """`self.x = <val>` in any method makes `self.x` val-derived in every method of the class."""
+    for r in prog.functions:
+        ff = r.facts
+        if ff.class_name is None:
+            continue
+        cls_fields = prog.fields[ff.class_name]
+        for attr, lab in ff.field_writes.items():
+            concrete = frozenset(x for x in lab if not x.startswith(N.PARAM))
+            if ff.name == "__init__":
+                concrete = lab  # params of __init__ are resolved at construction; keep symbolic
+                concrete = frozenset(x for x in concrete if not x.startswith(N.PARAM))
+            if concrete:
+                cls_fields[attr] = cls_fields.get(attr, EMPTY) | concrete
+
+
+def _constructor_fields(prog: Program) -> None:
+    """`Runner(model, val_tokens)` with `self.tokens = tokens` in `__init__`: `self.tokens` is val."""
+    from audit.analysis.facts import bind_args, substitute
+
+    for r in prog.functions:
+        for s in r.facts.sites:
+            if s.kind != "call" or not isinstance(s.node, ast.Call) or not isinstance(s.node.func, ast.Name):
+                continue
+            if s.node.func.id not in prog.classes:
+                continue
+            for c in prog.callees(s.node, r.facts.class_name):
+                if not c.facts.field_writes:
+                    continue
+                b = bind_args(c.facts, s.node, s.arg_labels, s.kw_labels, EMPTY)
+                cls_fields = prog.fields[c.facts.class_name or ""]
+                for attr, lab in c.facts.field_writes.items():
+                    got = frozenset(x for x in substitute(lab, b) if not x.startswith(N.PARAM))
+                    if got and not got <= cls_fields.get(attr, EMPTY):
+                        cls_fields[attr] = cls_fields.get(attr, EMPTY) | got
+
+
+def _signature(prog: Program) -> tuple:
+    return (
+        tuple(sorted((r.facts.qualname, tuple(sorted(r.facts.returns)),
+                      tuple(sorted((k, tuple(sorted(v))) for k, v in r.facts.param_writes.items())),
+                      tuple(sorted((k, tuple(sorted(v))) for k, v in r.facts.acc_params.items())))
+                     for r in prog.functions)),
+        tuple(sorted((c, tuple(sorted((a, tuple(sorted(v))) for a, v in f.items())))
+                     for c, f in prog.fields.items())),
+    )

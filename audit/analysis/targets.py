@@ -1,0 +1,512 @@
+"""Targets versus inputs: which tensors are the tokens being predicted, and where they flow.
+
+Why: the evaluation-legality rules (C1/C2, R-NGRAM-CACHE) turn on one question: does the
+realized next token `y` reach something that produces the score for its own position (a hash
+key looked up in a count table, a gate) — or only the inputs `x`? A bigram hash over input ids
+`(x[t-1], x[t])` is legal; the same arithmetic with `y` in the key of a cache lookup is not.
+
+The analysis is a flow-insensitive, name-level taint over each function, bound across calls by
+parameter position/keyword. Target sources:
+  * shift pairs: `x = B[..., :-1]` and `y = B[..., 1:]` (or `B[a:b]` / `B[a+1:b+1]`) assigned to
+    two different variables: the tail slice is the target;
+  * uses as a target: the second argument of `cross_entropy`/`nll_loss`, the index of a byte
+    lookup table (`base_bytes_lut[y]`);
+  * conventional names (`y`, `tgt`, `targets`, `target_ids`, `labels`, ...);
+  * n-gram position arithmetic: `A[p]` where the same function also reads `A[p - k]` (context
+    tokens before p), so `A[p]` is the token that completes the n-gram.
+Candidates (`arange`, `range`, `argmax`, `topk`, hint ids) never become targets.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from audit.analysis.eval_code import CodeUnit
+
+# -- small AST helpers ---------------------------------------------------------------------
+
+_CHAIN_METHODS = {
+    "to", "view", "reshape", "long", "int", "contiguous", "cuda", "cpu", "astype", "flatten",
+    "clone", "numpy", "unsqueeze", "squeeze", "float", "double", "type", "detach", "ravel",
+    "view_as", "reshape_as", "expand", "expand_as", "tolist", "item",
+}
+_WRAP_CALLS = {"as_tensor", "asarray", "array", "tensor", "from_numpy", "ascontiguousarray", "int", "long"}
+TARGET_NAME = re.compile(
+    r"^(y|ys|yb|y_?batch|y_np|y_flat|y_t|y_all|tgt|tgts|target|targets|target_ids|target_tokens|"
+    r"tgt_ids|labels?|gold|gold_ids|next_tokens?|next_ids)(_[a-z0-9]+)*$"
+)
+CANDIDATE_NAME = re.compile(r"(hint|cand|pred|guess|argmax|top)", re.I)
+_CANDIDATE_CALLS = {"arange", "range", "argmax", "topk", "argsort", "multinomial", "sort", "max_indices"}
+HASH_OPS = (ast.BitXor, ast.Mod, ast.BitAnd, ast.LShift, ast.RShift, ast.Mult, ast.Add, ast.BitOr)
+LOG_CALLS = {"log", "log1p", "log2", "log10", "log_"}
+
+
+def dotted(node: ast.AST) -> str | None:
+    """`self.x` -> "self.x", `a` -> "a"; other attribute chains -> their root name."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+            return f"{node.value.id}.{node.attr}"
+        return dotted(node.value)
+    return None
+
+
+def names_in(node: ast.AST | None) -> set[str]:
+    """Every variable an expression reads (self attributes as `self.x`)."""
+    out: set[str] = set()
+    if node is None:
+        return out
+    stack: list[ast.AST] = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+            bound = {b for g in n.generators for b in assigned_names(g.target)}
+            body: list[ast.AST] = [n.key, n.value] if isinstance(n, ast.DictComp) else [n.elt]
+            body += [c for g in n.generators for c in g.ifs]
+            out.update(x for g in n.generators for x in names_in(g.iter))
+            out.update(x for b in body for x in names_in(b) if x not in bound)
+            continue
+        if isinstance(n, ast.Name):
+            out.add(n.id)
+        elif isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in ("self", "cls"):
+            out.add(f"{n.value.id}.{n.attr}")
+        elif isinstance(n, (ast.Lambda, ast.FunctionDef)):
+            continue
+        else:
+            stack.extend(ast.iter_child_nodes(n))
+    return out
+
+
+def strip_chain(node: ast.expr) -> ast.expr:
+    """`y.reshape(-1).long()` -> `y`; `torch.as_tensor(y)` -> `y`."""
+    while True:
+        if isinstance(node, ast.Call):
+            f = node.func
+            if isinstance(f, ast.Attribute) and f.attr in _CHAIN_METHODS:
+                node = f.value
+                continue
+            if isinstance(f, (ast.Attribute, ast.Name)) and call_name(node) in _WRAP_CALLS and node.args:
+                node = node.args[0]
+                continue
+        return node
+
+
+def base_of(node: ast.expr) -> str | None:
+    """The table a subscript/method reads: `self.t[oi][k]` -> "self.t"; `t.view(-1)` -> "t"."""
+    node = strip_chain(node)
+    while isinstance(node, ast.Subscript):
+        node = strip_chain(node.value)
+    return dotted(node)
+
+
+def call_name(node: ast.Call) -> str:
+    f = node.func
+    if isinstance(f, ast.Name):
+        return f.id
+    if isinstance(f, ast.Attribute):
+        return f.attr
+    return ""
+
+
+def assigned_names(target: ast.expr) -> list[str]:
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [n for elt in target.elts for n in assigned_names(elt)]
+    if isinstance(target, ast.Starred):
+        return assigned_names(target.value)
+    if isinstance(target, ast.Subscript):
+        b = base_of(target)
+        return [b] if b else []
+    d = dotted(target)
+    return [d] if d else []
+
+
+def _is_neg_one(node: ast.expr | None) -> bool:
+    return (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub)
+            and isinstance(node.operand, ast.Constant) and node.operand.value == 1)
+
+
+def _is_const(node: ast.expr | None, value: int) -> bool:
+    return isinstance(node, ast.Constant) and node.value == value and not isinstance(node.value, bool)
+
+
+def _plus_one(node: ast.expr | None) -> str | None:
+    """dump of `a` when node is `a + 1`."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and _is_const(node.right, 1):
+        return ast.dump(node.left)
+    return None
+
+
+def _last_slice(sub: ast.Subscript) -> ast.expr:
+    s = sub.slice
+    if isinstance(s, ast.Tuple) and s.elts:
+        return s.elts[-1]
+    return s
+
+
+# -- facts ---------------------------------------------------------------------------------
+
+@dataclass
+class Origin:
+    """Why a variable is target-derived: a source, or the assignment that copied it."""
+
+    path: str
+    line: int
+    label: str
+    excerpt: str
+    parent: tuple[str, str] | None = None  # (function, name) it came from
+
+
+@dataclass
+class Assignment:
+    names: list[str]
+    value: ast.expr
+    line: int
+    node: ast.stmt
+
+    @property
+    def unpacks(self) -> bool:
+        """A tuple target (`a, b = ...`), not counting `for` loops over a sequence."""
+        return len(self.names) > 1 and not isinstance(self.node, (ast.For, ast.AsyncFor))
+
+
+@dataclass
+class Function:
+    """One function (or the module body) with the facts the taint needs."""
+
+    unit: CodeUnit
+    qualname: str
+    name: str
+    node: ast.AST
+    params: list[str]
+    assigns: list[Assignment] = field(default_factory=list)
+    calls: list[ast.Call] = field(default_factory=list)
+    subscripts: list[ast.Subscript] = field(default_factory=list)
+    returns: list[ast.Return] = field(default_factory=list)
+    augassigns: list[ast.AugAssign] = field(default_factory=list)
+    parent_of: dict[int, ast.AST] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        return self.unit.path
+
+    def text(self, line: int | None) -> str:
+        return self.unit.parsed.line_text(line)
+
+
+def _own_nodes(fn_node: ast.AST) -> Iterator[tuple[ast.AST, ast.AST]]:
+    """(node, parent) pairs inside a function, not descending into nested defs/classes."""
+    stack: list[tuple[ast.AST, ast.AST]] = [(c, fn_node) for c in ast.iter_child_nodes(fn_node)]
+    while stack:
+        node, parent = stack.pop()
+        yield node, parent
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        stack.extend((c, node) for c in ast.iter_child_nodes(node))
+
+
+def collect_functions(unit: CodeUnit) -> list[Function]:
+    tree = unit.parsed.tree
+    if tree is None:
+        return []
+    out: list[Function] = []
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = child.args
+                params = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+                out.append(_fill(Function(unit, prefix + child.name, child.name, child, params)))
+                visit(child, prefix + child.name + ".")
+            elif isinstance(child, ast.ClassDef):
+                visit(child, prefix + child.name + ".")
+            elif not isinstance(child, ast.Lambda):
+                visit(child, prefix)
+
+    out.append(_fill(Function(unit, "<module>", "<module>", tree, [])))
+    visit(tree, "")
+    return out
+
+
+def _fill(fn: Function) -> Function:
+    for node, parent in _own_nodes(fn.node):
+        fn.parent_of[id(node)] = parent
+        if isinstance(node, ast.Assign):
+            names = [n for t in node.targets for n in assigned_names(t)]
+            fn.assigns.append(Assignment(names, node.value, node.lineno, node))
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            fn.assigns.append(Assignment(assigned_names(node.target), node.value, node.lineno, node))
+        elif isinstance(node, ast.AugAssign):
+            fn.augassigns.append(node)
+            fn.assigns.append(Assignment(assigned_names(node.target), node.value, node.lineno, node))
+        elif isinstance(node, (ast.For, ast.AsyncFor)):
+            fn.assigns.append(Assignment(assigned_names(node.target), node.iter, node.lineno, node))
+        elif isinstance(node, ast.NamedExpr):
+            fn.assigns.append(Assignment(assigned_names(node.target), node.value, node.lineno, node))  # type: ignore[arg-type]
+        elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+            fn.assigns.append(Assignment(assigned_names(node.optional_vars), node.context_expr,
+                                         node.context_expr.lineno, node))  # type: ignore[arg-type]
+        elif isinstance(node, ast.Call):
+            fn.calls.append(node)
+            # `rows.append((k, v))` stores into `rows` as far as the taint is concerned
+            if isinstance(node.func, ast.Attribute) and node.func.attr in ("append", "extend", "add") and node.args:
+                base = base_of(node.func.value)
+                if base:
+                    fn.assigns.append(Assignment([base], node.args[0], node.lineno, ast.Expr(node)))
+        elif isinstance(node, ast.Subscript):
+            fn.subscripts.append(node)
+        elif isinstance(node, ast.Return):
+            fn.returns.append(node)
+    fn.assigns.sort(key=lambda a: a.line)
+    fn.calls.sort(key=lambda c: c.lineno)
+    fn.subscripts.sort(key=lambda c: c.lineno)
+    return fn
+
+
+def is_candidate_expr(node: ast.expr) -> bool:
+    """Vocabulary enumerations and model-proposed tokens: never the realized target."""
+    for n in ast.walk(node):
+        if isinstance(n, ast.Call) and call_name(n) in _CANDIDATE_CALLS:
+            return True
+        if isinstance(n, ast.Name) and CANDIDATE_NAME.search(n.id):
+            return True
+    return False
+
+
+class TargetFlow:
+    """Target taint over all code units of a submission, bound across calls."""
+
+    def __init__(self, units: list[CodeUnit]):
+        self.functions: list[Function] = [f for u in units for f in collect_functions(u)]
+        self.by_name: dict[str, list[Function]] = {}
+        for f in self.functions:
+            self.by_name.setdefault(f.name, []).append(f)
+        self.tainted: dict[tuple[str, str], Origin] = {}
+        self.candidates: set[tuple[str, str]] = set()
+        for f in self.functions:
+            self._candidates(f)
+            self._structural_sources(f)
+        self._propagate()
+        for f in self.functions:  # conventional names only where dataflow found nothing
+            self._named_sources(f)
+        self._propagate()
+
+    # -- sources ------------------------------------------------------------------------
+    def key(self, fn: Function, name: str) -> tuple[str, str]:
+        return (f"{fn.path}::{fn.qualname}", name)
+
+    def is_target(self, fn: Function, name: str) -> bool:
+        return self.key(fn, name) in self.tainted
+
+    def _mark(self, fn: Function, name: str, line: int, label: str, parent: tuple[str, str] | None = None) -> bool:
+        k = self.key(fn, name)
+        if k in self.tainted or k in self.candidates:
+            return False
+        self.tainted[k] = Origin(fn.path, line, label, fn.text(line), parent)
+        return True
+
+    def _candidates(self, fn: Function) -> None:
+        for a in fn.assigns:
+            if is_candidate_expr(a.value):
+                for n in a.names:
+                    self.candidates.add(self.key(fn, n))
+        for n in fn.params:
+            if CANDIDATE_NAME.search(n):
+                self.candidates.add(self.key(fn, n))
+
+    def _named_sources(self, fn: Function) -> None:
+        for p in fn.params:
+            if TARGET_NAME.match(p):
+                line = getattr(fn.node, "lineno", 1)
+                self._mark(fn, p, line, f"parameter `{p}` is named as the target tokens")
+        for a in fn.assigns:
+            for n in a.names:
+                if TARGET_NAME.match(n.split(".")[-1]) and not isinstance(a.node, (ast.For, ast.AsyncFor)):
+                    self._mark(fn, n, a.line, f"`{n}` is named as the target tokens")
+
+    def _structural_sources(self, fn: Function) -> None:
+        self._shift_pairs(fn)
+        for call in fn.calls:
+            cname = call_name(call)
+            target_arg: ast.expr | None = None
+            if cname in ("cross_entropy", "nll_loss"):
+                target_arg = call.args[1] if len(call.args) > 1 else None
+                for kw in call.keywords:
+                    if kw.arg == "target":
+                        target_arg = kw.value
+            if target_arg is not None:
+                b = base_of(target_arg)
+                if b:
+                    self._mark(fn, b, call.lineno, f"`{b}` is the target argument of `{cname}`")
+        for sub in fn.subscripts:
+            table = base_of(sub.value) or ""
+            if re.search(r"bytes?_lut|leading_space", table) and isinstance(sub.ctx, ast.Load):
+                b = base_of(sub.slice) if not isinstance(sub.slice, ast.Tuple) else None
+                if b:
+                    self._mark(fn, b, sub.lineno, f"`{b}` indexes the byte table `{table}` (bytes of the scored token)")
+        self._ngram_positions(fn)
+
+    def _shift_pairs(self, fn: Function) -> None:
+        heads: dict[str, list[tuple[list[str], int]]] = {}
+        tails: dict[str, list[tuple[list[str], int]]] = {}
+        for a in fn.assigns:
+            v = strip_chain(a.value)
+            if not isinstance(v, ast.Subscript) or isinstance(a.node, (ast.For, ast.AsyncFor)):
+                continue
+            s = _last_slice(v)
+            if not isinstance(s, ast.Slice) or s.step is not None:
+                continue
+            base = ast.dump(v.value)
+            if s.lower is None and _is_neg_one(s.upper):
+                heads.setdefault(base, []).append((a.names, a.line))
+            elif _is_const(s.lower, 1) and s.upper is None:
+                tails.setdefault(base, []).append((a.names, a.line))
+            else:
+                lo, up = _plus_one(s.lower), _plus_one(s.upper)
+                if lo is not None and up is not None:
+                    tails.setdefault(f"{base}|{lo}|{up}", []).append((a.names, a.line))
+                elif s.lower is not None and s.upper is not None:
+                    heads.setdefault(f"{base}|{ast.dump(s.lower)}|{ast.dump(s.upper)}", []).append((a.names, a.line))
+        mixed = _arithmetic_pairs(fn)
+        for base, tail_list in tails.items():
+            for head_names, head_line in heads.get(base, []):
+                for names, line in tail_list:
+                    if set(names) & set(head_names):
+                        continue
+                    if any((h, t) in mixed or (t, h) in mixed for h in head_names for t in names):
+                        continue  # prev/cur combined arithmetically: an n-gram over inputs, not x/y
+                    for n in names:
+                        self._mark(fn, n, line, f"`{n}` is the input stream shifted by one "
+                                               f"(paired with the input slice at line {head_line})")
+
+    def _ngram_positions(self, fn: Function) -> None:
+        """`tgt = A[p]` when the function also reads `A[p - k]`: the n-gram's completing token."""
+        roots = _alias_roots(fn)
+        offsets: dict[str, set[str]] = {}
+        for sub in fn.subscripts:
+            idx = sub.slice
+            if isinstance(idx, ast.BinOp) and isinstance(idx.op, (ast.Sub, ast.Add)):
+                base = base_of(sub.value)
+                if base:
+                    offsets.setdefault(base, set()).update(roots.get(n, n) for n in names_in(idx))
+        if not offsets:
+            return
+        for a in fn.assigns:
+            v = strip_chain(a.value)
+            if not isinstance(v, ast.Subscript) or not isinstance(v.slice, ast.Name):
+                continue
+            base = base_of(v.value)
+            p = v.slice.id
+            if base in offsets and roots.get(p, p) in offsets[base]:
+                for n in a.names:
+                    self._mark(fn, n, a.line, f"`{n}` = `{base}[{p}]` is the token after the context "
+                                              f"`{base}[{p} - k]` (the n-gram's predicted token)")
+
+    # -- propagation --------------------------------------------------------------------
+    def _propagate(self) -> None:
+        for _ in range(12):
+            changed = False
+            for fn in self.functions:
+                changed |= self._local(fn)
+                changed |= self._calls(fn)
+            if not changed:
+                break
+
+    def _local(self, fn: Function) -> bool:
+        changed = False
+        for _ in range(8):
+            step = False
+            for a in fn.assigns:
+                if a.unpacks and not isinstance(a.value, (ast.Tuple, ast.List)):
+                    continue  # `a, b = rows[i]`: which element is which is unknown; do not smear
+                src = next((n for n in names_in(a.value) if self.is_target(fn, n)), None)
+                if src is None:
+                    continue
+                for n in a.names:
+                    if n != src and self._mark(fn, n, a.line, f"`{n}` derives from `{src}`", self.key(fn, src)):
+                        step = True
+            changed |= step
+            if not step:
+                break
+        return changed
+
+    def _calls(self, fn: Function) -> bool:
+        changed = False
+        for call in fn.calls:
+            callees = self.by_name.get(call_name(call), [])
+            if not callees:
+                continue
+            for callee in callees:
+                params = list(callee.params)
+                if params and params[0] in ("self", "cls") and isinstance(call.func, ast.Attribute):
+                    params = params[1:]
+                pairs = list(zip(params, call.args))
+                pairs += [(kw.arg, kw.value) for kw in call.keywords if kw.arg in callee.params]
+                for pname, arg in pairs:
+                    if isinstance(arg, ast.Starred):
+                        break
+                    src = next((n for n in names_in(arg) if self.is_target(fn, n)), None)
+                    if src is not None and self._mark(
+                        callee, pname, call.lineno,
+                        f"`{src}` is passed as `{pname}` to `{callee.qualname}`", self.key(fn, src),
+                    ):
+                        changed = True
+        return changed
+
+    # -- evidence -----------------------------------------------------------------------
+    def chain(self, fn: Function, name: str, limit: int = 6) -> list[Origin]:
+        """Origins from the variable back to its source, source first."""
+        out: list[Origin] = []
+        k: tuple[str, str] | None = self.key(fn, name)
+        seen = set()
+        while k is not None and k in self.tainted and k not in seen and len(out) < 32:
+            seen.add(k)
+            o = self.tainted[k]
+            out.append(o)
+            k = o.parent
+        out.reverse()
+        if len(out) > limit:
+            out = out[:2] + out[-(limit - 2):]
+        return out
+
+
+def _arithmetic_pairs(fn: Function) -> set[tuple[str, str]]:
+    """Name pairs that meet as the two operands of one arithmetic/bitwise operation."""
+    pairs: set[tuple[str, str]] = set()
+    for a in fn.assigns:
+        for n in ast.walk(a.value):
+            if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.BitXor, ast.Add, ast.BitOr, ast.LShift)):
+                left, right = names_in(n.left), names_in(n.right)
+                if len(left) * len(right) <= 64:
+                    pairs.update((x, y) for x in left for y in right)
+            elif isinstance(n, ast.Call) and call_name(n) in ("bitwise_xor", "hash") and len(n.args) >= 2:
+                left, right = names_in(n.args[0]), names_in(n.args[1])
+                if len(left) * len(right) <= 64:
+                    pairs.update((x, y) for x in left for y in right)
+    return pairs
+
+
+def _alias_roots(fn: Function) -> dict[str, str]:
+    """`pos = positions[idx]` -> pos's root is `positions` (position arrays selected by masks)."""
+    roots: dict[str, str] = {}
+    for a in fn.assigns:
+        v = strip_chain(a.value)
+        src = None
+        if isinstance(v, ast.Name):
+            src = v.id
+        elif isinstance(v, ast.Subscript):
+            src = base_of(v.value)
+        if src and len(a.names) == 1 and a.names[0] != src:
+            roots[a.names[0]] = src
+    for _ in range(4):
+        for k, v in list(roots.items()):
+            if v in roots and roots[v] != k:
+                roots[k] = roots[v]
+    return roots
+
+
+def target_flow(ctx, units: list[CodeUnit]) -> TargetFlow:  # type: ignore[no-untyped-def]
+    return ctx.memo("static_eval.target_flow", lambda: TargetFlow(units))

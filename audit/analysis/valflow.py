@@ -1,0 +1,391 @@
+"""Validation-data flow between functions: where val tokens are trained on, where they are
+scored, and in which order (DESIGN.md "The static analyses that matter most", points 1-3).
+
+Vocabulary:
+- an *update* is a `.backward()` on a val-derived loss (direct), or a call to a function whose
+  unprotected updates are lifted to its caller (below);
+- a *score* is a `+=`/`.add_` of val-derived values into an accumulator that reaches a return
+  value or a log line, or a call to a function that returns such a score;
+- an update is *protected* when a score precedes it in a loop enclosing both (score-first TTT:
+  per chunk, score then train; phased global SGD over docs scored earlier in the same loop);
+- an unprotected update with a score after it in a shared loop is *score-after-update*;
+  one followed by a score outside any shared loop is *adapt-then-score* (pre-quant TTT);
+  one followed by no score in its function is *lifted* to every call site that passes val data,
+  where the same questions are asked again.
+Updates on fresh tensors (`delta = zeros(..., requires_grad=True)`) are SLOT; updates in
+warm-up code (names with warm-up/compile) are warm-ups. Both are reported apart.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from audit.analysis import names as N
+from audit.analysis.facts import EMPTY, Labels, Site, bind_args, substitute
+from audit.analysis.program import FunctionRef, Program
+
+EPOCH_LOOP = re.compile(r"epoch|(?:^|_)ep(?:_|$)|pass|round", re.IGNORECASE)
+
+
+@dataclass
+class Event:
+    """An update or a score in one function; `inner` is the event inside the callee for calls."""
+
+    kind: str  # update | score
+    ref: FunctionRef
+    site: Site
+    labels: Labels
+    inner: Event | None = None
+    slot: bool = False
+
+    @property
+    def path(self) -> str:
+        return self.ref.path
+
+    def chain(self) -> list[Event]:
+        out: list[Event] = [self]
+        while out[-1].inner is not None:
+            out.append(out[-1].inner)  # type: ignore[arg-type]
+        return out
+
+    @property
+    def leaf(self) -> Event:
+        return self.chain()[-1]
+
+
+@dataclass
+class Classified:
+    """An update event and what the ordering analysis concluded about it."""
+
+    status: str  # protected | score_after_update | adapt_then_score | unscored | warmup | train_mix
+    event: Event
+    score: Event | None = None  # the score that protects it / follows it
+    loop_line: int | None = None
+    slot: bool = False
+
+
+@dataclass
+class ValFlow:
+    """The answers every TTT / data rule asks, computed once per submission."""
+
+    program: Program
+    val_params: dict[str, set[str]] = field(default_factory=dict)
+    results: list[Classified] = field(default_factory=list)
+    scores: dict[str, list[Event]] = field(default_factory=dict)
+    updates: dict[str, list[Event]] = field(default_factory=dict)
+    adapts: dict[str, Labels] = field(default_factory=dict)
+    score_summary: dict[str, Labels] = field(default_factory=dict)
+
+    def isval(self, ref: FunctionRef, labels: Labels) -> bool:
+        if N.VAL in labels:
+            return True
+        vp = self.val_params.get(ref.facts.qualname, set())
+        return any(lab.startswith(N.PARAM) and lab[len(N.PARAM):] in vp for lab in labels)
+
+    def calls_in(self, ref: FunctionRef) -> list[tuple[Site, list[FunctionRef]]]:
+        return self._calls.get(ref.facts.qualname, [])
+
+    def binding(self, callee: FunctionRef, site: Site) -> dict[str, Labels]:
+        assert isinstance(site.node, ast.Call)
+        return bind_args(callee.facts, site.node, site.arg_labels, site.kw_labels, EMPTY)
+
+    _calls: dict[str, list[tuple[Site, list[FunctionRef]]]] = field(default_factory=dict)
+
+
+def analyse(prog: Program) -> ValFlow:
+    vf = ValFlow(prog)
+    for r in prog.functions:
+        calls = []
+        for s in r.facts.sites:
+            if s.kind == "call" and isinstance(s.node, ast.Call):
+                cs = prog.callees(s.node, r.facts.class_name)
+                if cs:
+                    calls.append((s, cs))
+        vf._calls[r.facts.qualname] = calls
+    _val_params(vf)
+    _adapt_summary(vf)
+    _score_events(vf)
+    _classify(vf)
+    return vf
+
+
+# -- 1. which parameters receive validation data --------------------------------------------
+def _val_params(vf: ValFlow) -> None:
+    for r in vf.program.functions:
+        vf.val_params[r.facts.qualname] = {p for p in r.facts.params if N.is_val_name(p)}
+    for _ in range(len(vf.program.functions) + 1):
+        changed = False
+        for r in vf.program.functions:
+            for site, callees in vf.calls_in(r):
+                for c in callees:
+                    for p, lab in vf.binding(c, site).items():
+                        vp = vf.val_params[c.facts.qualname]
+                        if p not in vp and vf.isval(r, lab):
+                            vp.add(p)
+                            changed = True
+        if not changed:
+            break
+
+
+# -- 2. updates: direct backward sites, SLOT-ness -------------------------------------------
+def _is_slot(ref: FunctionRef, b: Site) -> bool:
+    """The optimizer stepped after this backward only holds freshly created tensors."""
+    ff = ref.facts
+    fresh = {s.name for s in ff.sites if s.kind == "fresh_param"}
+    if not fresh:
+        return False
+    inner = b.loops[-1].node_id if b.loops else None
+    steps = [s for s in ff.sites if s.kind == "step" and s.order >= b.order
+             and (inner is None or any(lp.node_id == inner for lp in s.loops))]
+    optims = {s.name: s for s in ff.sites if s.kind == "optim"}
+    kinds = []
+    for st in steps:
+        o = optims.get(st.name)
+        if o is not None:
+            kinds.append(bool(o.mentions & fresh))
+    return bool(kinds) and all(kinds)
+
+
+def _direct_updates(vf: ValFlow, ref: FunctionRef) -> list[Event]:
+    out = []
+    for s in ref.facts.sites:
+        if s.kind == "backward" and vf.isval(ref, s.labels):
+            out.append(Event("update", ref, s, s.labels, slot=_is_slot(ref, s)))
+    return out
+
+
+def _adapt_summary(vf: ValFlow) -> None:
+    """Labels (over params) of everything a function trains on, transitively (SLOT excluded)."""
+    for r in vf.program.functions:
+        lab: set[str] = set()
+        for s in r.facts.sites:
+            if s.kind == "backward" and not _is_slot(r, s):
+                lab |= s.labels
+        vf.adapts[r.facts.qualname] = frozenset(lab)
+    for _ in range(len(vf.program.functions) + 1):
+        changed = False
+        for r in vf.program.functions:
+            cur = set(vf.adapts[r.facts.qualname])
+            for site, callees in vf.calls_in(r):
+                for c in callees:
+                    cur |= substitute(vf.adapts[c.facts.qualname], vf.binding(c, site))
+            if frozenset(cur) != vf.adapts[r.facts.qualname]:
+                vf.adapts[r.facts.qualname] = frozenset(cur)
+                changed = True
+        if not changed:
+            break
+
+
+# -- 3. scores ------------------------------------------------------------------------------
+def _training_names(ref: FunctionRef, acc: Site) -> frozenset[str]:
+    """Names fed to an earlier backward that shares a loop with this accumulation: summing the
+    training loss after the step is logging, not scoring."""
+    loops = {lp.node_id for lp in acc.loops}
+    out: set[str] = set()
+    for s in ref.facts.sites:
+        if s.kind == "backward" and s.order <= acc.order and (
+                not loops or loops & {lp.node_id for lp in s.loops}):
+            out |= s.mentions
+    return frozenset(out)
+
+
+def _is_reported(ref: FunctionRef, name: str) -> bool:
+    root = name.split(".", 1)[0]
+    return root in ref.facts.reported_names or root in ref.facts.params
+
+
+def _score_events(vf: ValFlow) -> None:
+    summary: dict[str, Labels] = {r.facts.qualname: EMPTY for r in vf.program.functions}
+    events: dict[str, list[Event]] = {}
+    for _ in range(len(vf.program.functions) + 1):
+        changed = False
+        for r in vf.program.functions:
+            evs: list[Event] = []
+            for s in r.facts.sites:
+                if s.kind == "accum" and _is_reported(r, s.name) and not (s.mentions & _training_names(r, s)):
+                    evs.append(Event("score", r, s, s.labels))
+            for site, callees in vf.calls_in(r):
+                lab: set[str] = set()
+                inner: Event | None = None
+                for c in callees:
+                    b = vf.binding(c, site)
+                    got = substitute(summary[c.facts.qualname], b)
+                    if got and inner is None:
+                        inner = next(iter(events.get(c.facts.qualname, [])), None)
+                    lab |= got
+                    for p, acc in c.facts.acc_params.items():
+                        arg = _arg_name(c, site, p)
+                        if arg is not None and _is_reported(r, arg):
+                            lab |= substitute(acc, b)
+                if lab:
+                    evs.append(Event("score", r, site, frozenset(lab), inner=inner))
+            evs.sort(key=lambda e: (e.site.order, e.site.line))
+            events[r.facts.qualname] = evs
+            # a function is a scorer if its score reaches its return value
+            new = frozenset().union(*(e.labels for e in evs if _reaches_return(r, e))) if evs else EMPTY
+            if new != summary[r.facts.qualname]:
+                summary[r.facts.qualname] = new
+                changed = True
+        if not changed:
+            break
+    vf.score_summary = summary
+    vf.scores = {q: [e for e in evs if vf.isval(vf.program.by_qualname[q], e.labels)] for q, evs in events.items()}
+
+
+def _reaches_return(ref: FunctionRef, e: Event) -> bool:
+    s = e.site
+    if s.kind == "accum":
+        root = s.name.split(".", 1)[0]
+        return root in _returned_closure(ref) or root in ref.facts.params
+    return (s.target or "") in _returned_closure(ref)
+
+
+def _returned_closure(ref: FunctionRef) -> set[str]:
+    ff = ref.facts
+    cached = getattr(ff, "_ret_closure", None)
+    if cached is not None:
+        return cached
+    out: set[str] = set()
+    todo = list(ff.return_names)
+    while todo:
+        n = todo.pop()
+        if n not in out:
+            out.add(n)
+            todo.extend(ff.assign_sources.get(n, ()))
+    ff._ret_closure = out  # type: ignore[attr-defined]
+    return out
+
+
+def _arg_name(callee: FunctionRef, site: Site, param: str) -> str | None:
+    call = site.node
+    assert isinstance(call, ast.Call)
+    params = list(callee.facts.params)
+    if callee.facts.is_method and isinstance(call.func, ast.Attribute):
+        params = params[1:]
+    for i, a in enumerate(call.args):
+        if i < len(params) and params[i] == param:
+            return a.id if isinstance(a, ast.Name) else (getattr(a, "attr", None))
+    for k in call.keywords:
+        if k.arg == param:
+            return k.value.id if isinstance(k.value, ast.Name) else None
+    return None
+
+
+# -- 4. ordering ----------------------------------------------------------------------------
+def _common_loops(a: Site, b: Site) -> list:
+    ids = {lp.node_id for lp in b.loops}
+    return [lp for lp in a.loops if lp.node_id in ids]
+
+
+def _epoch_guarded(score: Site, update: Site, common: list) -> bool:
+    """The score only runs on some epochs of a loop that also repeats the update."""
+    for lp in common:
+        if EPOCH_LOOP.search(lp.text) and any(lp.target_names & g for g in score.guards):
+            return True
+    return False
+
+
+def _warmup(ref: FunctionRef, e: Event) -> bool:
+    ff = ref.facts
+    if N.is_warmup_name(ff.name):
+        return True
+    for lp in e.site.loops:
+        if any(N.is_warmup_name(n) for n in lp.header_names):
+            return True
+    return e.site.kind == "call" and N.is_warmup_name(e.site.name.rsplit(".", 1)[-1])
+
+
+def _mixes_train(ref: FunctionRef, e: Event) -> bool:
+    if N.TRAIN in e.labels and e.inner is None:
+        return True
+    loops = {lp.node_id for lp in e.site.loops[-1:]}
+    for s in ref.facts.sites:
+        if s.kind == "backward" and s is not e.site and N.TRAIN in s.labels and N.VAL not in s.labels:
+            if loops and loops & {lp.node_id for lp in s.loops}:
+                return True
+    return False
+
+
+def _classify_one(vf: ValFlow, e: Event) -> Classified:
+    ref = e.ref
+    if _mixes_train(ref, e):
+        return Classified("train_mix", e, slot=e.slot)
+    if _warmup(ref, e):
+        return Classified("warmup", e, slot=e.slot)
+    scores = [s for s in vf.scores.get(ref.facts.qualname, []) if s.site.node is not e.site.node]
+    before, after_common, after = [], [], []
+    for s in scores:
+        common = _common_loops(e.site, s.site)
+        if common and s.site.order < e.site.order and not _epoch_guarded(s.site, e.site, common):
+            before.append((s, common[-1]))
+        elif common:  # after the update in the same chunk, or only on some epochs of it
+            after_common.append((s, common[-1]))
+        elif s.site.order > e.site.order:
+            after.append(s)
+    if before:
+        s, lp = before[-1]
+        return Classified("protected", e, s, lp.line, slot=e.slot)
+    if after_common:
+        s, lp = after_common[0]
+        return Classified("score_after_update", e, s, lp.line, slot=e.slot)
+    if after:
+        return Classified("adapt_then_score", e, after[0], slot=e.slot)
+    return Classified("unscored", e, slot=e.slot)
+
+
+def _classify(vf: ValFlow) -> None:
+    """Classify updates bottom-up; unscored ones are lifted to the call sites that reach them."""
+    lifted: dict[str, list[Event]] = defaultdict(list)
+    done: dict[str, list[Classified]] = {}
+    for _ in range(len(vf.program.functions) + 2):
+        changed = False
+        for r in vf.program.functions:
+            q = r.facts.qualname
+            evs = _direct_updates(vf, r)
+            for site, callees in vf.calls_in(r):
+                for c in callees:
+                    inner = lifted.get(c.facts.qualname)
+                    if not inner:
+                        continue
+                    b = vf.binding(c, site)
+                    lab = frozenset().union(*(substitute(i.labels, b) for i in inner))
+                    if vf.isval(r, lab):
+                        evs.append(Event("update", r, site, lab, inner=inner[0], slot=inner[0].slot))
+                        break
+            results = [_classify_one(vf, e) for e in evs]
+            new_lift = [c.event for c in results if c.status == "unscored"]
+            old = lifted.get(q, [])
+            if [(e.site.line, e.site.kind) for e in new_lift] != [(e.site.line, e.site.kind) for e in old]:
+                lifted[q] = new_lift
+                changed = True
+            done[q] = results
+            vf.updates[q] = evs
+        if not changed:
+            break
+    callers = _callers(vf)
+    for r in vf.program.functions:
+        for c in done.get(r.facts.qualname, []):
+            if c.status == "unscored":
+                # reported where it stops: no caller passes val data on (module body, entry points)
+                if r.facts.name == "<module>" or not callers.get(r.facts.qualname):
+                    if r.facts.name == "<module>" or _is_entry(r):
+                        vf.results.append(c)
+                continue
+            vf.results.append(c)
+
+
+def _callers(vf: ValFlow) -> dict[str, list[tuple[FunctionRef, Site]]]:
+    out: dict[str, list[tuple[FunctionRef, Site]]] = defaultdict(list)
+    for r in vf.program.functions:
+        for site, callees in vf.calls_in(r):
+            for c in callees:
+                out[c.facts.qualname].append((r, site))
+    return out
+
+
+def _is_entry(ref: FunctionRef) -> bool:
+    """An uncalled function that is plainly an entry point (`main`, `run`, `train_and_eval`)."""
+    return ref.facts.name in {"main", "run", "train", "train_and_eval", "train_main", "evaluate"}

@@ -1,0 +1,149 @@
+"""`rerun`: every seed re-run and measured, then compared with the claims, as one Report.
+
+The Report is the static audit of the folder plus the harness findings, so every output format
+(terminal, JSON, SARIF, HTML) carries the re-run. The per-seed table and statistics of the
+re-run go to `report.stats["rerun"]`, the sandbox facts to `report.facts["rerun"]`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from audit.findings import AuditError, Evidence, Finding, Report
+from audit.harness import store
+from audit.harness.checks import check
+from audit.harness.claims_view import ClaimSet, collect_claims
+from audit.harness.compare import Limits, claim_findings, network_findings, rerun_stats, seed_findings
+from audit.harness.measure import SeedResult
+from audit.harness.progress import ProgressView
+from audit.harness.runner import RerunOptions, config_key, run_one_seed, scratch_area
+from audit.harness.sandbox import choose_isolation, folder_digest
+from audit.submission import Submission
+
+
+@dataclass
+class RerunResult:
+    report: Report
+    submission: Submission
+    results: list[SeedResult] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def limits_of(opts: RerunOptions, bpb_tolerance: float = 0.001, bytes_tolerance_rel: float = 0.001) -> Limits:
+    return Limits(train_s=opts.timeout_train, eval_s=opts.timeout_eval, total_s=opts.timeout_total,
+                  startup_allowance_s=opts.startup_allowance, bpb_tolerance=bpb_tolerance,
+                  bytes_tolerance_rel=bytes_tolerance_rel)
+
+
+def seeds_from_claims(sub: Submission) -> list[int]:
+    """The seeds the submission's logs and submission.json name (for --seeds-from-logs)."""
+    return collect_claims(sub).seeds()
+
+
+def rerun(opts: RerunOptions, *, limits: Limits | None = None, static: bool = True,
+          view: ProgressView | None = None) -> RerunResult:
+    """Re-run every seed of opts.seeds (skipping finished ones with opts.resume); never raises for
+    anything the submission does."""
+    limits = limits or limits_of(opts)
+    view = view or ProgressView(enabled=opts.show_progress)
+    sub = Submission.load(opts.folder)
+    report = _static_report(sub, static)
+    main = sub.main_script
+    if main is None:
+        c = check("R-SUB-FILES.rerun-runs")
+        report.findings.append(Finding(
+            c.id, c.severity, "There is no train_gpt.py (nor a single top-level train*.py) to re-run. A submission "
+            "ships the script that trains and evaluates it as train_gpt.py.", key="no-script", source=c.source))
+        return RerunResult(report, sub)
+    script = main.path
+    digest_before = folder_digest(opts.folder)
+    isolation = choose_isolation(opts.allow_network)
+    key = config_key(opts, digest_before, script)
+    claims = collect_claims(sub)
+    results: list[SeedResult] = []
+    resumed: list[int] = []
+    with scratch_area(opts) as scratch, view:
+        for seed in opts.seeds:
+            stored = store.load_finished(opts.out, seed, key) if opts.resume else None
+            if stored is not None:
+                results.append(SeedResult.from_dict(stored["result"]))
+                resumed.append(seed)
+                view.end_seed(f"seed {seed}: finished earlier, result reused (--resume)")
+                continue
+            result = run_one_seed(opts, seed, script, scratch, isolation, view)
+            store.write_json_atomic(store.seed_path(opts.out, seed),
+                                    {"schema": store.SCHEMA, "config_key": key, "result": result.to_dict()})
+            results.append(result)
+    digest_after = folder_digest(opts.folder)
+
+    findings = [f for r in results for f in seed_findings(r, script, limits)]
+    findings += network_findings([r for r in results if r.seed not in resumed] or results, script,
+                                 isolation.network_cut, isolation.note)
+    findings += claim_findings(results, claims, script, limits)
+    if digest_after != digest_before:
+        c = check("R-SUB-FILES.rerun-original-modified")
+        findings.append(Finding(
+            c.id, c.severity, "The submitted folder changed while it was being re-run (sha256 before "
+            f"{digest_before[:12]}…, after {digest_after[:12]}…). The harness only runs a scratch copy, so the "
+            "script (or something else on this machine) wrote to the original by absolute path; re-run on a clean "
+            "checkout and inspect what changed.",
+            path=script, key="original-modified", source=c.source,
+            evidence=(Evidence("folder sha256 before", None, None, digest_before),
+                      Evidence("folder sha256 after", None, None, digest_after))))
+    errors = [AuditError("harness", f"seed {r.seed}: processes {r.survivors} survived SIGKILL of the run")
+              for r in results if r.survivors]
+
+    stats = rerun_stats(results, claims)
+    stats["runs"] = [_row(r, claims) for r in results]
+    facts = {
+        "isolation": isolation.note, "network_cut": isolation.network_cut, "pid_namespace": isolation.pid_namespace,
+        "folder_sha256_before": digest_before, "folder_sha256_after": digest_after, "config_key": key,
+        "resumed_seeds": resumed, "nproc": opts.nproc, "limits": limits.__dict__, "out": str(opts.out),
+        "env_dropped": sorted({n for r in results for n in r.env_dropped}),
+    }
+    report.findings.extend(findings)
+    report.errors.extend(errors)
+    report.stats["rerun"] = stats
+    report.facts["rerun"] = facts
+    summary = {
+        "schema": store.SCHEMA, "target": str(opts.folder), "script": script, "seeds": list(opts.seeds),
+        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "verdict": report.verdict.value,
+        "stats": stats, "facts": facts, "claims": _claims_dict(claims),
+        "findings": [f.to_dict() for f in findings], "errors": [e.to_dict() for e in errors],
+    }
+    store.write_json_atomic(store.summary_path(opts.out), summary)
+    return RerunResult(report, sub, results, summary)
+
+
+def _static_report(sub: Submission, static: bool) -> Report:
+    target = str(sub.root) if sub.root is not None else sub.name
+    if not static:
+        return Report(target=target, findings=list(sub.input_findings))
+    from audit.engine import audit_submission
+
+    report = audit_submission(sub)
+    report.target = target
+    return report
+
+
+def _row(r: SeedResult, claims: ClaimSet) -> dict[str, Any]:
+    c = claims.per_seed.get(r.seed)
+    claimed = c.val_bpb if c else None
+    return {
+        "seed": r.seed, "status": r.status, "exit_code": r.exit_code, "val_bpb": r.val_bpb, "claimed_val_bpb": claimed,
+        "delta_bpb": (r.val_bpb - claimed) if r.val_bpb is not None and claimed is not None else None,
+        "val_loss": r.val_loss, "score_label": r.score_label,
+        "artifact_bytes_raw": r.artifact_bytes_raw, "artifact_bytes_counted": r.artifact_bytes_counted,
+        "claimed_artifact_bytes": c.artifact_bytes if c else None, "log_artifact_bytes": r.log_artifact_bytes,
+        "model_file": r.model_file, "model_file_bytes": r.model_file_bytes,
+        "train_time_ms": r.train_time_ms, "eval_time_ms": r.eval_time_ms, "total_eval_time_s": r.total_eval_time_s,
+        "wall_s": r.wall_s, "train_phase_wall_s": r.train_phase_wall_s, "eval_phase_wall_s": r.eval_phase_wall_s,
+        "log_file": r.log_file,
+    }
+
+
+def _claims_dict(claims: ClaimSet) -> dict[str, Any]:
+    return {"mean_bpb": claims.mean_bpb, "bytes_total": claims.bytes_total, "notes": claims.notes,
+            "per_seed": {str(s): c.__dict__ for s, c in sorted(claims.per_seed.items())}}

@@ -1,0 +1,162 @@
+"""Re-run a submission seed by seed and collect the results (the orchestration of `rerun`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from audit.harness import store
+from audit.harness.launch import Deadlines, run_group
+from audit.harness.measure import (
+    SeedResult,
+    fill_measurements,
+    parse_produced_logs,
+    produced_files,
+    read_tail,
+    status_of,
+)
+from audit.harness.progress import ProgressView
+from audit.harness.sandbox import Isolation, copy_submission, file_manifest, scrub_env
+from audit.harness.vocab import sentencepiece_vocab_size
+
+HARNESS_VERSION = "1"
+# Variables the harness owns for every seed; --env cannot override them.
+HARNESS_OWNED = ("SEED", "RUN_ID", "DATA_PATH", "TOKENIZER_PATH", "TMPDIR")
+
+
+@dataclass
+class RerunOptions:
+    folder: Path
+    seeds: list[int]
+    out: Path
+    nproc: int = 8
+    data: Path | None = None
+    tokenizer: Path | None = None
+    vocab_size: int | None = None  # default: read from the tokenizer
+    timeout_train: float = 600.0
+    timeout_eval: float = 600.0
+    timeout_total: float = 1500.0
+    startup_allowance: float = 300.0  # start-up + compile, which the train clock does not count
+    grace: float = 10.0
+    env: dict[str, str] = field(default_factory=dict)
+    resume: bool = False
+    allow_network: bool = False
+    keep_scratch: bool = False
+    scratch_root: Path | None = None
+    python: str = sys.executable
+    show_progress: bool = True
+
+    @property
+    def deadlines(self) -> Deadlines:
+        return Deadlines(self.timeout_train + self.startup_allowance, self.timeout_total, self.grace)
+
+
+def config_key(opts: RerunOptions, folder_digest: str, script: str) -> str:
+    """What must be equal for a stored seed result to be reused by --resume."""
+    basis = {
+        "harness": HARNESS_VERSION, "folder": folder_digest, "script": script, "nproc": opts.nproc,
+        "data": str(opts.data), "tokenizer": str(opts.tokenizer), "vocab": opts.vocab_size,
+        "env": sorted(opts.env.items()), "limits": [opts.timeout_train, opts.timeout_total, opts.startup_allowance],
+    }
+    return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def on_gpu_host() -> bool:
+    return shutil.which("nvidia-smi") is not None or Path("/dev/nvidia0").exists()
+
+
+def seed_env(opts: RerunOptions, seed: int, run_id: str, tmpdir: Path) -> tuple[dict[str, str], list[str], dict[str, str]]:
+    """(environment of the run, names dropped from ours, the variables the harness chose)."""
+    env, dropped = scrub_env(dict(os.environ))
+    chosen: dict[str, str] = {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    vocab = opts.vocab_size or (sentencepiece_vocab_size(opts.tokenizer) if opts.tokenizer else None)
+    if vocab:
+        chosen["VOCAB_SIZE"] = str(vocab)
+    if not on_gpu_host():
+        chosen["OMP_NUM_THREADS"] = "1"  # 2 shared cores in CI: threads per process would thrash
+    chosen.update(opts.env)
+    owned = {"SEED": str(seed), "RUN_ID": run_id, "TMPDIR": str(tmpdir)}
+    if opts.data is not None:
+        owned["DATA_PATH"] = str(opts.data.resolve())
+    if opts.tokenizer is not None:
+        owned["TOKENIZER_PATH"] = str(opts.tokenizer.resolve())
+    chosen.update(owned)
+    env.update(chosen)
+    return env, dropped, chosen
+
+
+def make_run_id(folder: Path, seed: int) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", folder.resolve().name)[:48] or "submission"
+    return f"rerun_{slug}_seed{seed}"
+
+
+@contextmanager
+def scratch_area(opts: RerunOptions) -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="pgolf-rerun-", dir=opts.scratch_root))
+    try:
+        yield root
+    finally:
+        if not opts.keep_scratch:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def run_one_seed(opts: RerunOptions, seed: int, script: str, scratch: Path, isolation: Isolation,
+                 view: ProgressView) -> SeedResult:
+    """Copy, launch, wait, measure one seed. Never raises for anything the submission does."""
+    seed_dir = scratch / f"seed-{seed}"
+    workdir = seed_dir / "run" / opts.folder.resolve().name
+    tmpdir = seed_dir / "tmp"
+    copy_notes = copy_submission(opts.folder, workdir)
+    tmpdir.mkdir(parents=True)
+    before = file_manifest(workdir)
+    run_id = make_run_id(opts.folder, seed)
+    env, dropped, chosen = seed_env(opts, seed, run_id, tmpdir)
+    argv = isolation.wrap([opts.python, "-m", "torch.distributed.run", "--standalone",
+                           f"--nproc_per_node={opts.nproc}", script])
+    log_path = store.seed_log_path(opts.out, seed)
+    view.start_seed(f"seed {seed}", opts.deadlines)
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    outcome = run_group(argv, cwd=workdir, env=env, log_path=log_path, deadlines=opts.deadlines, on_tick=view.tick)
+    run, parsed_from = parse_produced_logs(log_path, workdir, run_id)
+    result = SeedResult(
+        seed=seed, run_id=run_id, status=status_of(outcome, run), exit_code=outcome.exit_code,
+        wall_s=round(outcome.wall_s, 3),
+        train_phase_wall_s=round(outcome.train_end_s, 3) if outcome.train_end_s is not None else None,
+        eval_phase_wall_s=(round(outcome.wall_s - outcome.train_end_s, 3)
+                           if outcome.train_end_s is not None and not outcome.timed_out else None),
+        timed_out=outcome.timed_out, survivors=outcome.survivors, stragglers=outcome.stragglers,
+        log_file=str(log_path), log_tail=read_tail(log_path), parsed_log=parsed_from,
+        network_cut=isolation.network_cut, isolation_note=isolation.note, env_dropped=dropped,
+        env_set=chosen, notes=[*copy_notes, f"started {started}", "argv: " + " ".join(argv)],
+        launch_error=outcome.launch_error,
+    )
+    script_path = opts.folder / script
+    source = script_path.read_bytes().decode("utf-8", "replace") if script_path.is_file() else None
+    fill_measurements(result, run, produced_files(before, file_manifest(workdir)), source)
+    result.outside_writes = outside_writes(seed_dir, workdir)
+    view.end_seed(f"{result.status}, val_bpb={result.val_bpb}, wall {result.wall_s:.0f}s, "
+                  f"artifact {result.artifact_bytes_raw} B")
+    return result
+
+
+def outside_writes(seed_dir: Path, workdir: Path) -> list[str]:
+    """Entries the run created next to or above its working copy, inside our scratch area."""
+    found: list[str] = []
+    expected = {seed_dir: {"run", "tmp"}, workdir.parent: {workdir.name}}
+    for directory, allowed in expected.items():
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        found += [os.path.relpath(directory / n, workdir) for n in names if n not in allowed]
+    return found

@@ -1,0 +1,198 @@
+"""Isolation for a re-run: a scratch copy of the folder, a scrubbed environment, a cut network.
+
+The submission is untrusted code. It runs on a copy (the original is hashed before and after, so a
+write to it is detected), without credentials in its environment, and without network where the
+kernel lets us create a network namespace without root (`unshare -rn`); where it does not, the
+run goes ahead and the report says the network was not cut.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+# Names of variables that may carry credentials (matched anywhere in the upper-cased name).
+SECRET_PATTERN = re.compile(
+    r"TOKEN|KEY|SECRET|PASSW|PASSWD|CREDENTIAL|AUTH|COOKIE|SESSION|PRIVATE|CERT|"
+    r"^AWS_|^GH_|^GITHUB_|^HF_|^HUGGING|^WANDB|^OPENAI|^ANTHROPIC|^AZURE|^GOOGLE|^GCP_|^GCLOUD|"
+    r"^KAGGLE|^NETRC|^SSH_|^GPG_|^DOCKER_|^KUBE|^VAULT|^NPM_|^PYPI|^TWINE|^CI_JOB|^RUNPOD|^MODAL_|"
+    r"PROXY$"
+)
+# Kept even though they look like nothing above; listed so the intent is explicit.
+ALWAYS_KEEP = ("PATH", "HOME", "LANG", "LANGUAGE", "TERM", "TZ", "USER", "LOGNAME", "SHELL", "TMPDIR")
+# Set by the launcher itself; dropped from the inherited environment so a stale value cannot leak in.
+LAUNCHER_OWNED = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+                  "GROUP_RANK", "ROLE_RANK", "TORCHELASTIC_RUN_ID", "PWD", "OLDPWD")
+
+NETNS_EXEC = Path(__file__).with_name("netns_exec.py")
+
+
+def scrub_env(base: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The inherited environment without credential-like variables; also the names dropped."""
+    kept: dict[str, str] = {}
+    dropped: list[str] = []
+    for name, value in base.items():
+        upper = name.upper()
+        if upper in ALWAYS_KEEP or upper.startswith("LC_"):
+            kept[name] = value
+        elif upper in LAUNCHER_OWNED or SECRET_PATTERN.search(upper):
+            dropped.append(name)
+        else:
+            kept[name] = value
+    return kept, sorted(dropped)
+
+
+# -- folder identity -------------------------------------------------------------------------
+
+def folder_digest(root: Path) -> str:
+    """sha256 over (relative path, kind, bytes or link target) of every entry, in sorted order.
+
+    Symlinks are hashed by their target text, never followed, so a link out of the folder cannot
+    make hashing read (or hang on) something outside it.
+    """
+    h = hashlib.sha256()
+    for rel, path in _entries(root):
+        h.update(rel.encode("utf-8", "surrogateescape") + b"\0")
+        if path.is_symlink():
+            h.update(b"L" + os.readlink(path).encode("utf-8", "surrogateescape"))
+        elif path.is_dir():
+            h.update(b"D")
+        elif path.is_file():
+            h.update(b"F")
+            with path.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _entries(root: Path):
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        base = Path(dirpath)
+        for name in sorted(dirnames + filenames):
+            path = base / name
+            yield path.relative_to(root).as_posix(), path
+
+
+def file_manifest(root: Path) -> dict[str, tuple[int, str]]:
+    """Regular files under root (symlinks not followed) -> (size, sha256)."""
+    out: dict[str, tuple[int, str]] = {}
+    for rel, path in _entries(root):
+        if path.is_file() and not path.is_symlink():
+            h = hashlib.sha256()
+            with path.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            out[rel] = (path.stat().st_size, h.hexdigest())
+    return out
+
+
+def copy_submission(src: Path, dst: Path) -> list[str]:
+    """Copy the folder to dst (which must not exist). Returns notes on what was not copied.
+
+    Symlinks pointing inside the folder are copied as the files they point to; symlinks leaving
+    it are skipped (the run must not reach the original tree through them). `.git` is skipped.
+    """
+    notes: list[str] = []
+    real_root = src.resolve()
+    dst.mkdir(parents=True)
+    for rel, path in _entries(src):
+        if rel.split("/", 1)[0] == ".git":
+            continue
+        target = dst / rel
+        if path.is_symlink():
+            resolved = path.resolve()
+            if not _inside(resolved, real_root):
+                notes.append(f"{rel}: symlink leaving the folder (-> {os.readlink(path)}) was not copied")
+                continue
+            if resolved.is_file():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(resolved, target)
+            continue
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        elif path.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+    return notes
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+# -- network ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Isolation:
+    """How a command is wrapped: the argv prefix, and what it achieves."""
+
+    prefix: tuple[str, ...]
+    network_cut: bool
+    pid_namespace: bool  # the kernel kills every process of the run when its init dies
+    note: str
+    tried: tuple[str, ...] = field(default=())
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        if not self.network_cut:
+            return list(self.prefix) + argv
+        # Inside a fresh network namespace only loopback exists, and it is down: bring it up so
+        # torchrun's rendezvous on 127.0.0.1 works, then exec the command.
+        return list(self.prefix) + [sys.executable, str(NETNS_EXEC)] + argv
+
+
+# Tried in order: user+net+pid namespaces (no root needed), then the same without a user
+# namespace (works as root where user namespaces are disabled), then net only.
+_CANDIDATES: tuple[tuple[tuple[str, ...], bool], ...] = (
+    (("unshare", "--user", "--map-root-user", "--net", "--pid", "--fork", "--kill-child=SIGTERM"), True),
+    (("unshare", "--net", "--pid", "--fork", "--kill-child=SIGTERM"), True),
+    (("unshare", "--user", "--map-root-user", "--net"), False),
+    (("unshare", "--net"), False),
+)
+
+
+@lru_cache(maxsize=4)
+def choose_isolation(allow_network: bool = False) -> Isolation:
+    """The strongest wrapping that works on this machine, found by running a no-op through it."""
+    if allow_network:
+        return Isolation((), False, False, "network left on by request (--allow-network)")
+    if shutil.which("unshare") is None:
+        return Isolation((), False, False, "network NOT cut: `unshare` is not installed")
+    tried: list[str] = []
+    for prefix, pid_ns in _CANDIDATES:
+        probe = list(prefix) + [sys.executable, str(NETNS_EXEC), sys.executable, "-c", _PROBE]
+        try:
+            res = subprocess.run(probe, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            tried.append(f"{' '.join(prefix)}: {exc}")
+            continue
+        if res.returncode == 0:
+            what = "user+net+pid" if pid_ns and "--user" in prefix else ("net+pid" if pid_ns else "net")
+            return Isolation(prefix, True, pid_ns, f"network cut ({what} namespace via {' '.join(prefix[:1])})",
+                             tuple(tried))
+        tried.append(f"{' '.join(prefix)}: exit {res.returncode}: {(res.stderr or res.stdout).strip()[-200:]}")
+    return Isolation((), False, False,
+                     "network NOT cut: no network namespace could be created here (" + "; ".join(tried) + ")",
+                     tuple(tried))
+
+
+# The probe checks both halves: loopback works (torchrun's rendezvous needs it) and it is the
+# only interface, i.e. nothing outside is reachable.
+_PROBE = (
+    "import socket, sys\n"
+    "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1)\n"
+    "socket.create_connection(s.getsockname(), timeout=5).close()\n"
+    "sys.exit(0 if [n for _, n in socket.if_nameindex()] == ['lo'] else 3)\n"
+)

@@ -1,0 +1,272 @@
+"""Small evaluation programs (our own) shared by the eval-legality rules' examples and fixtures.
+
+Each is a complete `eval_val(model, val_tokens, seq_len, luts)` in the shape of a record's scorer,
+written to show one pattern. The model exposes `emb` and `mlp` (see the fixture template).
+"""
+
+from __future__ import annotations
+
+HEADER = '''
+import math
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+BUCKETS = 1 << 20
+MASK = BUCKETS - 1
+PRIMES = [36313, 27191, 51647, 81929]
+
+
+def model_logits(model, x):
+    h = torch.relu(model.mlp(model.emb(x))).square()
+    return (h @ model.emb.weight.T).float()
+'''
+
+# A legal bigram hash embedding over the *input* ids: (t[i-1], t[i]) -> bucket.
+BIGRAM_EMBEDDING = HEADER + '''
+
+class BigramHashEmbedding(torch.nn.Module):
+    def __init__(self, buckets, dim):
+        super().__init__()
+        self.buckets = buckets
+        self.embed = torch.nn.Embedding(buckets, dim)
+
+    def bigram_hash(self, tokens):
+        t = tokens.to(torch.int32)
+        mod = self.buckets - 1
+        out = torch.empty_like(t)
+        out[..., 0] = mod
+        out[..., 1:] = torch.bitwise_xor(36313 * t[..., 1:], 27191 * t[..., :-1]) % mod
+        return out.long()
+
+    def forward(self, input_ids):
+        return self.embed(self.bigram_hash(input_ids))
+
+
+class AliasedBigram(torch.nn.Module):
+    """The same hash written with named shifted slices and a table read by subscript."""
+
+    def __init__(self, buckets, dim):
+        super().__init__()
+        self.table = torch.nn.Parameter(torch.zeros(buckets, dim))
+
+    def forward(self, ids):
+        prev = ids[:, :-1]
+        cur = ids[:, 1:]
+        key = ((cur * 36313) ^ (prev * 27191)) % (self.table.shape[0] - 1)
+        return self.table[key]
+
+
+def eval_val(model, val_tokens, seq_len, luts):
+    base_bytes, leading_space, is_boundary = luts
+    loss_sum, n_tok, n_bytes = 0.0, 0, 0
+    with torch.no_grad():
+        for start in range(0, val_tokens.numel() - 1 - seq_len + 1, seq_len):
+            chunk = val_tokens[start:start + seq_len + 1]
+            x = chunk[:-1][None]
+            y = chunk[1:][None]
+            logits = model_logits(model, x)
+            nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
+            loss_sum += nll.sum().item()
+            n_tok += y.numel()
+            n_bytes += int((base_bytes[y] + (leading_space[y] & ~is_boundary[x]).long()).sum())
+    val_loss = loss_sum / n_tok
+    return val_loss, val_loss / math.log(2.0) * n_tok / n_bytes
+'''
+
+# Legal: backward-looking cache. The lookup reads a full row over the vocabulary keyed by the
+# context only; the target enters the *update*, after the position was scored; entropy gate.
+CAUSAL_CACHE = HEADER + '''
+
+def eval_val(model, val_tokens, seq_len, luts):
+    base_bytes, leading_space, is_boundary = luts
+    vocab = model.emb.weight.shape[0]
+    counts = np.zeros((4096, vocab), dtype=np.float32)
+    loss_sum, n_tok, n_bytes = 0.0, 0, 0
+    with torch.no_grad():
+        for start in range(0, val_tokens.numel() - 1 - seq_len + 1, seq_len):
+            chunk = val_tokens[start:start + seq_len + 1]
+            x = chunk[:-1]
+            y = chunk[1:]
+            logp = F.log_softmax(model_logits(model, x[None])[0], dim=-1)
+            x_np = x.numpy()
+            ctx_key = ((x_np.astype(np.int64) * PRIMES[0]) ^ 7) % 4096
+            rows = counts[ctx_key] + 0.1
+            p_cache = torch.from_numpy(rows / rows.sum(axis=1, keepdims=True))
+            entropy = -(logp.exp() * logp).sum(-1, keepdim=True)
+            alpha = 0.2 * torch.sigmoid(entropy - 3.0)
+            mixed = (1 - alpha) * logp.exp() + alpha * p_cache
+            nll = -torch.log(mixed.gather(-1, y[:, None]).squeeze(-1))
+            loss_sum += nll.sum().item()
+            n_tok += y.numel()
+            n_bytes += int((base_bytes[y] + (leading_space[y] & ~is_boundary[x]).long()).sum())
+            np.add.at(counts, (ctx_key, y.numpy()), 1.0)
+    val_loss = loss_sum / n_tok
+    return val_loss, val_loss / math.log(2.0) * n_tok / n_bytes
+'''
+
+# Legal: token-only n-gram tilt. A hint proposed from the prefix boosts one logit, then the
+# whole vocabulary is renormalised; the target is only compared with the hint when scored.
+NGRAM_TILT = HEADER + '''
+
+def eval_val(model, val_tokens, seq_len, luts):
+    base_bytes, leading_space, is_boundary = luts
+    vocab = model.emb.weight.shape[0]
+    follow = np.zeros((vocab, vocab), dtype=np.int32)
+    loss_sum, n_tok, n_bytes = 0.0, 0, 0
+    with torch.no_grad():
+        for start in range(0, val_tokens.numel() - 1 - seq_len + 1, seq_len):
+            chunk = val_tokens[start:start + seq_len + 1]
+            x = chunk[:-1]
+            y = chunk[1:]
+            logits = model_logits(model, x[None])[0]
+            hint_ids = torch.from_numpy(follow[x.numpy()].argmax(axis=1))
+            boost = torch.zeros_like(logits)
+            boost.scatter_(1, hint_ids[:, None], 1.5)
+            logp = F.log_softmax(logits + boost, dim=-1)
+            nll = -logp.gather(-1, y[:, None]).squeeze(-1)
+            loss_sum += nll.sum().item()
+            n_tok += y.numel()
+            n_bytes += int((base_bytes[y] + (leading_space[y] & ~is_boundary[x]).long()).sum())
+            np.add.at(follow, (x.numpy(), y.numpy()), 1)
+    val_loss = loss_sum / n_tok
+    return val_loss, val_loss / math.log(2.0) * n_tok / n_bytes
+'''
+
+# Illegal: hashed full key (context ^ target) looked up to score the gold token only.
+TARGET_KEY_CACHE = HEADER + '''
+
+def eval_val(model, val_tokens, seq_len, luts):
+    base_bytes, leading_space, is_boundary = luts
+    ctx_table = np.zeros(BUCKETS, dtype=np.uint32)
+    full_table = np.zeros(BUCKETS, dtype=np.uint32)
+    loss_sum, n_tok, n_bytes = 0.0, 0, 0
+    with torch.no_grad():
+        for start in range(0, val_tokens.numel() - 1 - seq_len + 1, seq_len):
+            chunk = val_tokens[start:start + seq_len + 1]
+            x = chunk[:-1]
+            y = chunk[1:]
+            logp = F.log_softmax(model_logits(model, x[None])[0], dim=-1)
+            p_model = logp.gather(-1, y[:, None]).squeeze(-1).exp().numpy()
+            ctx_hash = x.numpy().astype(np.uint64) * np.uint64(PRIMES[0])
+            ctx_key = (ctx_hash & np.uint64(MASK)).astype(np.int64)
+            full_key = ((ctx_hash ^ (y.numpy().astype(np.uint64) * np.uint64(PRIMES[1]))) & np.uint64(MASK)).astype(np.int64)
+            ctx_c = ctx_table[ctx_key].astype(np.float64)
+            full_c = full_table[full_key].astype(np.float64)
+            p_ng = np.minimum(full_c, ctx_c) / np.maximum(ctx_c, 1.0)
+            mixed = 0.7 * p_model + 0.3 * p_ng
+            nll = -np.log(np.clip(mixed, 1e-12, 1.0))
+            loss_sum += float(nll.sum())
+            n_tok += y.numel()
+            n_bytes += int((base_bytes[y] + (leading_space[y] & ~is_boundary[x]).long()).sum())
+            np.add.at(ctx_table, ctx_key, 1)
+            np.add.at(full_table, full_key, 1)
+    val_loss = loss_sum / n_tok
+    return val_loss, val_loss / math.log(2.0) * n_tok / n_bytes
+'''
+
+# Illegal, aliased: the target reaches the key through a helper's parameter and a copy, and the
+# n-gram position arithmetic (`toks[j]` after context `toks[j - k]`) names no variable `y`.
+TARGET_KEY_HELPER = HEADER + '''
+
+class HashedCache:
+    def __init__(self):
+        self.ctx_counts = np.zeros(BUCKETS, dtype=np.uint32)
+        self.full_counts = np.zeros(BUCKETS, dtype=np.uint32)
+
+    def prob_of(self, ctx_hash, nxt):
+        realized = nxt.astype(np.uint64)
+        fk = ((ctx_hash ^ (realized * np.uint64(PRIMES[2]))) & np.uint64(MASK)).astype(np.int64)
+        ck = (ctx_hash & np.uint64(MASK)).astype(np.int64)
+        c = self.ctx_counts[ck].astype(np.float64)
+        return self.full_counts[fk] / np.maximum(c, 1.0)
+
+    def add(self, ctx_hash, nxt):
+        fk = ((ctx_hash ^ (nxt.astype(np.uint64) * np.uint64(PRIMES[2]))) & np.uint64(MASK)).astype(np.int64)
+        np.add.at(self.full_counts, fk, 1)
+        np.add.at(self.ctx_counts, (ctx_hash & np.uint64(MASK)).astype(np.int64), 1)
+
+
+def eval_val(model, val_tokens, seq_len, luts):
+    base_bytes, leading_space, is_boundary = luts
+    cache = HashedCache()
+    toks = val_tokens.numpy()
+    loss_sum, n_tok, n_bytes = 0.0, 0, 0
+    with torch.no_grad():
+        for start in range(0, val_tokens.numel() - 1 - seq_len + 1, seq_len):
+            pos = np.arange(start + 1, start + seq_len + 1)
+            ctx_hash = toks[pos - 1].astype(np.uint64) * np.uint64(PRIMES[0])
+            nxt = toks[pos]
+            x = val_tokens[start:start + seq_len]
+            logp = F.log_softmax(model_logits(model, x[None])[0], dim=-1)
+            p_model = logp.gather(-1, torch.from_numpy(nxt)[:, None]).squeeze(-1).exp().numpy()
+            p = 0.8 * p_model + 0.2 * cache.prob_of(ctx_hash, nxt)
+            loss_sum += float(-np.log(p).sum())
+            n_tok += seq_len
+            yb = torch.from_numpy(nxt)
+            n_bytes += int((base_bytes[yb] + (leading_space[yb] & ~is_boundary[x]).long()).sum())
+            cache.add(ctx_hash, nxt)
+    val_loss = loss_sum / n_tok
+    return val_loss, val_loss / math.log(2.0) * n_tok / n_bytes
+'''
+
+# Illegal: oracle gate, the better of two per-token NLLs chosen by looking at the target.
+ORACLE_GATE = HEADER + '''
+
+def eval_val(model, val_tokens, seq_len, luts):
+    base_bytes, leading_space, is_boundary = luts
+    vocab = model.emb.weight.shape[0]
+    unigram = torch.ones(vocab)
+    loss_sum, n_tok, n_bytes = 0.0, 0, 0
+    with torch.no_grad():
+        for start in range(0, val_tokens.numel() - 1 - seq_len + 1, seq_len):
+            chunk = val_tokens[start:start + seq_len + 1]
+            x = chunk[:-1]
+            y = chunk[1:]
+            logits = model_logits(model, x[None])[0]
+            nll_model = F.cross_entropy(logits, y, reduction="none")
+            log_uni = torch.log(unigram / unigram.sum())
+            nll_uni = -log_uni.gather(0, y)
+            nll = torch.minimum(nll_model, nll_uni)
+            loss_sum += nll.sum().item()
+            n_tok += y.numel()
+            n_bytes += int((base_bytes[y] + (leading_space[y] & ~is_boundary[x]).long()).sum())
+            unigram += torch.bincount(y, minlength=vocab)
+    val_loss = loss_sum / n_tok
+    return val_loss, val_loss / math.log(2.0) * n_tok / n_bytes
+'''
+
+# Legal: entropy-gated choice between two predictors (gate reads only the model's own outputs).
+ENTROPY_GATE = HEADER + '''
+
+def eval_val(model, val_tokens, seq_len, luts):
+    base_bytes, leading_space, is_boundary = luts
+    vocab = model.emb.weight.shape[0]
+    unigram = torch.ones(vocab)
+    loss_sum, n_tok, n_bytes = 0.0, 0, 0
+    with torch.no_grad():
+        for start in range(0, val_tokens.numel() - 1 - seq_len + 1, seq_len):
+            chunk = val_tokens[start:start + seq_len + 1]
+            x = chunk[:-1]
+            y = chunk[1:]
+            logp = F.log_softmax(model_logits(model, x[None])[0], dim=-1)
+            log_uni = torch.log(unigram / unigram.sum()).expand_as(logp)
+            entropy = -(logp.exp() * logp).sum(-1, keepdim=True)
+            mixed = torch.where(entropy > 6.0, log_uni, logp)
+            nll = -mixed.gather(-1, y[:, None]).squeeze(-1)
+            loss_sum += nll.sum().item()
+            n_tok += y.numel()
+            n_bytes += int((base_bytes[y] + (leading_space[y] & ~is_boundary[x]).long()).sum())
+            unigram += torch.bincount(y, minlength=vocab)
+    val_loss = loss_sum / n_tok
+    return val_loss, val_loss / math.log(2.0) * n_tok / n_bytes
+'''
+
+
+def line_of(code: str, needle: str) -> int:
+    """1-based line of `needle` in the example as the test harness writes it (dedented, lstrip)."""
+    text = code.lstrip("\n")
+    for i, line in enumerate(text.splitlines(), 1):
+        if needle in line:
+            return i
+    raise ValueError(needle)

@@ -1,0 +1,215 @@
+"""R-SUB-JSON.claims-match-logs: the numbers in submission.json are the numbers in the logs."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from audit.context import AuditContext
+from audit.findings import Evidence, Finding, Severity
+from audit.logs import SeedRun
+from audit.rule import Invalid, Rule, Valid
+from audit.seeds import (
+    claimed_seeds,
+    excerpt,
+    run_seed,
+    scored_runs,
+    seed_table,
+    submission_claims,
+)
+from rules._meta_examples import SEEDS, bpb, folder, log
+
+# Logs print the canonical score with 8 decimals; submissions round the claim to 4-8 decimals.
+LOG_ROUNDING = 0.5e-8
+MIN_DECIMALS = 3  # a claim written with fewer decimals is held to 3 (tolerance 5e-4)
+MAX_COMBINATIONS = 256  # seeds logged more than once: try each choice of one run per seed
+
+
+def decimals(value: float) -> int:
+    """Decimals of the shortest repr of a float (1.1194 -> 4; 1.22436570 was written 1.2243657 -> 7)."""
+    text = repr(float(value))
+    if "e" in text or "E" in text:
+        return 8
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+def tolerance(claimed: float) -> float:
+    """Half a unit of the claim's last written decimal, plus the logs' own 8-decimal rounding."""
+    d = max(MIN_DECIMALS, min(decimals(claimed), 8))
+    return 0.5 * 10.0 ** -d + LOG_ROUNDING + 1e-12
+
+
+def _one_run_per_seed(runs: Sequence[SeedRun]) -> list[list[SeedRun]]:
+    """Every way of picking one run per seed (a seed logged twice: original and rerun, or a copy)."""
+    groups: dict[Any, list[SeedRun]] = {}
+    for i, r in enumerate(runs):
+        groups.setdefault(run_seed(r) if run_seed(r) is not None else f"log{i}", []).append(r)
+    sizes = math.prod(len(g) for g in groups.values())
+    if sizes > MAX_COMBINATIONS:
+        return [list(runs)]
+    return [list(c) for c in itertools.product(*groups.values())]
+
+
+def _label_means(runs: Sequence[SeedRun]) -> dict[str, float]:
+    """Mean val_bpb per score label present in every run (to name the line a claim was taken from)."""
+    per_label: dict[str, list[float]] = {}
+    for r in runs:
+        seen: dict[str, float] = {}
+        for s in r.scores:
+            seen[s.label] = s.val_bpb
+        for label, v in seen.items():
+            per_label.setdefault(label, []).append(v)
+    return {k: math.fsum(v) / len(v) for k, v in per_label.items() if len(v) == len(runs)}
+
+
+class ClaimsMatchLogs(Rule):
+    ID = "R-SUB-JSON.claims-match-logs"
+    TITLE = "submission.json val_bpb, per-seed results and bytes_total match the logs"
+    SEVERITY = Severity.ERROR
+    KIND = "meta"
+    SOURCE = (
+        "RULES.md R-SUB-JSON (numbers in submission.json must match the logs; #2124) and R-ARTIFACT-CAP: "
+        "https://github.com/openai/parameter-golf/pull/2124 ; https://github.com/openai/parameter-golf/pull/1902"
+    )
+    VALID = [
+        Valid(folder(), "claimed val_bpb is the 8-decimal mean of the three final lines"),
+        Valid(
+            folder(json_extra={"val_bpb": round(sum(bpb(v) for _, v in SEEDS) / 3, 4)}),
+            "claim rounded to 4 decimals",
+        ),
+        Valid(
+            folder(json_extra={"seed_results": {str(s): {"val_bpb": bpb(v)} for s, v in SEEDS}}),
+            "per-seed results equal their logs",
+        ),
+    ]
+    INVALID = [
+        Invalid(folder(json_extra={"val_bpb": 1.2101}), "claimed val_bpb better than the logs' mean"),
+        Invalid(
+            folder(json_extra={"seed_results": {"1337": {"val_bpb": 1.2001}, "42": {"val_bpb": bpb(2.0739)},
+                                                "2025": {"val_bpb": bpb(2.0718)}}}),
+            "seed 1337's claimed result is not in its log",
+        ),
+        Invalid(
+            folder(json_extra={"bytes_total": 15_100_000}),
+            "bytes_total smaller than every logged artifact",
+            severity=Severity.WARNING,
+        ),
+        Invalid(
+            folder({f"train_seed{s}.log": log(s, v) for s, v in SEEDS[:1]},
+                   json_extra={"val_bpb": round((bpb(2.0727) + bpb(2.0600)) / 2, 8)}),
+            "the claim is the mean over a seed whose log is not shipped (no per-seed list to say so)",
+        ),
+    ]
+
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        seed_table(ctx)
+        claims = submission_claims(ctx)
+        runs = scored_runs(ctx)
+        if claims is None or not runs:
+            return
+        path = ctx.submission.json_path
+        ctx.stats.setdefault("seeds", {}).update(
+            claimed_val_bpb=getattr(claims, "val_bpb", None),
+            claimed_val_bpb_std=getattr(claims, "val_bpb_std", None),
+        )
+        yield from self._mean(ctx, path, claims, runs)
+        yield from self._per_seed(ctx, path, claims, runs)
+        yield from self._bytes_total(ctx, path, claims, runs)
+
+    # -- claimed mean ------------------------------------------------------------------------
+    def _mean(self, ctx: AuditContext, path: str | None, claims: Any, runs: list[SeedRun]) -> Iterable[Finding]:
+        claimed = getattr(claims, "val_bpb", None)
+        if not isinstance(claimed, (int, float)):
+            return
+        key = getattr(claims, "val_bpb_key", None) or "val_bpb"
+        seeds = claimed_seeds(ctx)
+        pool = [r for r in runs if run_seed(r) in seeds] if seeds else list(runs)
+        if seeds and {run_seed(r) for r in pool} != set(seeds):
+            return  # some claimed seed has no log: R-SUB-FILES.seed-logs says so
+        tol = tolerance(claimed)
+        means = [math.fsum(r.val_bpb or 0.0 for r in c) / len(c) for c in _one_run_per_seed(pool)]
+        best = min(means, key=lambda m: abs(m - claimed))
+        if abs(best - claimed) <= tol:
+            return
+        # Taken from another logged line (e.g. the sliding-window pass rather than the TTT pass)?
+        for label, m in _label_means(pool).items():
+            if abs(m - claimed) <= tol:
+                yield self.finding(
+                    f"{path}: {key} = {claimed} is the mean of the logs' `{label}` lines, not of their final "
+                    f"score lines ({best:.8f}). Make sure the claimed number is the score the submission is "
+                    "judged on.",
+                    path=path, severity=Severity.INFO, key="other-label",
+                    evidence=[Evidence(f"mean of {label} = {m:.8f}")],
+                )
+                return
+        single = [r for r in pool if abs((r.val_bpb or 0.0) - claimed) <= tol]
+        if single and len(pool) > 1:
+            r = single[0]
+            yield self.finding(
+                f"{path}: {key} = {claimed} equals one run ({r.log_path}, seed {run_seed(r)}) rather than the mean "
+                f"over the {len(pool)} logged runs ({best:.8f}) (R-SUB-JSON). The leaderboard compares seed means; "
+                "report the mean and list the per-seed values.",
+                path=path, severity=Severity.WARNING, key="single-run",
+                evidence=[Evidence("matching run", r.log_path, r.score_line, excerpt(ctx, r.log_path, r.score_line))],
+            )
+            return
+        yield self.finding(
+            f"{path}: claimed {key} = {claimed}, but the mean of the {len(pool)} logged final score(s) is "
+            f"{best:.8f} (difference {claimed - best:+.8f}, tolerance {tol:.1e} for a claim written with "
+            f"{decimals(claimed)} decimals) (R-SUB-JSON). The claim must be the mean of the per-seed final lines "
+            "of the shipped logs; reviewers rejected mismatches (#2124). Recompute the claim from the logs, or "
+            "ship the logs it came from.",
+            path=path, key="mean",
+            evidence=[Evidence(f"seed {run_seed(r)}: {r.score_label} val_bpb {r.val_bpb}", r.log_path, r.score_line,
+                               excerpt(ctx, r.log_path, r.score_line)) for r in pool],
+        )
+
+    # -- per-seed claims ---------------------------------------------------------------------
+    def _per_seed(self, ctx: AuditContext, path: str | None, claims: Any, runs: list[SeedRun]) -> Iterable[Finding]:
+        per_seed = getattr(claims, "per_seed", None) or {}
+        items = per_seed.values() if isinstance(per_seed, dict) else per_seed
+        for sc in items:
+            seed = getattr(sc, "seed", None)
+            value = getattr(sc, "val_bpb", None)
+            if seed is None or not isinstance(value, (int, float)):
+                continue
+            mine = [r for r in runs if run_seed(r) == seed or r.seed_from_name == seed]
+            if not mine:
+                continue
+            tol = tolerance(value)
+            logged = [s.val_bpb for r in mine for s in r.scores] + [r.val_bpb for r in mine if r.val_bpb is not None]
+            if any(abs(v - value) <= tol for v in logged):
+                continue
+            r = mine[0]
+            yield self.finding(
+                f"{path}: seed {seed} is claimed at val_bpb {value}, but its log {r.log_path} shows {r.val_bpb} "
+                f"({r.score_label}) and no score line within {tol:.1e} of the claim (R-SUB-JSON). Per-seed "
+                "results must be copied from the logs.",
+                path=path, key=f"seed:{seed}",
+                evidence=[Evidence(f"claimed seed {seed}: {value}", path),
+                          Evidence("logged score", r.log_path, r.score_line, excerpt(ctx, r.log_path, r.score_line))],
+            )
+
+    # -- bytes_total -------------------------------------------------------------------------
+    def _bytes_total(self, ctx: AuditContext, path: str | None, claims: Any, runs: list[SeedRun]) -> Iterable[Finding]:
+        claimed = getattr(claims, "bytes_total", None)
+        logged = [r for r in runs if r.artifact_bytes is not None]
+        if not isinstance(claimed, int) or not logged:
+            return
+        sizes = [r.artifact_bytes for r in logged if r.artifact_bytes is not None]
+        largest = max(sizes)
+        mean = math.fsum(sizes) / len(sizes)
+        if claimed in sizes or claimed >= largest or abs(claimed - mean) <= 1:
+            return
+        r = max(logged, key=lambda x: x.artifact_bytes or 0)
+        yield self.finding(
+            f"{path}: bytes_total = {claimed:,} is smaller than the largest logged artifact ({largest:,} bytes in "
+            f"{r.log_path}) and matches no seed (R-SUB-JSON). bytes_total is conventionally the largest per-seed "
+            "total, so that the claim covers every seed; use the logged value.",
+            path=path, severity=Severity.WARNING, key="bytes-total",
+            evidence=[Evidence("largest logged total", r.log_path, r.artifact_line,
+                               excerpt(ctx, r.log_path, r.artifact_line))],
+        )
+

@@ -1,0 +1,61 @@
+"""R-EVAL-C2-NORMALIZED: the score must come from a distribution over the whole vocabulary.
+
+Hashed n-gram mixtures of the #779 family compute `p = full_count[hash(ctx, y)] / ctx_count` for
+the realized token only and blend it with the model's probability of that token. No distribution
+over the vocabulary is ever formed (PR #886 measured the implied mass summing to ~277), so the
+reported loss is not a log-likelihood. Mixing full-vocabulary distributions and then reading the
+realized token, or a renormalised tilt, is fine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from audit.analysis.ngram import ngram_facts, origin_step
+from audit.context import AuditContext
+from audit.findings import Finding, Severity
+from audit.rule import Invalid, Rule, Valid
+from rules import _static_eval_examples as ex
+
+
+class EvalC2Normalized(Rule):
+    ID = "R-EVAL-C2-NORMALIZED"
+    TITLE = "Blended probability computed for the gold token only (not normalised over the vocabulary)"
+    SEVERITY = Severity.ERROR
+    KIND = "static"
+    SOURCE = (
+        "RULES.md E R-EVAL-C2-NORMALIZED and R-NGRAM-CACHE item 3: "
+        "https://github.com/openai/parameter-golf/issues/1017 ; https://github.com/openai/parameter-golf/pull/779 ; "
+        "https://github.com/openai/parameter-golf/pull/886 ; https://github.com/openai/parameter-golf/pull/978 ; "
+        "https://github.com/openai/parameter-golf/issues/677"
+    )
+    VALID = [
+        Valid(ex.CAUSAL_CACHE, "full-vocab cache distribution mixed with the softmax, then the target read"),
+        Valid(ex.NGRAM_TILT, "boost of a hinted token followed by log_softmax over the vocabulary"),
+        Valid(ex.BIGRAM_EMBEDDING, "bigram hash embedding: no cache probability at all"),
+    ]
+    INVALID = [
+        Invalid(ex.TARGET_KEY_CACHE, "count ratio for the gold token mixed with p_model(y)",
+                line=ex.line_of(ex.TARGET_KEY_CACHE, "full_c = full_table[full_key]")),
+        Invalid(ex.TARGET_KEY_HELPER, "the same ratio computed in a helper and mixed by the caller"),
+    ]
+
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        for lk in ngram_facts(ctx).lookups:
+            decoded = lk.fn.unit.decoded_from is not None
+            steps = [origin_step(lk.chain[0], decoded)] if lk.chain else []
+            steps += [lk.key_step, lk.lookup_step]
+            if lk.ratio_step is not None:
+                steps.append(lk.ratio_step)
+            steps.append(lk.score_step)
+            yield self.finding(
+                f"R-EVAL-C2-NORMALIZED: `{lk.fn.qualname}` scores a probability computed for the realized "
+                f"token only, read from the count table `{lk.table}` at a key that contains that token. "
+                "Before a token is revealed the evaluator must commit to a distribution over the whole "
+                "vocabulary that sums to 1; a per-token count ratio (with hash collisions) blended with the "
+                "model's probability of the same token is not one, so the reported loss is not a "
+                "log-likelihood. Build the cache's distribution over every vocabulary entry (or a "
+                "renormalised tilt of the softmax), mix full distributions, then read the target.",
+                path=lk.fn.path, line=lk.line, evidence=[s.evidence() for s in steps],
+                key=f"{lk.fn.qualname}:{lk.table}",
+            )

@@ -1,0 +1,105 @@
+"""R-GPTQ-CALIB: quantisation calibration (Hessians, clip search) must not see validation data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from audit.analysis.api import display, evidence_line, valflow
+from audit.analysis.chain import where_note
+from audit.analysis.detectors import val_sinks
+from audit.context import AuditContext
+from audit.findings import Finding, Severity
+from audit.rule import Invalid, Rule, Valid
+from rules._ttt_examples import program
+
+HESSIANS = '''
+def collect_hessians(model, batches):
+    hessians = {}
+    for x in batches:
+        with torch.no_grad():
+            h = model(x)
+            hessians["w"] = hessians.get("w", 0) + h.T @ h
+    return hessians
+
+
+def gptq_quantize(model, hessians):
+    return {k: torch.round(v) for k, v in hessians.items()}
+'''
+
+
+class GPTQCalib(Rule):
+    ID = "R-GPTQ-CALIB"
+    TITLE = "Quantisation calibration data must not come from the validation split"
+    SEVERITY = Severity.ERROR
+    KIND = "static"
+    SOURCE = (
+        "RULES.md R-GPTQ-CALIB: https://github.com/openai/parameter-golf/pull/728 ; "
+        "https://github.com/openai/parameter-golf/pull/1019 ; https://github.com/openai/parameter-golf/issues/140 ; "
+        "https://github.com/openai/parameter-golf/issues/677"
+    )
+    VALID = [
+        Valid(program(HESSIANS, '''
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    train_tokens = torch.load("data/fineweb_train_000000.bin")
+    model = torch.nn.Linear(8, 8)
+    calib = [train_tokens[i:i + 64] for i in range(0, 640, 64)]
+    q = gptq_quantize(model, collect_hessians(model, calib))
+    print("final", eval_val(model, val_tokens))
+'''), "calibration on training batches"),
+        Valid(program(HESSIANS, '''
+def generate_calib(model, n=8, seq_len=64):
+    seqs = []
+    x = torch.zeros(1, 1, dtype=torch.long)
+    with torch.no_grad():
+        for _ in range(seq_len):
+            x = torch.cat([x, model(x)[:, -1:].argmax(-1)], dim=1)
+    seqs.append(x)
+    return seqs
+
+
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    model = torch.nn.Linear(8, 8)
+    q = gptq_quantize(model, collect_hessians(model, generate_calib(model)))
+    print("final", eval_val(model, val_tokens))
+'''), "self-generated calibration sequences"),
+    ]
+    INVALID = [
+        Invalid(program(HESSIANS, '''
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    model = torch.nn.Linear(8, 8)
+    calib = [val_tokens[i:i + 64] for i in range(0, 640, 64)]
+    q = gptq_quantize(model, collect_hessians(model, calib))
+    print("final", eval_val(model, val_tokens))
+'''), "Hessians collected on validation batches"),
+        Invalid(program(HESSIANS, '''
+def calibrate_clip(model, args):
+    tokens = load_validation_tokens(args.val_files)
+    best = None
+    for pct in (0.999, 0.9999, 1.0):
+        err = (model(tokens[:64]) - torch.quantile(tokens.float(), pct)).pow(2).mean()
+        best = err if best is None else min(best, err)
+    return best
+
+
+def main():
+    model = torch.nn.Linear(8, 8)
+    clip = calibrate_clip(model, object())
+'''), "a calibration function that loads val shards itself"),
+    ]
+
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        for sink in val_sinks(valflow(ctx)):
+            if sink.what != "calibration":
+                continue
+            path, decoded = display(ctx, sink.ref.path)
+            msg = (f"Quantisation calibration on validation data: `{sink.site.name}` (line {sink.site.line}, "
+                   f"in `{sink.ref.facts.name}`) is fed val-derived tokens. Hessians or clip ranges fitted on "
+                   "the validation set make the artifact depend on the data it is scored on. Calibrate on "
+                   "training batches inside the training budget, or on sequences the model generates itself."
+                   + where_note(decoded))
+            yield self.finding(msg, path=path, line=sink.site.line, evidence=[
+                evidence_line(ctx, sink.ref.path, sink.site.line, "calibration fed with val-derived data"),
+            ], key=f"{sink.ref.facts.qualname}:{sink.site.name}")

@@ -1,0 +1,110 @@
+"""R-LIBRARIES: third-party packages beyond the baseline's are disclosed in requirements.txt."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Iterable
+from pathlib import PurePosixPath
+
+from audit.context import AuditContext
+from audit.findings import Evidence, Finding, Severity
+from audit.rule import Invalid, Rule, Valid
+from rules._meta_examples import SCRIPT, folder
+
+# The repository's requirements.txt at HEAD (import names), plus triton which ships with torch.
+BASELINE_PACKAGES = frozenset({
+    "torch", "numpy", "tqdm", "huggingface_hub", "kernels", "setuptools", "typing_extensions",
+    "datasets", "tiktoken", "sentencepiece", "triton",
+})
+_OPTIONAL_GUARDS = ("ImportError", "ModuleNotFoundError", "Exception")
+
+WITH_ZSTD = SCRIPT.replace("import torch\n", "import torch\nimport zstandard\n")
+WITH_OPTIONAL = SCRIPT.replace(
+    "import torch\n", "import torch\ntry:\n    import zstandard\nexcept ImportError:\n    zstandard = None\n")
+
+
+def _guarded_imports(tree: ast.Module) -> set[int]:
+    """Line numbers of imports inside `try: ... except ImportError` (optional dependencies)."""
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Try):
+            continue
+        names = set()
+        for h in node.handlers:
+            if h.type is None:
+                names.add("Exception")
+            for n in ast.walk(h.type) if h.type is not None else ():
+                if isinstance(n, ast.Name):
+                    names.add(n.id)
+        if names & set(_OPTIONAL_GUARDS):
+            for stmt in node.body:
+                for sub in ast.walk(stmt):
+                    if isinstance(sub, (ast.Import, ast.ImportFrom)):
+                        lines.add(sub.lineno)
+    return lines
+
+
+class Libraries(Rule):
+    ID = "R-LIBRARIES"
+    TITLE = "Non-baseline packages come with requirements.txt"
+    SEVERITY = Severity.WARNING
+    KIND = "meta"
+    SOURCE = "RULES.md R-LIBRARIES: README FAQ 'Can I import XYZ package?'"
+    VALID = [
+        Valid(folder(), "only torch"),
+        Valid(folder(script=WITH_ZSTD, extra_files={"requirements.txt": "zstandard\n"}), "disclosed"),
+        Valid(folder(script=WITH_OPTIONAL), "optional import with a fallback (info only)"),
+        Valid(folder(script=SCRIPT.replace("import torch\n", "import torch\nimport helpers\n"),
+                     extra_files={"helpers.py": "X = 1\n"}), "a local helper module is not a package"),
+    ]
+    INVALID = [
+        Invalid(folder(script=WITH_ZSTD), "zstandard imported, no requirements.txt"),
+    ]
+
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        sub = ctx.submission
+        if any(PurePosixPath(p).name.lower().startswith("requirements") for p in sub.files):
+            return
+        local = {PurePosixPath(p).parts[0].removesuffix(".py") for p in sub.code}
+        local |= {PurePosixPath(p).stem for p in sub.code}
+        required: dict[str, tuple[str, int]] = {}
+        optional: dict[str, tuple[str, int]] = {}
+        for rel in sorted(sub.code):
+            parsed = ctx.parsed(rel)
+            if parsed.tree is None:
+                continue
+            guarded = _guarded_imports(parsed.tree)
+            for node in ast.walk(parsed.tree):
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    top = name.split(".")[0]
+                    if top in BASELINE_PACKAGES or top in sys.stdlib_module_names or top in local or top == "__future__":
+                        continue
+                    target = optional if node.lineno in guarded else required
+                    target.setdefault(top, (rel, node.lineno))
+        readme = (sub.readme.text or "").lower() if sub.readme is not None else ""
+        for pkg, (rel, line) in sorted(required.items()):
+            mentioned = pkg.lower() in readme or pkg.replace("_", "-").lower() in readme
+            yield self.finding(
+                f"{rel}:{line} imports `{pkg}`, which is not in the baseline environment, and the folder has no "
+                "requirements.txt (R-LIBRARIES: include requirements.txt and setup notes when importing extra "
+                "packages)." + (" The README mentions it; add the requirements file too." if mentioned else
+                                " Add a requirements.txt naming it."),
+                path=rel, line=line, severity=Severity.INFO if mentioned else Severity.WARNING, key=f"pkg:{pkg}",
+                evidence=[Evidence("import", rel, line, ctx.parsed(rel).line_text(line))],
+            )
+        for pkg, (rel, line) in sorted(optional.items()):
+            if pkg in required:
+                continue
+            yield self.finding(
+                f"{rel}:{line} optionally imports `{pkg}` (with a fallback); list it in requirements.txt so "
+                "that a re-run uses the same code path as the logged runs.",
+                path=rel, line=line, severity=Severity.INFO, key=f"opt:{pkg}",
+                evidence=[Evidence("guarded import", rel, line, ctx.parsed(rel).line_text(line))],
+            )

@@ -1,0 +1,74 @@
+"""R-NGRAM-CACHE: an eval-time cache must not read the token it is about to score.
+
+A hashed n-gram cache that looks up `full_counts[hash(context, y)]` to score position t uses the
+realized token y in the lookup: the score of t depends on the token at t (C1), and the value is a
+count ratio for the gold token only. Building the same counts with y *after* scoring is legal.
+Also reported here: oracle gates that pick, per position, whichever of two predictors gave the
+realized token the better score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from audit.analysis.ngram import ngram_facts, origin_step
+from audit.context import AuditContext
+from audit.findings import Finding, Severity
+from audit.rule import Invalid, Rule, Valid
+from rules import _static_eval_examples as ex
+
+ORACLE_ID = "R-NGRAM-CACHE.oracle-gate"
+
+
+class NgramCacheTargetLeak(Rule):
+    ID = "R-NGRAM-CACHE"
+    TITLE = "Eval-time n-gram cache looked up with the target token"
+    SEVERITY = Severity.ERROR
+    KIND = "static"
+    ALSO_REPORTS = (ORACLE_ID,)
+    SOURCE = (
+        "RULES.md E R-NGRAM-CACHE (items 2-3) and R-EVAL-C1-CAUSAL: "
+        "https://github.com/openai/parameter-golf/pull/779 ; https://github.com/openai/parameter-golf/issues/677 ; "
+        "https://github.com/openai/parameter-golf/pull/659 ; https://github.com/openai/parameter-golf/issues/1017 ; "
+        "https://github.com/openai/parameter-golf/issues/140"
+    )
+    VALID = [
+        Valid(ex.BIGRAM_EMBEDDING, "bigram hash embeddings over input ids (t[i-1], t[i]), also aliased"),
+        Valid(ex.CAUSAL_CACHE, "context-keyed full-vocab cache; target used only in the update after scoring"),
+        Valid(ex.NGRAM_TILT, "token-only n-gram tilt: hint from the prefix, full-vocab renormalisation"),
+        Valid(ex.ENTROPY_GATE, "gate on the model's own entropy"),
+    ]
+    INVALID = [
+        Invalid(ex.TARGET_KEY_CACHE, "full key = ctx_hash ^ (y * prime) looked up to score y",
+                line=ex.line_of(ex.TARGET_KEY_CACHE, "full_c = full_table[full_key]")),
+        Invalid(ex.TARGET_KEY_HELPER, "target reaches the key through a helper parameter and position arithmetic",
+                line=ex.line_of(ex.TARGET_KEY_HELPER, "return self.full_counts[fk]")),
+        Invalid(ex.ORACLE_GATE, "min of two gold-token NLLs", rule_id=ORACLE_ID,
+                line=ex.line_of(ex.ORACLE_GATE, "torch.minimum(nll_model, nll_uni)")),
+    ]
+
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        facts = ngram_facts(ctx)
+        for lk in facts.lookups:
+            decoded = lk.fn.unit.decoded_from is not None
+            steps = [origin_step(o, decoded) for o in lk.chain] + [lk.key_step, lk.lookup_step, lk.score_step]
+            yield self.finding(
+                f"R-NGRAM-CACHE / C1: the eval-time cache `{lk.table}` is looked up with a key that contains "
+                f"the target token (the token being scored), in `{lk.fn.qualname}`. The score of a position "
+                "may depend only on tokens before it; hashing the realized next token into the lookup key "
+                "reads the answer and returns a count for the gold token only (the implied 'distribution' "
+                "is not normalised over the vocabulary). Look up by the context alone, score a full "
+                "distribution over the vocabulary, and use the target only to update the counts after the "
+                "position has been scored.",
+                path=lk.fn.path, line=lk.line, evidence=[s.evidence() for s in steps],
+                key=f"{lk.fn.qualname}:{lk.table}",
+            )
+        for gate in facts.oracle_gates:
+            yield self.finding(
+                f"R-NGRAM-CACHE / C1: an oracle gate in `{gate.fn.qualname}` chooses, per position, between "
+                "two predictors by comparing their scores of the realized token. A gate may depend on the "
+                "model's own outputs (e.g. its entropy) but never on the target; blend the predictors with "
+                "weights computed before the token is revealed.",
+                path=gate.fn.path, line=gate.line, evidence=[s.evidence() for s in gate.steps],
+                rule_id=ORACLE_ID, key=f"{gate.fn.qualname}:oracle",
+            )

@@ -1,0 +1,144 @@
+"""R-REC-SIGNIFICANCE and R-REC-PROGRESSION: does a record beat the reference run set, and how surely?
+
+Both tests of RULES.md §G are computed (audit/stats.py) and stored in `ctx.stats["significance"]`:
+the README criterion (0.005 nats at p < 0.01; verdict per byte, see stats.py for why) and the
+leaderboard practice (one-sided Welch p < 0.25 vs the previous frontier row). Both are warnings:
+the practice diverged from the README, so neither result alone is a maintainer's ruling.
+Without `--sota` nothing is compared; only a single-run record is flagged, since one run cannot
+show significance against anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from audit.context import AuditContext
+from audit.findings import Evidence, Finding, Severity
+from audit.rule import Invalid, Rule, Valid
+from audit.seeds import excerpt, is_non_record, run_seed, scored_runs, seed_table
+from audit.sota import load_reference, runset_from_json
+from audit.stats import README_ALPHA, README_MARGIN_NATS, RunSet, significance
+from rules._meta_examples import bpb, folder, log
+
+SOURCE = (
+    "RULES.md R-REC-SIGNIFICANCE (README 'Submission Process') and R-REC-PROGRESSION: "
+    "https://github.com/openai/parameter-golf/pull/1902 ; https://github.com/openai/parameter-golf/pull/2146 ; "
+    "https://github.com/openai/parameter-golf/issues/2148"
+)
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where the significance findings point: the claims file, with each seed's score line as evidence."""
+
+    path: str | None
+    evidence: list[Evidence]
+
+
+class RecSignificance(Rule):
+    """A record must show its improvement over SOTA is real: README test and leaderboard practice."""
+
+    ID = "R-REC-SIGNIFICANCE"
+    TITLE = "Record beats the reference run set significantly (README 0.005 nats at p<0.01; practice p<0.25)"
+    SEVERITY = Severity.WARNING
+    KIND = "meta"
+    SOURCE = SOURCE
+    ALSO_REPORTS = ("R-REC-PROGRESSION",)
+    VALID = [
+        Valid(folder(), "three seeds and no --sota: nothing to compare, no warning"),
+        Valid(folder({"train.log": log(1337, 2.07)}, json_extra={"track": "non_record_16mb"}),
+              "a single-run non-record submission needs no significance"),
+    ]
+    INVALID = [
+        Invalid(folder({"train_seed1337.log": log(1337, 2.0727)},
+                       json_extra={"seed_results": {"1337": {"val_bpb": bpb(2.0727), "val_loss": 2.0727}}}),
+                "a record backed by one run cannot show significance at any level"),
+    ]
+
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        seed_table(ctx)
+        if is_non_record(ctx):
+            return
+        new, evidence = _new_runset(ctx)
+        where = _Where(ctx.submission.json_path, evidence)
+        if ctx.options.sota is None:
+            ctx.stats["significance"] = {"note": "not tested: no reference run set (pass --sota FILE|DIR)"}
+            if len(new.val_bpb) == 1:
+                yield self.finding(
+                    "Only one run has a final score, so no test can show that the improvement is significant "
+                    "(R-REC-SIGNIFICANCE). The README asks for enough run logs to show p < 0.01, usually three "
+                    "seeds of the same configuration; add the logs of more seeds (pure systems speed-ups are "
+                    "exempt, which a reviewer must confirm).",
+                    key="single-run", path=where.path, evidence=where.evidence,
+                )
+            return
+        ref = load_reference(ctx.options.sota)
+        if not new.val_bpb:
+            ctx.stats["significance"] = {"note": "not tested: no scored run in this submission"}
+            return
+        sig = significance(new, ref)
+        ctx.stats["significance"] = sig
+        if sig["practice"] is None:
+            sig["note"] = "not tested: both run sets have a single run"
+            yield self.finding(
+                f"Both this submission and the reference {ref.name!r} have a single run, so no t-test is "
+                "possible (R-REC-SIGNIFICANCE). Add the logs of more seeds.",
+                key="no-test", path=where.path, evidence=where.evidence,
+            )
+            return
+        yield from self._practice(sig["practice"], ref, where)
+        yield from self._readme(sig["readme"], ref, where)
+
+    def _practice(self, res: dict, ref: RunSet, where: _Where) -> Iterable[Finding]:
+        if res["passed"]:
+            return
+        yield self.finding(
+            f"Against {ref.name!r} the one-sided Welch test on per-seed val_bpb gives p = {res['p']:.4f} "
+            f"(mean {res['mean_new']:.6f}, n={res['n_new']} vs {res['mean_ref']:.6f}, n={res['n_ref']}), not "
+            f"below the {res['alpha']} the maintainers applied to the chronological frontier (R-REC-PROGRESSION). "
+            "The leaderboard would not add this row; more seeds or a larger improvement are needed.",
+            rule_id="R-REC-PROGRESSION", key="practice", path=where.path, evidence=where.evidence,
+        )
+
+    def _readme(self, res: dict | None, ref: RunSet, where: _Where) -> Iterable[Finding]:
+        if res is None or res["passed"]:
+            return
+        part = res["per_byte"] if res["verdict_unit"] == "nats/byte" else res["per_token"]
+        other = res["per_token"] if part is res["per_byte"] else None
+        also = ""
+        if other is not None:
+            also = (f" Per token the improvement is {other['improvement']:.5f} nats/token (p = {other['p']:.4f}"
+                    f"{'' if other.get('comparable') else '; different tokenizers, not comparable'}).")
+        yield self.finding(
+            f"Against {ref.name!r} the improvement is {part['improvement']:.5f} {part['unit']}; the README "
+            f"criterion needs at least {README_MARGIN_NATS} nats shown at p < {README_ALPHA}, and the one-sided "
+            f"test of that margin gives p = {part['p']:.4f} (R-REC-SIGNIFICANCE). The verdict is in "
+            f"{res['verdict_unit']} ({res['why_unit']}).{also} Maintainers applied a weaker test in practice "
+            "(R-REC-PROGRESSION), so a reviewer decides.",
+            key="readme", path=where.path, evidence=where.evidence,
+        )
+
+
+def _new_runset(ctx: AuditContext) -> tuple[RunSet, list[Evidence]]:
+    """This submission's scored runs (from its logs; submission.json per-seed results as fallback)."""
+    runs = scored_runs(ctx)
+    evidence = [
+        Evidence(f"seed {run_seed(r)} final score {r.val_bpb:.8f} bpb", r.log_path, r.score_line,
+                 excerpt(ctx, r.log_path, r.score_line))
+        for r in runs if r.val_bpb is not None
+    ]
+    bpb = [r.val_bpb for r in runs if r.val_bpb is not None]
+    if bpb:
+        loss = [r.val_loss for r in runs if r.val_loss is not None]
+        return RunSet(ctx.submission.name, val_bpb=tuple(bpb),
+                      val_loss=tuple(loss) if len(loss) == len(bpb) else ()), evidence
+    if ctx.submission.json_data is not None:
+        try:
+            from_json = runset_from_json(ctx.submission.json_data, ctx.submission.name)
+        except ValueError:
+            from_json = None
+        if from_json is not None and from_json.val_bpb:
+            label = f"per-seed results claimed in {ctx.submission.json_path} (no log has a final score)"
+            return from_json, [Evidence(label, ctx.submission.json_path)]
+    return RunSet(ctx.submission.name), evidence

@@ -1,0 +1,127 @@
+"""R-SUB-SEEDS-SAME-CONFIG: three or more seeds, each log the seed it says, all one configuration."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from audit.context import AuditContext
+from audit.findings import Evidence, Finding, Severity
+from audit.logs import SeedRun
+from audit.rule import Invalid, Rule, Valid
+from audit.seeds import excerpt, is_non_record, run_seed, scored_runs, seed_runs, seed_table
+from rules._meta_examples import SEEDS, folder, log
+
+MIN_SEEDS = 3
+# Keys that legitimately differ between the seeds of one configuration.
+_IGNORED_KEY = re.compile(
+    r"seed|run_id|run_name|path|dir|file|log|output|out_|artifact_name|timestamp|date|time_stamp|host|"
+    r"rank|job|uuid|wandb|checkpoint|save",
+    re.IGNORECASE,
+)
+
+
+class SeedsSameConfig(Rule):
+    ID = "R-SUB-SEEDS-SAME-CONFIG"
+    TITLE = "Record claims rest on >= 3 seeds of one configuration, each log the seed it names"
+    SEVERITY = Severity.WARNING
+    KIND = "meta"
+    SOURCE = (
+        "RULES.md R-SUB-SEEDS-SAME-CONFIG / R-SUB-FILES: https://github.com/openai/parameter-golf/pull/2124 ; "
+        "https://github.com/openai/parameter-golf/pull/1902 ; https://github.com/openai/parameter-golf/pull/561"
+    )
+    ALSO_REPORTS = ("R-SUB-SEEDS-SAME-CONFIG.seed-count", "R-SUB-SEEDS-SAME-CONFIG.seed-name")
+    VALID = [
+        Valid(folder(), "three seeds, same configuration"),
+        Valid(
+            folder({"train.log": log(1337, 2.0727), **{f"train_seed{s}.log": log(s, v) for s, v in SEEDS}}),
+            "train.log duplicates the seed-1337 run (the same seed twice is not a mismatch)",
+        ),
+        Valid(
+            folder({"train_seed1337.log": log(1337, 2.0727)}, json_extra={"track": "non-record-16mb"}),
+            "non-record track: one seed is enough",
+        ),
+    ]
+    INVALID = [
+        Invalid(
+            folder({"train_seed1337.log": log(1337, 2.0727), "train_seed42.log": log(42, 2.0739)}),
+            "only two seeds for a record claim",
+            rule_id="R-SUB-SEEDS-SAME-CONFIG.seed-count",
+        ),
+        Invalid(
+            folder({"train_seed1337.log": log(1337, 2.0727), "train_seed42.log": log(1337, 2.0739),
+                    "train_seed2025.log": log(2025, 2.0718)}),
+            "train_seed42.log was run with seed 1337",
+            rule_id="R-SUB-SEEDS-SAME-CONFIG.seed-name",
+        ),
+        Invalid(
+            folder({**{f"train_seed{s}.log": log(s, v) for s, v in SEEDS[:2]},
+                    "train_seed2025.log": log(2025, 2.0718, iterations=9_000)}),
+            "the third seed ran with a different iteration count",
+        ),
+    ]
+
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        seed_table(ctx)
+        runs = seed_runs(ctx)
+        for run in runs:
+            yield from self._seed_name(ctx, run)
+        scored = scored_runs(ctx)
+        if not is_non_record(ctx) and scored:
+            yield from self._seed_count(scored)
+        yield from self._same_config(scored)
+
+    def _seed_name(self, ctx: AuditContext, run: SeedRun) -> Iterable[Finding]:
+        if run.seed is None or run.seed_from_name is None or run.seed == run.seed_from_name:
+            return
+        path = run.log_path
+        yield self.finding(
+            f"{path}: the file name says seed {run.seed_from_name} but the log was run with seed {run.seed} "
+            "(R-SUB-SEEDS-SAME-CONFIG). Reviewers count seeds from the logs; a mislabelled log can hide that "
+            "two 'seeds' are the same run. Rename the file or include the run for the named seed.",
+            path=path, line=run.seed_line, rule_id="R-SUB-SEEDS-SAME-CONFIG.seed-name", key=f"name:{path}",
+            evidence=[Evidence("seed logged inside", path, run.seed_line, excerpt(ctx, path, run.seed_line)),
+                      Evidence(f"seed in the file name: {run.seed_from_name}", path)],
+        )
+
+    def _seed_count(self, scored: list[SeedRun]) -> Iterable[Finding]:
+        seeds = {run_seed(r) for r in scored}
+        seeds.discard(None)
+        n = len(seeds)
+        if n >= MIN_SEEDS:
+            return
+        listed = ", ".join(str(s) for s in sorted(s for s in seeds if s is not None)) or "none logged"
+        yield self.finding(
+            f"The logs show {n} distinct seed(s) ({listed}) with a final score; a record-track row needs a "
+            f"mean over at least {MIN_SEEDS} seeds of the submitted configuration (R-SUB-SEEDS-SAME-CONFIG; "
+            "single-seed rows were excluded in #1902, and #561 asks for the logs backing each claimed seed). "
+            "Add the logs of the missing seeds.",
+            rule_id="R-SUB-SEEDS-SAME-CONFIG.seed-count", key="count",
+            evidence=[Evidence(f"seed {run_seed(r)}: val_bpb {r.val_bpb}", r.log_path, r.score_line) for r in scored],
+        )
+
+    def _same_config(self, scored: list[SeedRun]) -> Iterable[Finding]:
+        configs = [(r, _config(r)) for r in scored if r.hyperparameters]
+        if len(configs) < 2:
+            return
+        ref_run, ref = configs[0]
+        for run, cfg in configs[1:]:
+            diff = sorted(k for k in set(ref) | set(cfg) if ref.get(k) != cfg.get(k))
+            if not diff:
+                continue
+            shown = "; ".join(f"{k}: {ref.get(k, '(absent)')} vs {cfg.get(k, '(absent)')}" for k in diff[:6])
+            more = f" (+{len(diff) - 6} more)" if len(diff) > 6 else ""
+            yield self.finding(
+                f"{run.log_path} and {ref_run.log_path} were run with different configurations: {shown}{more} "
+                "(R-SUB-SEEDS-SAME-CONFIG). The claimed mean must come from seeds of the one submitted "
+                "configuration (a third seed from another config was rejected on #2124). Re-run the odd seed "
+                "with the submitted settings, or explain the difference in the README.",
+                path=run.log_path, key=f"config:{run.log_path}",
+                evidence=[Evidence(f"{k}: {ref.get(k, '(absent)')} in {ref_run.log_path}, "
+                                   f"{cfg.get(k, '(absent)')} in {run.log_path}", run.log_path) for k in diff[:6]],
+            )
+
+
+def _config(run: SeedRun) -> dict[str, str]:
+    cfg = run.config_for_comparison()
+    return {k.lower(): str(v).strip() for k, v in cfg.items() if not _IGNORED_KEY.search(k)}

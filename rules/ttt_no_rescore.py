@@ -1,0 +1,107 @@
+"""R-TTT-NO-RESCORE and R-TTT-NO-CALIBRATION-ON-SCORED: only the first, pre-update score counts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from audit.analysis.api import display, evidence_line, valflow
+from audit.analysis.chain import where_note
+from audit.analysis.detectors import calibration_on_scored, rescoring
+from audit.context import AuditContext
+from audit.findings import Finding, Severity
+from audit.rule import Invalid, Rule, Valid
+from rules._ttt_examples import MAIN_SCORE_FIRST, SCORE_FIRST, program
+
+CALIBRATION_ID = "R-TTT-NO-CALIBRATION-ON-SCORED"
+
+EVAL_WITH_TEMPERATURE = '''
+def eval_val_temp(model, val_tokens, temperature=1.0, seq_len=8):
+    loss_sum = torch.zeros(())
+    n = 0
+    with torch.inference_mode():
+        for i in range(0, val_tokens.numel() - 1 - seq_len, seq_len):
+            logits = model(val_tokens[i:i + seq_len]) / temperature
+            loss_sum += F.cross_entropy(logits, val_tokens[i + 1:i + 1 + seq_len], reduction="sum")
+            n += seq_len
+    return (loss_sum / n).item()
+'''
+
+
+class TTTNoRescore(Rule):
+    ID = "R-TTT-NO-RESCORE"
+    TITLE = "No re-evaluation of validation tokens after training on them (report s_0, not s_1)"
+    SEVERITY = Severity.ERROR
+    KIND = "static"
+    SOURCE = (
+        "RULES.md R-TTT-NO-RESCORE, R-TTT-NO-CALIBRATION-ON-SCORED: "
+        "https://github.com/openai/parameter-golf/pull/991 ; https://github.com/openai/parameter-golf/pull/1004 ; "
+        "https://github.com/openai/parameter-golf/issues/140"
+    )
+    ALSO_REPORTS = (CALIBRATION_ID,)
+    VALID = [
+        Valid(program(SCORE_FIRST, MAIN_SCORE_FIRST), "plain eval before TTT, score-first TTT last (s_0)"),
+        Valid(program(SCORE_FIRST, EVAL_WITH_TEMPERATURE, '''
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    model = torch.nn.Linear(8, 8)
+    print("fixed-temperature eval", eval_val_temp(model, val_tokens, temperature=0.9))
+    print("final", eval_val_ttt(model, val_tokens))
+'''), "a fixed temperature hard-coded as a hyperparameter"),
+        Valid(program(SCORE_FIRST, '''
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    model = torch.nn.Linear(8, 8)
+    if USE_TTT:
+        print("final", eval_val_ttt(model, val_tokens))
+    else:
+        print("final", eval_val(model, val_tokens))
+'''), "TTT eval or plain eval, on two arms of one if"),
+    ]
+    INVALID = [
+        Invalid(program(SCORE_FIRST, '''
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    eval_model = torch.nn.Linear(8, 8)
+    s0 = eval_val_ttt(eval_model, val_tokens)
+    s1 = eval_val(eval_model, val_tokens)
+    print("final", s1)
+'''), "score-first TTT, then the adapted model re-scores the same tokens", line=45),
+        Invalid(program(EVAL_WITH_TEMPERATURE, '''
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    model = torch.nn.Linear(8, 8)
+    best_t, best = 1.0, float("inf")
+    for t in [0.9, 0.95, 1.0, 1.05]:
+        loss = eval_val_temp(model, val_tokens, temperature=t)
+        if loss < best:
+            best, best_t = loss, t
+    print("final", best)
+'''), "temperature chosen by minimum val loss over candidates", rule_id=CALIBRATION_ID),
+    ]
+
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        vf = valflow(ctx)
+        for r in rescoring(vf):
+            path, decoded = display(ctx, r.rescore.path)
+            msg = (f"Re-scoring after TTT: `{r.ttt.site.name}` (line {r.ttt.site.line}) already scores the "
+                   f"validation tokens while adapting `{r.model}` on them; `{r.rescore.site.name}` (line "
+                   f"{r.rescore.site.line}) then scores the same tokens again with the adapted model. A second "
+                   "pass over tokens the model has trained on is training on the eval set; only the first, "
+                   "pre-update score (s_0) may be reported. Report the TTT pass's own score and drop the "
+                   "re-evaluation (or keep it out of the reported metric)." + where_note(decoded))
+            yield self.finding(msg, path=path, line=r.rescore.site.line, evidence=[
+                evidence_line(ctx, r.ttt.path, r.ttt.site.line, "score-first TTT pass (adapts the model)"),
+                evidence_line(ctx, r.rescore.path, r.rescore.site.line, "second scoring of the adapted model"),
+            ], key=f"{r.ttt.site.name}->{r.rescore.site.name}")
+        for c in calibration_on_scored(vf):
+            path, decoded = display(ctx, c.ref.path)
+            msg = (f"Eval-time knob fitted on scored tokens: the loop at line {c.loop_line} scores the "
+                   f"validation set for each candidate setting (`{c.score.site.name}`, line {c.score.site.line}) "
+                   f"and keeps the best (line {c.compare_line}). Choosing a temperature or similar on the very "
+                   "tokens being reported re-scores them; fix the setting in advance or adapt it only from "
+                   "tokens already scored." + where_note(decoded))
+            yield self.finding(msg, path=path, line=c.loop_line, rule_id=CALIBRATION_ID, evidence=[
+                evidence_line(ctx, c.ref.path, c.loop_line, "loop over candidate settings"),
+                evidence_line(ctx, c.ref.path, c.score.site.line, "val score per candidate"),
+                evidence_line(ctx, c.ref.path, c.compare_line, "best candidate kept"),
+            ], key=f"calib:{c.ref.facts.qualname}")

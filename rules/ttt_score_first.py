@@ -1,0 +1,156 @@
+"""R-TTT-SCORE-FIRST (C3): test-time training only on validation tokens already scored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from audit.analysis.api import valflow
+from audit.analysis.chain import chain_evidence, primary, where_note
+from audit.context import AuditContext
+from audit.findings import Finding, Severity
+from audit.rule import Invalid, Rule, Valid
+from rules._ttt_examples import MAIN_SCORE_FIRST, SCORE_FIRST, SLIDING, program
+
+LORA_PER_DOC = '''
+def _accumulate(ptl, lo, hi, loss_sum, token_count):
+    loss_sum += ptl[:, lo:hi].sum()
+    token_count += hi - lo
+
+
+def eval_val_lora(model, lora, val_tokens, docs, chunk=32):
+    loss_sum = torch.zeros(())
+    token_count = torch.zeros(())
+    for start, end in docs:
+        lora.reset()
+        opt = torch.optim.Adam(lora.parameters(), lr=1e-3)
+        num_chunks = (end - start) // chunk
+        for ci in range(num_chunks):
+            x = val_tokens[start:start + (ci + 1) * chunk][None]
+            y = val_tokens[start + 1:start + (ci + 1) * chunk + 1][None]
+            ptl = model(x, y, lora=lora)
+            with torch.no_grad():
+                _accumulate(ptl, ci * chunk, (ci + 1) * chunk, loss_sum, token_count)
+            if ci < num_chunks - 1:
+                ptl[:, ci * chunk:(ci + 1) * chunk].mean().backward()
+                opt.step()
+                opt.zero_grad()
+    return (loss_sum / token_count).item()
+
+
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    model, lora = torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)
+    print("final", eval_val_lora(model, lora, val_tokens, [(0, 4096), (4096, 9000)]))
+'''
+
+PHASED_GLOBAL = '''
+def global_sgd(model, tokens, epochs=2):
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    for _ in range(epochs):
+        for i in range(0, tokens.numel() - 65, 64):
+            loss = F.cross_entropy(model(tokens[i:i + 64]), tokens[i + 1:i + 65])
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+
+
+def eval_val_phased(model, val_tokens, phases):
+    loss_sum = torch.zeros(())
+    n = 0
+    scored = []
+    for docs in phases:
+        for start, end in docs:
+            with torch.no_grad():
+                loss_sum += F.cross_entropy(model(val_tokens[start:end - 1]), val_tokens[start + 1:end],
+                                            reduction="sum")
+                n += end - start - 1
+            scored.append(val_tokens[start:end])
+        global_sgd(model, torch.cat(scored))
+    return (loss_sum / n).item()
+
+
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    model = torch.nn.Linear(8, 8)
+    print("final", eval_val_phased(model, val_tokens, [[(0, 100)], [(100, 300)]]))
+'''
+
+TRAIN_THEN_SCORE_CHUNK = '''
+def eval_val_ttt(model, val_tokens, chunk=64):
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    loss_sum = torch.zeros(())
+    n = 0
+    for ci in range((val_tokens.numel() - 1) // chunk):
+        x = val_tokens[ci * chunk:(ci + 1) * chunk][None]
+        y = val_tokens[ci * chunk + 1:(ci + 1) * chunk + 1][None]
+        loss = F.cross_entropy(model(x)[0], y[0])
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        with torch.no_grad():
+            loss_sum += F.cross_entropy(model(x)[0], y[0], reduction="sum")
+            n += chunk
+    return (loss_sum / n).item()
+'''
+
+LAST_EPOCH_SCORE = '''
+def eval_val_ttt(model, val_tokens, chunk=64, epochs=3):
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    loss_sum = torch.zeros(())
+    n = 0
+    for epoch in range(epochs):
+        for ci in range((val_tokens.numel() - 1) // chunk):
+            x = val_tokens[ci * chunk:(ci + 1) * chunk][None]
+            y = val_tokens[ci * chunk + 1:(ci + 1) * chunk + 1][None]
+            if epoch == epochs - 1:
+                with torch.no_grad():
+                    loss_sum += F.cross_entropy(model(x)[0], y[0], reduction="sum")
+                    n += chunk
+            loss = F.cross_entropy(model(x)[0], y[0])
+            loss.backward()
+            opt.step()
+    return (loss_sum / n).item()
+'''
+
+
+
+class TTTScoreFirst(Rule):
+    ID = "R-TTT-SCORE-FIRST"
+    TITLE = "Test-time training only on validation tokens already scored (C3)"
+    SEVERITY = Severity.ERROR
+    KIND = "static"
+    SOURCE = (
+        "RULES.md R-TTT-SCORE-FIRST / R-EVAL-C3-SCORE-BEFORE-UPDATE: README FAQ; "
+        "https://github.com/openai/parameter-golf/issues/402 ; https://github.com/openai/parameter-golf/issues/1082 ; "
+        "https://github.com/openai/parameter-golf/issues/677"
+    )
+    VALID = [
+        Valid(program(SCORE_FIRST, MAIN_SCORE_FIRST), "per chunk: score under no_grad, then train (3 epochs)"),
+        Valid(program(LORA_PER_DOC), "per-document LoRA: score the chunk through a helper, then one step"),
+        Valid(program(PHASED_GLOBAL), "phased global SGD over documents already scored in this phase"),
+        Valid(SLIDING, "sliding-window eval scoring the last stride of each window"),
+    ]
+    INVALID = [
+        Invalid(program(TRAIN_THEN_SCORE_CHUNK, MAIN_SCORE_FIRST), "train on the chunk, then score it",
+                line=29),
+        Invalid(program(LAST_EPOCH_SCORE, MAIN_SCORE_FIRST),
+                "multi-epoch over the stream, score taken on the last epoch"),
+    ]
+
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        vf = valflow(ctx)
+        for c in vf.results:
+            if c.slot or c.status != "score_after_update" or c.score is None:
+                continue
+            path, line, decoded = primary(ctx, c)
+            fn = c.event.ref.facts.name
+            msg = (f"Score-after-update TTT in `{fn}`: inside the loop at line {c.loop_line}, the model is "
+                   f"updated on validation tokens (line {c.event.site.line}) before the score that counts "
+                   f"them (line {c.score.site.line}) is taken, or the score is taken only on a later epoch. "
+                   "Every token must be scored by the model as it was before any update that used it. "
+                   "Reorder each chunk as: score under no_grad/inference_mode and accumulate into the "
+                   "reported loss, then train on that chunk (skip training on the last chunk)."
+                   + where_note(decoded))
+            yield self.finding(msg, path=path, line=line,
+                               evidence=chain_evidence(ctx, c, "score of the same chunk, after the update"),
+                               key=f"{c.event.ref.facts.qualname}:{c.event.site.name}")

@@ -1,0 +1,150 @@
+"""Code-byte conventions: raw size, self-extracting wrappers (decoded statically), minified estimate."""
+
+from __future__ import annotations
+
+import base64
+import lzma
+import zlib
+
+import pytest
+
+import audit.codesize as codesize
+from audit.codesize import code_sizes, compressed_wrapper_size, find_wrapper, minify_source
+
+INNER = '''"""A tiny training script (docstring)."""
+import os
+
+# a comment that the minifier drops
+def train(steps):
+    """Docstring of train."""
+    total = 0
+    for step in range(steps):  # trailing comment
+        total += step
+    return total
+
+
+if __name__ == "__main__":
+    print(train(int(os.environ.get("STEPS", "3"))))
+'''
+
+
+def _lzma_raw_wrapper(source: str) -> str:
+    payload = lzma.compress(source.encode(), format=lzma.FORMAT_RAW, filters=[{"id": lzma.FILTER_LZMA2}])
+    blob = base64.b85encode(payload).decode()
+    return ('import lzma as L,base64 as B\n__wrapper_size__=123\n'
+            f'exec(L.decompress(B.b85decode("{blob[:40]}"\n"{blob[40:]}"),format=L.FORMAT_RAW,'
+            'filters=[{"id":L.FILTER_LZMA2}]))\n')
+
+
+def test_raw_bytes_are_utf8_bytes():
+    sizes = code_sizes("x = 'é'\n", estimate=False)
+    assert sizes.raw == len("x = 'é'\n".encode())
+    assert not sizes.wrapper and sizes.inner_source is None and sizes.compressed_estimate is None
+
+
+def test_lzma_raw_b85_wrapper_is_decoded_without_exec():
+    wrapper = _lzma_raw_wrapper(INNER)
+    sizes = code_sizes(wrapper)
+    assert sizes.wrapper
+    assert sizes.inner_source == INNER
+    assert sizes.raw == len(wrapper.encode())
+    assert sizes.compressed_estimate == sizes.raw  # the shipped file already is the compressed form
+    assert sizes.wrapper_codec == "base64.b85decode+lzma.decompress"
+    assert sizes.inner_raw == len(INNER.encode())
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda s: f"import lzma, base64\nexec(lzma.decompress(base64.b85decode({base64.b85encode(lzma.compress(s.encode())).decode()!r})))\n",
+        lambda s: f"import zlib, base64\nexec(zlib.decompress(base64.b64decode({base64.b64encode(zlib.compress(s.encode())).decode()!r})).decode())\n",
+        lambda s: f"from base64 import b85decode as d\nimport lzma\nexec(lzma.decompress(d({base64.b85encode(lzma.compress(s.encode())).decode()!r})).decode('utf-8'))\n",
+        lambda s: f"import gzip as g, base64 as b\nexec(compile(g.decompress(b.b64decode({base64.b64encode(__import__('gzip').compress(s.encode())).decode()!r})), 'x', 'exec'))\n",
+    ],
+    ids=["lzma-xz", "zlib-b64-decode", "from-import-alias", "gzip-compile"],
+)
+def test_wrapper_shapes(make):
+    info = find_wrapper(make(INNER))
+    assert info is not None and info.error is None
+    assert info.inner_source == INNER
+
+
+def test_brotli_wrapper():
+    brotli = pytest.importorskip("brotli")
+    blob = base64.b85encode(brotli.compress(INNER.encode())).decode()
+    info = find_wrapper(f"import brotli as R,base64 as B\nexec(R.decompress(B.b85decode({blob!r})))\n")
+    assert info is not None and info.inner_source == INNER
+
+
+def test_nested_wrapper_is_unwrapped():
+    info = find_wrapper(_lzma_raw_wrapper(_lzma_raw_wrapper(INNER)))
+    assert info is not None and info.inner_source == INNER
+    assert info.codec.count("lzma.decompress") == 2
+
+
+def test_decompression_bomb_is_refused(monkeypatch):
+    monkeypatch.setattr(codesize, "MAX_DECODED_BYTES", 1 << 20)
+    bomb = base64.b85encode(zlib.compress(b"#" * (3 << 20), 9)).decode()
+    sizes = code_sizes(f"import zlib,base64\nexec(zlib.decompress(base64.b85decode({bomb!r})))\n")
+    assert sizes.wrapper and sizes.inner_source is None
+    assert "exceeds" in (sizes.decode_error or "")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import lzma\nexec(lzma.decompress(open('payload.bin','rb').read()))\n",  # reads a file: not static
+        "import lzma,base64\nexec(lzma.decompress(base64.b85decode('not base85 at all ~~~')))\n",
+        "import lzma,base64\nexec(lzma.decompress(base64.b85decode(" + repr(base64.b85encode(b"\x00garbage").decode()) + ")))\n",
+        "import lzma,base64\nexec(lzma.decompress(base64.b85decode(" + repr(base64.b85encode(lzma.compress(b"x=1")[:-8]).decode()) + ")))\n",
+    ],
+    ids=["file-read", "bad-base85", "not-lzma", "truncated"],
+)
+def test_undecodable_wrapper_is_reported_not_raised(source):
+    sizes = code_sizes(source)
+    assert sizes.wrapper and sizes.inner_source is None and sizes.decode_error
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        INNER,
+        "exec(open(__file__.replace('train_gpt.py', 'other.py')).read())\n",  # exec of a file, no codec
+        "import lzma\ndef f(x):\n    return lzma.decompress(x)\nexec('print(1)')\n",  # real code at top level
+        "def (:\n",  # syntax error
+        "",
+    ],
+    ids=["readable", "exec-file", "code-plus-exec", "syntax-error", "empty"],
+)
+def test_not_a_wrapper(source):
+    assert find_wrapper(source) is None
+
+
+def test_minify_strips_comments_docstrings_and_keeps_code():
+    mini = minify_source(INNER)
+    assert "#" not in mini and "Docstring" not in mini and "docstring" not in mini
+    namespace: dict = {}
+    exec(compile(mini.replace('if __name__ == "__main__"', "if False"), "mini", "exec"), namespace)  # our own code
+    assert namespace["train"](4) == 6
+    assert len(mini) < len(INNER)
+
+
+def test_minify_keeps_function_with_only_a_docstring_valid():
+    mini = minify_source('def f():\n    """only a docstring"""\n\nclass C:\n    "doc"\n')
+    compile(mini, "mini", "exec")
+    assert "pass" in mini
+
+
+def test_minify_falls_back_on_unparseable_source():
+    assert minify_source("def (:\n") == "def (:\n"
+
+
+def test_estimate_is_wrapper_overhead_plus_base85_payload():
+    big = INNER * 40
+    sizes = code_sizes(big)
+    assert not sizes.wrapper
+    assert sizes.compressed_estimate is not None and sizes.compressed_estimate < sizes.raw // 5
+    size, codec = compressed_wrapper_size(minify_source(big))
+    assert (size, codec) == (sizes.compressed_estimate, sizes.estimate_codec)
+    head = codesize.WRAPPER_HEAD_LZMA if codec == "lzma" else codesize.WRAPPER_HEAD_BROTLI
+    assert size > len(head)
