@@ -21,7 +21,13 @@ if TYPE_CHECKING:
     from audit.rule import Rule
 
 PROG = "pgolf-audit"
-SUBCOMMANDS = ("check", "rules", "rerun")
+# Subcommands implemented elsewhere, imported only when used (they may need torch):
+# name -> (module with add_arguments(parser) and run(args) -> int, description).
+DELEGATES = {
+    "rerun": ("audit.harness.cli", "re-run a submission under torchrun and compare with its claims (needs torch)"),
+    "probe": ("audit.probes.cli", "dynamic checks of an evaluator: causality and normalisation (needs torch)"),
+}
+SUBCOMMANDS = ("check", "rules", *DELEGATES)
 FORMATS = ("terminal", "json", "sarif", "github", "html")
 FILE_NAMES = {"json": "report.json", "sarif": "report.sarif", "html": "report.html"}
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -33,6 +39,7 @@ class UsageError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    _tolerant_streams()
     try:
         return _dispatch(args)
     except UsageError as exc:
@@ -52,8 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: list[str]) -> int:
-    if args and args[0] == "rerun":
-        return _rerun(args[1:])
+    if args and args[0] in DELEGATES:
+        return _delegate(args[0], args[1:])
     if not args or (args[0] not in SUBCOMMANDS and args[0] not in ("-h", "--help", "--version")):
         args = ["check", *args]
     ns = build_parser().parse_args(args)
@@ -73,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 PASS, 1 FAIL or REVIEW, 2 usage or internal error, 130 interrupted",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {tool_version()}")
-    sub = parser.add_subparsers(dest="command", metavar="{check,rules,rerun}")
+    sub = parser.add_subparsers(dest="command", metavar="{" + ",".join(SUBCOMMANDS) + "}")
     check = sub.add_parser("check", help="audit submission folders (the default)",
                            description="Audit submission folders statically (no GPU, no code executed).")
     check.add_argument("paths", nargs="*", metavar="PATH", help="submission folder(s), e.g. records/track_10min_16mb/*")
@@ -92,60 +99,91 @@ def build_parser() -> argparse.ArgumentParser:
                        help="only these rule ID prefixes (comma list, repeatable), e.g. R-TTT,R-EVAL")
     check.add_argument("--ignore", action="append", default=[], metavar="RULE_IDS",
                        help="skip these rule ID prefixes (comma list, repeatable)")
+    check.add_argument("--from-files", action="store_true",
+                       help="PATHs are changed files (pre-commit): audit the records/<track>/<folder> each belongs to")
     check.add_argument("--changed-since", metavar="GIT_REF",
                        help="audit the record folders this branch adds since GIT_REF (git diff GIT_REF...HEAD), "
                        "and check that it adds exactly one folder (R-SUB-FOLDER)")
     rules = sub.add_parser("rules", help="list every rule: ID, severity, kind, title, source")
     rules.add_argument("--markdown", action="store_true", help="print a Markdown table (for docs)")
-    sub.add_parser("rerun", help="re-run a submission under torchrun and compare with its claims (needs torch)",
-                   add_help=False)
+    for name, (_, description) in DELEGATES.items():
+        sub.add_parser(name, help=description, add_help=False)
     return parser
 
 
 # -- check ----------------------------------------------------------------------------------------
 def _check(ns: argparse.Namespace) -> int:
+    formats = parse_formats(ns.format)
+    plan = plan_outputs(formats, ns.out)
+    _validate_sota(ns.sota)
+    select, ignore = _prefixes(ns.select), _prefixes(ns.ignore)
+    rules = select_rules(select, ignore)
+    targets, results = _targets(ns, select, ignore)
+    if targets is None:
+        return EXIT_OK
+    results += audit_folders(targets, rules, ns.sota, select, ignore)
+    try:
+        emit(results, plan)
+    except (BrokenPipeError, SystemExit):
+        # `pgolf-audit ... | head`: the reader left (rich turns that into SystemExit(1) itself);
+        # the verdict still decides the exit code.
+        _silence_stdout()
+    return exit_code(results, ns.fail_on, ns.exit_zero)
+
+
+def _validate_sota(sota: str | None) -> None:
+    """Read --sota once up front, so that a bad file is a usage error and not a crash per folder."""
+    if not sota:
+        return
+    from audit.sota import SotaError, load_reference
+
+    try:
+        load_reference(sota)
+    except SotaError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _targets(ns: argparse.Namespace, select: list[str], ignore: list[str]
+             ) -> tuple[list[Path] | None, list[TargetResult]]:
+    """The folders to audit (None: nothing to do), plus the PR-level result of --changed-since."""
+    results: list[TargetResult] = []
+    if ns.from_files:
+        targets = folders_of_files(ns.paths)
+        if not targets and not ns.changed_since:
+            _err("no submission folder among the given files")
+            return None, results
+    else:
+        targets = [_existing_dir(p) for p in ns.paths]
+    if ns.changed_since:
+        folders, diff_result = changed_folders(ns.changed_since)
+        targets += folders
+        diff_result.report.findings = [f for f in diff_result.report.findings if wanted(f.rule_id, select, ignore)]
+        if diff_result.report.findings:
+            results.append(diff_result)
+        if not folders:
+            _err(f"no record folder changed since {ns.changed_since}")
+    elif not targets:
+        raise UsageError("no PATH given; usage: pgolf-audit PATH [PATH ...] (see --help)")
+    return _unique(targets), results
+
+
+def audit_folders(targets: list[Path], rules: list[type[Rule]], sota: str | None,
+                  select: list[str], ignore: list[str]) -> list[TargetResult]:
+    """One TargetResult per folder: its report (findings filtered by --select/--ignore) and excerpts."""
     from audit.context import Options
     from audit.engine import audit_submission
     from audit.report.model import TargetResult, build_excerpts
     from audit.submission import Submission
 
-    formats = parse_formats(ns.format)
-    plan = plan_outputs(formats, ns.out)
-    if ns.sota:
-        from audit.sota import SotaError, load_reference
-
-        try:
-            load_reference(ns.sota)
-        except SotaError as exc:
-            raise UsageError(str(exc)) from None
-    select, ignore = _prefixes(ns.select), _prefixes(ns.ignore)
-    rules = select_rules(select, ignore)
-
-    targets = [_existing_dir(p) for p in ns.paths]
-    results: list[TargetResult] = []
-    if ns.changed_since:
-        folders, diff_result = changed_folders(ns.changed_since)
-        targets += folders
-        if diff_result is not None:
-            diff_result.report.findings = [f for f in diff_result.report.findings
-                                           if wanted(f.rule_id, select, ignore)]
-            if diff_result.report.findings:
-                results.append(diff_result)
-        if not folders:
-            _err(f"no record folder changed since {ns.changed_since}")
-    elif not targets:
-        raise UsageError("no PATH given; usage: pgolf-audit PATH [PATH ...] (see --help)")
-
-    options = Options(sota=ns.sota)
-    for path in _unique(targets):
+    options = Options(sota=sota)
+    results = []
+    for path in targets:
         submission = Submission.load(path)
         report = audit_submission(submission, options, rules=rules)
         report.target = str(path)
         report.findings = [f for f in report.findings if wanted(f.rule_id, select, ignore)]
         results.append(TargetResult(report, excerpts=build_excerpts(submission, report.findings)))
-
-    emit(results, plan)
-    return exit_code(results, ns.fail_on, ns.exit_zero)
+    return results
 
 
 def exit_code(results: list[TargetResult], fail_on: str, exit_zero: bool) -> int:
@@ -273,7 +311,7 @@ class Change:
     path: str  # repository-relative, POSIX
 
 
-def changed_folders(ref: str) -> tuple[list[Path], TargetResult | None]:
+def changed_folders(ref: str) -> tuple[list[Path], TargetResult]:
     """Record folders changed since `ref`, and a PR-level result with R-SUB-FOLDER findings."""
     from audit.findings import Report
     from audit.report.model import TargetResult
@@ -286,6 +324,16 @@ def changed_folders(ref: str) -> tuple[list[Path], TargetResult | None]:
     existing = [root / f for f in folders if (root / f).is_dir()]
     report = Report(target=f"{ref}...HEAD", findings=findings)
     return existing, TargetResult(report, kind="diff", root=str(root))
+
+
+def folders_of_files(paths: list[str]) -> list[Path]:
+    """The records/<track>/<folder> of each file (paths as pre-commit passes them: from the repo root)."""
+    folders = []
+    for p in paths:
+        folder = record_folder(Path(p).as_posix())
+        if folder is not None and Path(folder).is_dir():
+            folders.append(Path(folder))
+    return sorted(set(folders))
 
 
 def parse_name_status(raw: str) -> list[Change]:
@@ -397,24 +445,24 @@ def _list_rules(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# -- rerun ----------------------------------------------------------------------------------------
-def _rerun(args: list[str]) -> int:
+# -- rerun, probe: delegated ---------------------------------------------------------------------
+def _delegate(name: str, args: list[str]) -> int:
     import importlib
 
+    module_name, description = DELEGATES[name]
     try:
-        harness_cli = importlib.import_module("audit.harness.cli")
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name in ("audit.harness", "audit.harness.cli"):
-            _err("`rerun` is not available in this installation (audit.harness.cli is missing)")
+        if exc.name is not None and module_name.startswith(exc.name):
+            _err(f"`{name}` is not available in this installation ({module_name} is missing)")
         else:
-            _err(f"`rerun` needs a package that is not installed: {exc.name} "
+            _err(f"`{name}` needs a package that is not installed: {exc.name} "
                  "(install the [torch] extra: pip install 'pgolf-audit[torch]')")
         return EXIT_ERROR
-    parser = argparse.ArgumentParser(prog=f"{PROG} rerun",
-                                     description="Re-run a submission under torchrun and compare with its claims.")
-    harness_cli.add_arguments(parser)
+    parser = argparse.ArgumentParser(prog=f"{PROG} {name}", description=description[:1].upper() + description[1:])
+    module.add_arguments(parser)
     ns = parser.parse_args(args)
-    return int(harness_cli.run(ns))
+    return int(module.run(ns))
 
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -444,6 +492,17 @@ def _err(message: str, prefix: str = f"{PROG}: ") -> None:
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
+
+
+def _tolerant_streams() -> None:
+    """A terminal that cannot encode a character (LANG=C, a Windows code page) gets a '?' for it."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="replace")
+            except (OSError, ValueError):
+                pass
 
 
 def _silence_stdout() -> None:

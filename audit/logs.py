@@ -475,7 +475,8 @@ def pick_canonical(scores: Iterable[ScoreLine]) -> ScoreLine | None:
 
 
 def _stem(label: str) -> str:
-    return re.sub(r"[_ ]?exact$", "", label.strip())
+    """The label without its `_exact` marker: "legal_ttt_exact" -> "legal_ttt"."""
+    return re.sub(r"[_ ]exact(?=$|\s)", "", label.strip())
 
 
 def _split_runs(lines: list[str], sources: list[tuple[int, int, bool]], in_source: bytearray) -> list[tuple[int, int]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from audit.findings import Evidence, Finding, Severity
 
@@ -27,6 +27,7 @@ class Valid:
 
     code: ExampleInput
     note: str = ""
+    options: dict[str, Any] | None = None  # audit.context.Options fields, e.g. {"sota": path}
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Invalid:
     rule_id: str | None = None
     line: int | None = None  # when given, some finding must point at this line of train_gpt.py
     severity: Severity | None = None  # when given, the finding must have this severity
+    options: dict[str, Any] | None = None  # audit.context.Options fields, e.g. {"sota": path}
 
 
 def example_files(example: Valid | Invalid) -> dict[str, str | bytes]:

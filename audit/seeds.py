@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from audit.claims import Claims
 from audit.context import AuditContext
 from audit.logs import SeedRun, parse_submission_logs
 
@@ -30,16 +31,12 @@ def scored_runs(ctx: AuditContext) -> list[SeedRun]:
     return [r for r in seed_runs(ctx) if r.val_bpb is not None]
 
 
-def submission_claims(ctx: AuditContext) -> Any | None:
+def submission_claims(ctx: AuditContext) -> Claims | None:
     """submission.json normalised by audit.claims (None when absent or unreadable)."""
 
-    def load() -> Any | None:
+    def load() -> Claims | None:
         data = ctx.submission.json_data
-        if data is None:
-            return None
-        from audit.claims import Claims
-
-        return Claims.from_json(data)
+        return Claims.from_json(data) if data is not None else None
 
     return ctx.memo("seeds.claims", load)
 
@@ -137,20 +134,11 @@ def claimed_seeds(ctx: AuditContext) -> list[int]:
 
     def compute() -> list[int]:
         claims = submission_claims(ctx)
-        per_seed = getattr(claims, "per_seed", None) if claims is not None else None
-        seeds: list[int] = []
-        if per_seed:
-            seeds = [s for s in (getattr(c, "seed", None) for c in _values(per_seed)) if isinstance(s, int)]
-        listed = getattr(claims, "seeds", None) if claims is not None else None
-        if isinstance(listed, (list, tuple)):
-            seeds += [s for s in listed if isinstance(s, int)]
-        return sorted(set(seeds))
+        if claims is None:
+            return []
+        return sorted(set(claims.seeds) | set(claims.seed_claims()))
 
     return ctx.memo("seeds.claimed", compute)
-
-
-def _values(x: Any) -> list[Any]:
-    return list(x.values()) if isinstance(x, dict) else list(x)
 
 
 def score_eval_ms(run: SeedRun) -> float | None:

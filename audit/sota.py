@@ -17,9 +17,12 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from audit.stats import RunSet, Summary
+
+if TYPE_CHECKING:
+    from audit.logs import SeedRun
 
 
 class SotaError(ValueError):
@@ -61,7 +64,7 @@ def _load_dir(p: Path) -> RunSet:
     from audit.submission import Submission
 
     sub = Submission.load(p)
-    runs = scored_runs(AuditContext(sub))
+    runs = distinct_runs(scored_runs(AuditContext(sub)))
     bpb = [r.val_bpb for r in runs if r.val_bpb is not None]
     if bpb:
         losses = [r.val_loss for r in runs if r.val_loss is not None]
@@ -75,6 +78,22 @@ def _load_dir(p: Path) -> RunSet:
         if runset is not None:
             return runset
     raise SotaError(f"--sota {p}: no log with a final score line and no per-seed results in submission.json")
+
+
+def distinct_runs(runs: list[SeedRun]) -> list[SeedRun]:
+    """One run per (seed, score): a folder often ships the same run twice (train.log and
+    train_seed42.log); counting it twice would shrink the variance and the p-value."""
+    from audit.seeds import run_seed
+
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for r in runs:
+        seed = run_seed(r)
+        key: tuple[Any, ...] = (seed, r.val_bpb, r.val_loss) if seed is not None else (r.log_path,)
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
 
 
 def runset_from_json(data: Any, default_name: str = "reference") -> RunSet | None:
@@ -116,11 +135,10 @@ def _from_rows(name: str, rows: list[Any]) -> RunSet | None:
 
 
 def _checked(rs: RunSet) -> RunSet:
+    """Scores are positive, and per-seed val_loss (when given) pairs with val_bpb seed by seed."""
     for label, vals in (("val_bpb", rs.val_bpb), ("val_loss", rs.val_loss)):
         if any(v <= 0 for v in vals):
             raise SotaError(f"reference {rs.name}: {label} values must be positive, got {list(vals)}")
-    if rs.bpb() is None:
-        return rs
     if rs.val_loss and len(rs.val_loss) != len(rs.val_bpb):
         raise SotaError(f"reference {rs.name}: {len(rs.val_bpb)} val_bpb values but {len(rs.val_loss)} val_loss")
     return rs

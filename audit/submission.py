@@ -106,9 +106,9 @@ class Submission:
             sub.files[rel] = size
             if _wants_text(rel):
                 sub._add_text(rel, path, size)
-        for exc in walk_errors:
-            where = _rel_or_none(exc.filename, root)
-            sub._finding(Severity.WARNING, f"{where or 'a folder'} could not be listed: {_reason(exc)}", where)
+        for err in walk_errors:
+            where = _rel_or_none(err.filename, root)
+            sub._finding(Severity.WARNING, f"{where or 'a folder'} could not be listed: {_reason(err)}", where)
         return sub
 
     @classmethod

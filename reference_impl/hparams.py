@@ -34,7 +34,7 @@ TINY_ENV: dict[str, str] = {
     "VAL_BATCH_SIZE": "16384",
     "VAL_LOSS_EVERY": "6",
     "TRAIN_LOG_EVERY": "4",
-    "MAX_WALLCLOCK_SECONDS": "0",
+    "MAX_WALLCLOCK_SECONDS": "600",  # the record-track cap: never reached here, and the log shows it on
     "MUON_MOMENTUM_WARMUP_STEPS": "10",
 }
 
@@ -95,6 +95,7 @@ class Hyperparameters:
     quant_bits: int = 8  # 8 (baseline per-row int8), 6 or 5 (per-row, int8 containers)
     quant_method: str = "rtn"  # rtn | gptq (gptq uses training-data Hessians)
     gptq_calib_batches: int = 4
+    gptq_calib_source: str = "train"  # train (training-stream batches) | selfgen (text sampled from the model)
     compressor: str = "zlib"  # zlib | zstd | lzma | brotli
     eval_stride: int = 0  # > 0: also run sliding-window eval with this stride
     ttt_enabled: bool = False  # legal score-first TTT on the final (dequantised) model

@@ -31,23 +31,22 @@ class CastedLinear(nn.Linear):
 
 
 class Rotary(nn.Module):
-    """RoPE tables over the full head dim, cached per (length, device, dtype)."""
+    """RoPE tables over the full head dim.
+
+    Recomputed each call (an outer product of T x head_dim/2: negligible next to attention) so no
+    cached tensor is created under inference_mode and later reused by autograd (score-first TTT
+    trains right after scoring), and torch.compile sees a pure function.
+    """
 
     def __init__(self, head_dim: int, base: float = 10000.0):
         super().__init__()
         inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
         self.register_buffer("inv_freq", inv_freq, persistent=False)
-        self._cache: tuple[int, torch.device, torch.dtype, Tensor, Tensor] | None = None
 
     def forward(self, seq_len: int, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-        c = self._cache
-        # Tables built under inference_mode cannot feed autograd (score-first TTT trains afterwards).
-        stale = c is not None and c[3].is_inference() and not torch.is_inference_mode_enabled()
-        if c is None or stale or c[0] != seq_len or c[1] != device or c[2] != dtype:
-            t = torch.arange(seq_len, device=device, dtype=self.inv_freq.dtype)
-            freqs = torch.outer(t, self.inv_freq.to(device))
-            self._cache = (seq_len, device, dtype, freqs.cos()[None, None].to(dtype), freqs.sin()[None, None].to(dtype))
-        return self._cache[3], self._cache[4]  # type: ignore[index]
+        t = torch.arange(seq_len, device=device, dtype=self.inv_freq.dtype)
+        freqs = torch.outer(t, self.inv_freq.to(device))
+        return freqs.cos()[None, None].to(dtype), freqs.sin()[None, None].to(dtype)
 
 
 def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:

@@ -35,6 +35,7 @@ class Muon(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float, momentum: float, backend_steps: int, nesterov: bool = True):
         super().__init__(params, dict(lr=lr, momentum=momentum, backend_steps=backend_steps, nesterov=nesterov))
+        self.orthogonalize = zeropower_via_newtonschulz5  # train.py swaps in a torch.compile'd copy on CUDA
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -62,7 +63,7 @@ class Muon(torch.optim.Optimizer):
                         g = g.add(buf, alpha=group["momentum"])
                     else:
                         g = buf
-                    g = zeropower_via_newtonschulz5(g, steps=group["backend_steps"])
+                    g = self.orthogonalize(g, steps=group["backend_steps"])
                     g = g * max(1.0, g.size(0) / g.size(1)) ** 0.5
                     flat[offset : offset + p.numel()] = g.reshape(-1).to(flat.dtype)
                 offset += p.numel()

@@ -208,3 +208,23 @@ def collect_hessians(model, batches) -> dict[str, Tensor]:
             hk.remove()
         model.train(was_training)
     return {k: sums[k] / counts[k] for k in sums}
+
+
+@torch.no_grad()
+def generate_calibration(model, n_seqs: int, seq_len: int, temperature: float = 0.8, seed: int = 0, bos_id: int = 1) -> Tensor:
+    """Self-generated calibration text: sample from the trained model itself, starting at BOS.
+
+    The alternative to training-stream batches when the training data is no longer available
+    (it never touches validation tokens either way). No KV cache: a reference, not a fast path.
+    """
+    device = next(model.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    ids = torch.full((n_seqs, 1), bos_id, dtype=torch.int64, device=device)
+    was_training = model.training
+    model.eval()
+    for _ in range(seq_len - 1):
+        logits = model.forward_logits(ids)[:, -1].float() / max(temperature, 1e-6)
+        nxt = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=gen)
+        ids = torch.cat((ids, nxt), dim=1)
+    model.train(was_training)
+    return ids

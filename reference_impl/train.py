@@ -30,7 +30,12 @@ from reference_impl.eval import TTTConfig, autocast_for, eval_full, eval_sliding
 from reference_impl.hparams import Hyperparameters
 from reference_impl.model import build_model, cast_for_cuda
 from reference_impl.optim import build_optimizers, lr_multiplier, muon_momentum_at
-from reference_impl.quant import collect_hessians, dequantize_state_dict, quantize_state_dict
+from reference_impl.quant import (
+    collect_hessians,
+    dequantize_state_dict,
+    generate_calibration,
+    quantize_state_dict,
+)
 from reference_impl.tokenizer import build_byte_luts, load_sentencepiece
 
 
@@ -141,6 +146,8 @@ def main() -> None:
             ids = [local_rank] if device.type == "cuda" else None
             model = DDP(compiled, device_ids=ids, broadcast_buffers=False)
     optimizers, muon = build_optimizers(base_model, hp)
+    if device.type == "cuda":
+        muon.orthogonalize = torch.compile(muon.orthogonalize)
     log0(f"model_params:{sum(p.numel() for p in base_model.parameters())}")
     log0(f"world_size:{world_size} grad_accum_steps:{grad_accum_steps}")
     flash = device.type == "cuda"
@@ -278,9 +285,13 @@ def serialize_and_score(hp, base_model, code, master, distributed, device, val_t
         log0(f"Code size: {code_bytes} bytes")
         log0(f"Total submission size: {model_bytes + code_bytes} bytes")
         hessians = None
-        if hp.quant_method == "gptq":  # calibration on the training stream only, never validation
-            calib = DistributedTokenLoader(hp.train_files, 0, 1, device)
-            batches = (calib.next_batch(hp.train_batch_tokens // 8, hp.train_seq_len, 1)[0] for _ in range(hp.gptq_calib_batches))
+        if hp.quant_method == "gptq":  # calibration on training or self-generated text, never validation
+            if hp.gptq_calib_source == "selfgen":
+                text = generate_calibration(base_model, 8 * hp.gptq_calib_batches, hp.train_seq_len, seed=hp.seed)
+                batches = iter(text.split(8))
+            else:
+                calib = DistributedTokenLoader(hp.train_files, 0, 1, device)
+                batches = (calib.next_batch(hp.train_batch_tokens // 8, hp.train_seq_len, 1)[0] for _ in range(hp.gptq_calib_batches))
             hessians = {k: v.cpu() for k, v in collect_hessians(base_model, batches).items()}
         state = {k: v.detach().cpu() for k, v in base_model.state_dict().items()}
         obj, stats = quantize_state_dict(state, hp.quant_bits, hp.keep_fp32_patterns, hessians)

@@ -50,7 +50,12 @@ class SubFiles(Rule):
         sub = ctx.submission
         non_record = is_non_record(ctx)
         if sub.readme is None:
-            yield self._missing("README.md", "a README.md explaining the submission in reasonable detail")
+            others = sorted(p for p in sub.files if "readme" in p.lower() and p.lower().endswith((".md", ".txt")))
+            yield self._missing(
+                "README.md", "a README.md explaining the submission in reasonable detail"
+                + (f" ({', '.join(others[:3])} exists: rename it)" if others else ""),
+                severity=Severity.WARNING if others else Severity.ERROR,
+            )
         if sub.json_path is None:
             yield self._missing("submission.json", "submission.json with author, github_id, name and val_bpb")
         if not sub.logs:
@@ -110,6 +115,7 @@ class SubFiles(Rule):
             f"{', '.join(map(str, missing))} (R-SUB-FILES: the logs must back each claimed seed; #561). "
             "Add those train logs, or remove the seeds from the claim and recompute the mean.",
             path=path, rule_id="R-SUB-FILES.seed-logs", key="seed-logs",
+            severity=Severity.WARNING if is_non_record(ctx) else Severity.ERROR,
             evidence=[Evidence(f"claimed seeds {claimed}", path),
                       Evidence(f"seeds found in logs: {sorted(s for s in logged if s is not None)}")],
         )

@@ -11,19 +11,20 @@ from audit.rule import Invalid, Rule, Valid
 from audit.seeds import TIME_CAP_MS, excerpt, is_non_record, seed_runs, seed_table
 from rules._meta_examples import SEEDS, folder, log
 
-# The reference loop checks the clock after each step, so the last step overshoots by less than
-# one step: the official baseline logged 600,038 ms (step_avg 43.5 ms). Overshoot up to one
-# average step is accepted; when the step time is unknown, 250 ms. Overshoots of 1-2 s from
-# forced step counts (#1908 at 601,153 ms, #1945 seed 42 at 602,048 ms) were rejected.
-UNKNOWN_STEP_TOLERANCE_MS = 250.0
+# The reference loop checks the clock after each step, so the last step overshoots the cap: the
+# official baseline logged 600,038 ms (step_avg 43.5 ms) and merged records show 600,047-600,137 ms
+# (the last step is often slower than the average, e.g. 137 ms at an 87 ms average). Accepted:
+# two average steps, at least 250 ms, at most 1,000 ms. Rejected precedents are forced step counts
+# 1.1-2 s over (#1908 at 601,153 ms, #1945 seed 42 at 602,048 ms), which stay outside.
+MIN_TOLERANCE_MS = 250.0
+MAX_TOLERANCE_MS = 1_000.0
 # Knobs that end training on a step count instead of the clock.
 FORCED_STOP_KEYS = ("force_stop_step", "stop_step", "force_steps")
 
 
 def _step_tolerance_ms(run: SeedRun) -> float:
-    if run.train_time_ms and run.step:
-        return run.train_time_ms / run.step
-    return UNKNOWN_STEP_TOLERANCE_MS
+    step_ms = run.train_time_ms / run.step if run.train_time_ms and run.step else 0.0
+    return min(MAX_TOLERANCE_MS, max(MIN_TOLERANCE_MS, 2.0 * step_ms))
 
 
 def _hparam(run: SeedRun, key: str) -> str | None:
@@ -86,9 +87,9 @@ class TrainTime600(Rule):
             if over > tol:
                 yield self.finding(
                     f"{path}: training took {run.train_time_ms:,.0f} ms, {over:,.0f} ms over the 600,000 ms cap "
-                    f"(R-TRAIN-TIME-600). The tolerated overshoot is one training step ({tol:,.0f} ms here), "
-                    "because the reference loop checks the clock after each step; a longer overshoot means the "
-                    "run did not stop on the clock. Re-run this seed with the wallclock cap in force.",
+                    f"(R-TRAIN-TIME-600). The tolerated overshoot is {tol:,.0f} ms here (two average "
+                    "steps, 250-1,000 ms), because the reference loop checks the clock after each step; a longer "
+                    "overshoot means the run did not stop on the clock (#1908 at 601,153 ms was rejected). Re-run this seed with the wallclock cap in force.",
                     path=path, line=run.train_time_line,
                     evidence=[Evidence("logged train time", path, run.train_time_line,
                                        excerpt(ctx, path, run.train_time_line))],

@@ -129,9 +129,9 @@ def main():
             path, line, decoded = primary(ctx, c)
             top = c.event.chain()[0]
             if c.status == "adapt_then_score":
-                what = (f"`{top.ref.facts.name}` trains on validation tokens (through `{top.site.name}` at "
-                        f"line {top.site.line}) and only afterwards scores them (line {c.score.site.line})"
-                        if c.score is not None else "")
+                via = f"through `{top.site.name}` at line" if top.site.kind == "call" else "at line"
+                what = (f"`{top.ref.facts.name}` trains on validation tokens ({via} {top.site.line}) and only "
+                        f"afterwards scores them (line {c.score.site.line})" if c.score is not None else "")
                 label = "reported score taken after the adaptation"
             else:
                 what = (f"the code trains on validation tokens (reached from `{top.ref.facts.name}`) with no "

@@ -353,3 +353,71 @@ def test_piped_output_has_no_ansi(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, env=env)
     assert proc.returncode == 1, proc.stderr
     assert "FAIL" in proc.stdout and "\x1b[" not in proc.stdout
+
+
+def test_from_files_audits_the_folders_of_changed_files(tmp_path, monkeypatch, capsys):
+    a = make_folder(tmp_path, "2026-04-01_A", code="x = 1  # FLAG:warning\n")
+    make_folder(tmp_path, "2026-04-02_B")
+    monkeypatch.chdir(tmp_path)
+    files = [f"records/track_10min_16mb/{a.name}/train_gpt.py", f"records/track_10min_16mb/{a.name}/README.md",
+             "README.md"]
+    code, out, _ = run(capsys, "--from-files", "--format", "json", *files)
+    doc = json.loads(out)
+    assert code == 1 and [r["name"] for r in doc["results"]] == ["2026-04-01_A"]
+    code, _, err = run(capsys, "--from-files", "README.md")
+    assert code == 0 and "no submission folder" in err
+
+
+def test_hook_and_workflow_commands_parse():
+    """The pre-commit hooks and the CI example call options that exist."""
+    import shlex
+
+    yaml = pytest.importorskip("yaml")
+    root = Path(__file__).parents[1]
+    commands = [h["entry"] for h in yaml.safe_load((root / ".pre-commit-hooks.yaml").read_text())]
+    workflow = yaml.safe_load((root / "ci" / "github-workflow-example.yml").read_text())
+    for step in workflow["jobs"]["audit"]["steps"]:
+        if "pgolf-audit check" in step.get("run", ""):
+            commands.append(step["run"].replace("\\\n", " ").replace('"origin/${{ github.base_ref }}"', "origin/main"))
+    assert len(commands) == 3
+    for command in commands:
+        argv = shlex.split(command)
+        assert argv[0] == "pgolf-audit"
+        ns = cli.build_parser().parse_args(argv[1:])
+        assert ns.command == "check"
+        cli.plan_outputs(cli.parse_formats(ns.format), ns.out)
+
+
+def test_probe_without_module_exits_2(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "audit.probes.cli", None)
+    code, _, err = run(capsys, "probe", "x")
+    assert code == 2 and "`probe` is not available" in err
+
+
+@pytest.mark.parametrize("formats, out, expected", [
+    ("json", "r.json", {"json": "r.json"}),
+    ("json", "results", {"json": "results/report.json"}),
+    ("json", "results/", {"json": "results/report.json"}),
+    ("html", "page.html", {"html": "page.html"}),
+    ("html", "site.d", {"html": "site.d/report.html"}),
+    ("json,sarif", "o.json", {"json": "o.json/report.json", "sarif": "o.json/report.sarif"}),
+    ("terminal,html", None, {"terminal": None, "html": "report.html"}),
+    ("github,json", None, "usage"),
+    ("terminal,sarif", None, "usage"),
+    ("sarif", None, {"sarif": None}),
+])
+def test_plan_outputs(tmp_path, monkeypatch, formats, out, expected):
+    monkeypatch.chdir(tmp_path)
+    if expected == "usage":
+        with pytest.raises(cli.UsageError):
+            cli.plan_outputs(cli.parse_formats(formats), out)
+        return
+    plan = cli.plan_outputs(cli.parse_formats(formats), out)
+    assert {k: (v.as_posix() if v else None) for k, v in plan.items()} == expected
+
+
+def test_out_names_an_existing_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reports.json").mkdir()
+    plan = cli.plan_outputs(["json"], "reports.json")
+    assert plan["json"] == Path("reports.json") / "report.json"

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -115,6 +114,22 @@ def test_run_group_kills_a_double_forked_daemon_without_namespaces(tmp_path):
         assert st is None or st[2] == "Z", f"pid {pid} still running"
 
 
+def test_an_interrupted_harness_kills_the_run(tmp_path):
+    script = tmp_path / "sleeper.py"
+    script.write_text("import time\nprint('step:1/9 train_loss:1.0', flush=True)\ntime.sleep(300)\n")
+    seen: list[int] = []
+
+    def interrupt(tick):
+        if tick.elapsed_s > 1.0:
+            seen.extend(procs.descendants(os.getpid()))
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_group([sys.executable, str(script)], cwd=tmp_path, env=dict(os.environ), log_path=tmp_path / "o.log",
+                  deadlines=Deadlines(60, 60, 1.0), on_tick=interrupt)
+    assert seen and not any(procs.alive(p) for p in seen)
+
+
 def test_run_group_reports_stragglers_after_a_normal_exit(tmp_path):
     script = tmp_path / "leaver.py"
     script.write_text(
@@ -174,6 +189,18 @@ def test_load_finished_needs_the_same_configuration(tmp_path):
     assert store.load_finished(tmp_path, 9, "k1") is None
 
 
+def test_config_key_changes_with_what_shapes_the_run(tmp_path):
+    from audit.harness.runner import RerunOptions, config_key
+
+    base = RerunOptions(folder=tmp_path, seeds=[1], out=tmp_path)
+    key = config_key(base, "digest", "train_gpt.py")
+    assert config_key(RerunOptions(folder=tmp_path, seeds=[1, 2], out=tmp_path), "digest", "train_gpt.py") == key
+    assert config_key(RerunOptions(folder=tmp_path, seeds=[1], out=tmp_path, env={"A": "1"}), "digest",
+                      "train_gpt.py") != key
+    assert config_key(RerunOptions(folder=tmp_path, seeds=[1], out=tmp_path, nproc=2), "digest", "train_gpt.py") != key
+    assert config_key(base, "other-digest", "train_gpt.py") != key
+
+
 def _result(**kw) -> SeedResult:
     base = dict(seed=42, run_id="r", status="ok", exit_code=0, wall_s=10.0, train_phase_wall_s=5.0,
                 eval_phase_wall_s=5.0, timed_out=None, survivors=[], stragglers=[], log_file="/tmp/x.log",
@@ -211,6 +238,16 @@ def test_bpb_tolerance_per_seed_and_mean():
         ("R-REC-REPRODUCIBLE.rerun-bpb", "warning"), ("R-REC-REPRODUCIBLE.rerun-mean", "error")]
     better = claim_findings([_result(val_bpb=1.1970)], claims, "train_gpt.py", limits)
     assert [f.rule_id for f in better] == ["R-REC-REPRODUCIBLE.rerun-bpb"]  # a gap, but not a failed claim
+
+
+def test_mean_is_compared_over_the_same_seeds():
+    """A one-seed re-run is not held to a three-seed headline mean."""
+    claims = ClaimSet(per_seed={s: SeedClaim(s, val_bpb=v, bpb_source="submission.json")
+                                for s, v in ((1, 1.190), (2, 1.200), (3, 1.210))}, mean_bpb=1.200)
+    assert not claim_findings([_result(seed=3, val_bpb=1.2105)], claims, "train_gpt.py", Limits())
+    headline_only = ClaimSet(mean_bpb=1.200)
+    worse = claim_findings([_result(seed=3, val_bpb=1.2105)], headline_only, "train_gpt.py", Limits())
+    assert [f.rule_id for f in worse] == ["R-REC-REPRODUCIBLE.rerun-mean"]
 
 
 def test_harness_modules_do_not_import_torch():

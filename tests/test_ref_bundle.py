@@ -43,6 +43,7 @@ def test_submission_folder_skeleton(reference_submission):
     assert meta["val_bpb"] is None and meta["bytes_total"] is None
     assert {"author", "github_id", "name", "blurb", "date"} <= set(meta)
     assert (reference_submission / "README.md").is_file()
+    assert (reference_submission / "requirements.txt").read_text().split() == ["zstandard", "brotli"]
 
 
 def test_env_defaults_are_baked_in():

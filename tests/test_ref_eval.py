@@ -75,7 +75,8 @@ def test_nll_sum_equals_loss_times_tokens(setup):
         ev.eval_sliding(model, val, SEQ, 16, luts, batch_seqs=4, return_nll=True),
     ):
         assert res.nll.numel() == res.tokens
-        assert float(res.nll.double().sum()) == pytest.approx(res.val_loss * res.tokens, rel=1e-9)
+        # full eval sums fp32 batch means (baseline arithmetic), sliding sums per-token NLL in fp64
+        assert float(res.nll.double().sum()) == pytest.approx(res.val_loss * res.tokens, rel=1e-7)
 
 
 def test_ttt_zero_epochs_equals_plain_eval(setup):

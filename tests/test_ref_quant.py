@@ -97,6 +97,10 @@ def test_collect_hessians_and_gptq_state_dict():
     obj, _ = quant.quantize_state_dict(model.state_dict(), bits=6, hessians=hs)
     assert obj["qmeta"]["tok_emb.weight"]["method"] == "gptq"
     model.load_state_dict(quant.dequantize_state_dict(obj))
+    text = quant.generate_calibration(model, n_seqs=3, seq_len=12, seed=5)
+    assert text.shape == (3, 12) and bool((text[:, 0] == 1).all()) and int(text.max()) < 512
+    assert torch.equal(text, quant.generate_calibration(model, n_seqs=3, seq_len=12, seed=5))  # seeded
+    assert set(quant.collect_hessians(model, text.split(1))) == {"tok_emb.weight"}
 
 
 @pytest.mark.parametrize("method", compress.available_compressors())

@@ -68,3 +68,23 @@ def test_significance_table():
     assert "Leaderboard practice: one-sided Welch vs PR 2014" in page
     assert "nats/byte" in page and "(verdict)" in page
     assert "<th>folder</th><th>verdict</th>" in page  # summary table for two targets
+
+
+def test_decoded_wrapper_lines_are_excerpted_from_the_decoded_source():
+    from audit.findings import Evidence, Finding, Report, Severity
+    from audit.report.model import DECODED_MARK, TargetResult, build_excerpts
+    from audit.submission import Submission, TextFile
+
+    sub = Submission.from_files({"train_gpt.py": "import lzma\nexec(lzma.decompress(b'...'))\n"})
+    inner = "".join(f"inner_{i} = {i}\n" for i in range(1, 30))
+    sub.decoded["train_gpt.py"] = TextFile("train_gpt.py", len(inner), inner, "0" * 64, decoded_from="train_gpt.py")
+    f = Finding("R-TTT-PREQUANT", Severity.ERROR, "m", path="train_gpt.py", line=20,
+                evidence=(Evidence(f"update {DECODED_MARK}", "train_gpt.py", 20),))
+    g = Finding("R-ARTIFACT-CODE-COUNT", Severity.WARNING, "wrapper", path="train_gpt.py", line=2)
+    res = TargetResult(Report(target="t", findings=[f, g]), excerpts=build_excerpts(sub, [f, g]))
+    ex_f, ex_ev, ex_g = res.excerpt_for(f), res.excerpt_for(f, 0), res.excerpt_for(g)
+    assert ex_f is not None and ex_f.decoded and "inner_20 = 20" in ex_f.lines
+    assert ex_ev is not None and ex_ev.decoded
+    assert ex_g is not None and not ex_g.decoded and "exec(lzma.decompress(b'...'))" in ex_g.lines
+    page = html.render([res])
+    assert "statically decoded source of the self-extracting wrapper" in page

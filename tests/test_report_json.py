@@ -9,9 +9,12 @@ import jsonschema
 import pytest
 from report_helpers import TEST_RULES, sample_result
 
+from audit import registry
 from audit.report import json_report
 
-SCHEMA = json.loads((Path(__file__).parents[1] / "audit" / "schema" / "report.schema.json").read_text())
+REAL_ALL_RULES = registry.all_rules
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "submissions"
+SCHEMA = json.loads(json_report.SCHEMA_PATH.read_text())
 
 
 @pytest.fixture(autouse=True)
@@ -73,3 +76,16 @@ def test_real_folder_through_the_cli_validates(tmp_path, capsys):
     folder = make_folder(tmp_path, "2026-04-01_J", code="x = 1  # FLAG:warning\n", seeds=SEEDS)
     assert cli.main(["--format", "json", str(folder)]) == 1
     jsonschema.validate(json.loads(capsys.readouterr().out), SCHEMA)
+
+
+@pytest.mark.skipif(not FIXTURES.is_dir(), reason="fixtures/submissions not built")
+def test_every_real_rule_output_fits_the_schema(monkeypatch, capsys):
+    """The schema must accept what the real rules put in findings, runs, stats and facts."""
+    from audit import cli
+
+    monkeypatch.setattr(registry, "all_rules", REAL_ALL_RULES)
+    folders = sorted(str(p) for p in FIXTURES.iterdir() if p.is_dir() and not p.name.startswith("_"))
+    code = cli.main(["--format", "json", "--exit-zero", *folders])
+    doc = json.loads(capsys.readouterr().out)
+    jsonschema.validate(doc, SCHEMA)
+    assert code in (0, 2) and doc["summary"]["targets"] == len(folders)

@@ -120,3 +120,30 @@ def test_registered_rule_title_is_used(tmp_path):
     rule = sarif.document([TargetResult(rep)])["runs"][0]["tool"]["driver"]["rules"][0]
     assert rule["shortDescription"]["text"] == "Test rule: flags marked lines"
     assert "tests/report_helpers.py" in rule["help"]["text"]
+
+
+def test_against_the_official_schema_when_available():
+    """Set SARIF_SCHEMA to a copy of the OASIS sarif-schema-2.1.0.json to run this (not vendored)."""
+    import os
+    from pathlib import Path
+
+    path = os.environ.get("SARIF_SCHEMA")
+    if not path or not Path(path).is_file():
+        pytest.skip("SARIF_SCHEMA not set")
+    schema = json.loads(Path(path).read_text())
+    if "Root" in schema.get("definitions", {}):  # some copies wrap the root object in a definition
+        schema = {"$schema": schema["$schema"], "definitions": schema["definitions"], "$ref": "#/definitions/Root"}
+    validator = jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker())
+    errors = list(validator.iter_errors(sarif.document([sample_result()])))
+    assert not errors, [(e.json_path, e.message) for e in errors[:5]]
+
+
+def test_finding_without_path_uses_its_first_evidence_file(tmp_path):
+    from audit.findings import Evidence, Finding, Report, Severity
+    from audit.report.model import TargetResult
+
+    f = Finding("R-SUB-FOLDER", Severity.ERROR, "two folders",
+                evidence=(Evidence("no file"), Evidence("3 files in records/t/a", "records/t/a/README.md")))
+    res = TargetResult(Report(target="main...HEAD", findings=[f]), kind="diff", root=str(tmp_path))
+    loc = sarif.document([res])["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
+    assert loc["artifactLocation"]["uri"].endswith("records/t/a/README.md")

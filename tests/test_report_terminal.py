@@ -62,3 +62,21 @@ def test_no_color_env_is_respected(monkeypatch):
     assert "\x1b[31m" in colours(False) or "\x1b[1;31m" in colours(False)  # a terminal gets red errors
     plain = colours(True)
     assert "\x1b[31m" not in plain and "\x1b[1;31m" not in plain and "\x1b[33m" not in plain
+
+
+def test_narrow_terminal_drops_minor_columns_not_numbers():
+    rows = [{"log": "train_seed42.log", "seed": 42, "val_bpb": 1.07928348, "val_loss": 2.78790132,
+             "score_label": "quantized_ttt_phased", "artifact_bytes": 15_993_346, "code_bytes": 19_387,
+             "train_time_ms": 588_052.0, "eval_time_ms": 341_841.0, "steps": 4911,
+             "stop_reason": "wallclock_cap", "val_tokens": 40_540_160}]
+    wide = terminal.runs_table(rows, width=300)
+    narrow = terminal.runs_table(rows, width=90)
+    assert len(wide.columns) == 12
+    headers = [c.header for c in narrow.columns]
+    assert "score line" not in headers and "val_bpb" in headers and "artifact B" in headers
+    assert "not shown for width" in str(narrow.title)
+    buf = io.StringIO()
+    from rich.console import Console
+
+    Console(file=buf, width=90).print(narrow)
+    assert "1.07928348" in buf.getvalue() and "15,993,346" in buf.getvalue()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from audit.context import Options
 from audit.engine import audit_submission
 from audit.findings import Severity
 from audit.registry import all_rules
@@ -28,7 +29,7 @@ def test_every_rule_has_examples():
 @pytest.mark.parametrize("rule,example", list(_cases()))
 def test_example(rule, example):
     sub = Submission.from_files(example_files(example))
-    report = audit_submission(sub, rules=[rule], kinds=(rule.KIND,))
+    report = audit_submission(sub, Options(**(example.options or {})), rules=[rule], kinds=(rule.KIND,))
     assert not report.errors, report.errors
     if isinstance(example, Valid):
         loud = [f for f in report.findings

@@ -169,7 +169,9 @@ def _sota_file(tmp_path, bpbs, name="PR 2014") -> str:
 
 def test_rule_without_sota_only_notes():
     rep = _audit(_folder(PR2135), None)
-    assert not rep.errors and not rep.findings
+    assert not rep.errors
+    assert [(f.rule_id, f.severity.value) for f in rep.findings] == [("R-REC-SIGNIFICANCE", "info")]
+    assert "--sota" in rep.findings[0].message
     assert "not tested" in rep.stats["significance"]["note"]
 
 
@@ -248,3 +250,10 @@ def test_sota_from_submission_json_shapes(tmp_path):
     assert rs is not None and rs.val_bpb == (1.0,)
     assert runset_from_json([1.0, 1.1]) is not None
     assert runset_from_json({"val_bpb": 1.1}) is None
+
+
+def test_the_same_run_shipped_twice_counts_once(tmp_path):
+    files = _folder(PR2135)
+    files["train.log"] = files["train_seed42.log"]  # a copy of the seed-42 run under another name
+    rep = _audit(files, _sota_file(tmp_path, PR2014))
+    assert rep.stats["significance"]["practice"]["n_new"] == 3

@@ -75,11 +75,22 @@ def rescoring(vf: ValFlow) -> list[Rescore]:
             for s in scores:
                 if s.site.order <= site.order or s.site.node is site.node or _exclusive(site, s.site):
                     continue
-                shared = models & _model_args(s.site)
+                shared = {m for m in models & _model_args(s.site)
+                          if not _reassigned(r, m, site.line, s.site.line)}
                 if shared:
                     out.append(Rescore(ttt, s, sorted(shared)[0]))
                     break
     return out
+
+
+def _reassigned(ref: FunctionRef, name: str, after: int, before: int) -> bool:
+    """`name` is bound to a new object between two lines (a fresh model is built for the eval)."""
+    for n in ast.walk(ref.facts.node):
+        if isinstance(n, (ast.Assign, ast.AnnAssign)) and after < n.lineno < before:
+            targets = n.targets if isinstance(n, ast.Assign) else [n.target]
+            if any(name in {t.id for t in ast.walk(tg) if isinstance(t, ast.Name)} for tg in targets):
+                return True
+    return False
 
 
 def calibration_on_scored(vf: ValFlow) -> list[Calibration]:
@@ -125,28 +136,65 @@ def _compares(loop: ast.For, result: str) -> int | None:
 def val_sinks(vf: ValFlow) -> list[ValSink]:
     """Val-derived data reaching quantisation calibration or a file write (the artifact)."""
     out: list[ValSink] = []
+    flagged_callees: set[str] = set()
     for r in vf.program.functions:
-        in_calib_fn = bool(N.CALIB_NAME.search(r.facts.name)) and not N.is_warmup_name(r.facts.name)
         for s in r.facts.sites:
-            if s.kind == "call":
-                simple = s.name.rsplit(".", 1)[-1]
-                if N.CALIB_NAME.search(simple) and not re.search(r"temp", simple, re.I):
-                    if any(vf.isval(r, lab) for lab in (*s.arg_labels, *s.kw_labels.values())):
-                        out.append(ValSink(r, s, "calibration"))
-                        continue
-                if in_calib_fn and N.VAL in s.labels and s.name.rsplit(".", 1)[-1] not in N.SIZE_CALLS:
+            if s.kind == "call" and _quant_calibration_call(vf, r, s):
+                if any(vf.isval(r, lab) for lab in (*s.arg_labels, *s.kw_labels.values())):
                     out.append(ValSink(r, s, "calibration"))
+                    if isinstance(s.node, ast.Call):
+                        flagged_callees |= {c.facts.qualname for c in vf.program.callees(s.node, r.facts.class_name)}
             elif s.kind == "save" and _artifact_save(s) and vf.isval(r, s.labels):
                 out.append(ValSink(r, s, "artifact"))
-    # one finding per function and kind is enough
-    seen: set[tuple[str, str]] = set()
+    # A calibration routine that loads val data itself (not handed it by a flagged caller).
+    for r in vf.program.functions:
+        if r.facts.qualname in flagged_callees or not _is_quant_calibration_fn(r):
+            continue
+        for s in r.facts.sites:
+            if s.kind == "call" and N.VAL in s.labels and not any(
+                    lab.startswith(N.PARAM) for lab in s.labels) and _reads_val_source(s):
+                out.append(ValSink(r, s, "calibration"))
+                break
+    seen: set[tuple[str, str, int]] = set()
     uniq = []
     for v in out:
-        k = (v.ref.facts.qualname, v.what)
+        k = (v.ref.facts.qualname, v.what, v.site.line)
         if k not in seen:
             seen.add(k)
             uniq.append(v)
     return uniq
+
+
+QUANT_WORDS = re.compile(r"hessian|gptq|quant|clip|int[4-8]|scale", re.IGNORECASE)
+
+
+def _is_quant_calibration_fn(ref: FunctionRef) -> bool:
+    name = ref.facts.name
+    if N.NOT_QUANT_CALIB.search(name) or not N.CALIB_NAME.search(name):
+        return False
+    return bool(re.search(r"gptq|hessian", name, re.I)) or any(
+        QUANT_WORDS.search(n) for n in names_in(ref.facts.node))
+
+
+def _quant_calibration_call(vf: ValFlow, ref: FunctionRef, s: Site) -> bool:
+    """A call into GPTQ / Hessian / clip calibration: by name, or a user function whose body
+    does quantisation work."""
+    simple = s.name.rsplit(".", 1)[-1]
+    if not N.CALIB_NAME.search(simple) or N.NOT_QUANT_CALIB.search(simple):
+        return False
+    if re.search(r"gptq|hessian", simple, re.I):
+        return True
+    callees = vf.program.callees(s.node, ref.facts.class_name) if isinstance(s.node, ast.Call) else []
+    if callees:
+        return any(_is_quant_calibration_fn(c) for c in callees)
+    return bool(QUANT_WORDS.search(simple))
+
+
+def _reads_val_source(s: Site) -> bool:
+    node = s.node
+    return isinstance(node, ast.Call) and (
+        bool(N.VAL_LOADER.search(s.name.rsplit(".", 1)[-1]))
+        or any(N.is_val_name(n) for n in names_in(node)))
 
 
 def _artifact_save(s: Site) -> bool:

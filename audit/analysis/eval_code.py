@@ -3,7 +3,8 @@
 Many records ship `train_gpt.py` as a self-extracting wrapper; `audit.analysis.sources` decodes
 it (or takes `Submission.analysis_sources()`), so the rules see the real program. Here each
 source is tagged with whether it is the main script, and sources too large to analyse in time
-are kept out of the dataflow (the code-parses rule reports them).
+are kept out of the dataflow (the code-parses rule reports them). Python 3.12 f-strings are
+handled by the shared parser (`audit.analysis.parse`).
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from audit.analysis.parse import ParsedModule, parse_source
-from audit.analysis.pep701 import downgrade_fstrings
+from audit.analysis.parse import ParsedModule
 from audit.analysis.sources import analysis_sources
 
 if TYPE_CHECKING:
@@ -29,7 +29,6 @@ class CodeUnit:
     is_main: bool
     parsed: ParsedModule
     decoded_from: str | None = None
-    repaired_fstrings: bool = False  # parsed after rewriting Python 3.12 nested f-string quotes
 
 
 def code_units(ctx: AuditContext) -> list[CodeUnit]:
@@ -49,22 +48,8 @@ def _build_units(ctx: AuditContext) -> list[CodeUnit]:
         if len(src.parsed.source) > MAX_ANALYSED_CHARS:
             continue
         origin = src.decoded_from or src.path
-        parsed, repaired = _with_pep701_fallback(src.parsed)
-        units.append(CodeUnit(src.path, origin == main_path, parsed, src.decoded_from, repaired))
+        units.append(CodeUnit(src.path, origin == main_path, src.parsed, src.decoded_from))
     # A wrapper and its decoded text are both sources; analyse the decoded one only.
     decoded_origins = {u.decoded_from for u in units if u.decoded_from and u.parsed.tree is not None}
     return [u for u in units if u.decoded_from is not None or u.path not in decoded_origins]
 
-
-def _with_pep701_fallback(parsed: ParsedModule) -> tuple[ParsedModule, bool]:
-    """Python 3.12 f-strings are valid code: parse them after a line-preserving quote rewrite."""
-    if parsed.tree is not None or not (parsed.error or "").startswith("syntax error"):
-        return parsed, False
-    fixed = downgrade_fstrings(parsed.source)
-    if fixed is None:
-        return parsed, False
-    again = parse_source(parsed.path, fixed)
-    if again.tree is None:
-        return parsed, False
-    # keep the original text for excerpts; only the tree comes from the rewrite
-    return ParsedModule(parsed.path, parsed.source, again.tree, None, None, parsed.lines), True

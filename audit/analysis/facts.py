@@ -58,6 +58,7 @@ class Site:
     kw_labels: Mapping[str, Labels] = field(default_factory=dict)
     arg_names: tuple[str | None, ...] = ()  # the plain Name passed at each position, if any
     kw_names: Mapping[str, str | None] = field(default_factory=dict)
+    recv_labels: Labels = EMPTY  # for call sites: labels of the receiver (`obj` in `obj.m()`)
     target: str | None = None  # for call/optim sites: the name the result is assigned to
     mentions: frozenset[str] = frozenset()  # identifiers in the site's value expression
 
@@ -125,9 +126,25 @@ def root_name(node: ast.AST) -> str | None:
     return node.id if isinstance(node, ast.Name) else None
 
 
+_NAMES_CACHE: dict[int, tuple[ast.AST, frozenset[str]]] = {}
+
+
 def names_in(node: ast.AST | None) -> frozenset[str]:
+    """Identifiers (names and attribute names) in an expression; cached per node (the node is
+    kept alive by the cache, so its id cannot be reused while the entry exists)."""
     if node is None:
         return frozenset()
+    hit = _NAMES_CACHE.get(id(node))
+    if hit is not None and hit[0] is node:
+        return hit[1]
+    if len(_NAMES_CACHE) > 500_000:
+        _NAMES_CACHE.clear()
+    res = _names_in(node)
+    _NAMES_CACHE[id(node)] = (node, res)
+    return res
+
+
+def _names_in(node: ast.AST) -> frozenset[str]:
     out = set()
     for n in ast.walk(node):
         if isinstance(n, ast.Name):
@@ -211,7 +228,11 @@ class _Walker:
         if N.is_train_name(e.attr):
             return frozenset({N.TRAIN})
         if isinstance(e.value, ast.Name) and e.value.id in {"self", "cls"}:
-            return self.fields.get(e.attr, EMPTY) | self.env.get("self." + e.attr, EMPTY)
+            # `self.x` carries what any method stored there (class-wide, concrete labels only)
+            # plus the instance itself (`P:self`), resolved per call site from the receiver,
+            # so a loader built on train files and one built on val files stay apart.
+            own = frozenset({N.PARAM + e.value.id}) if e.value.id in self.ff.params else EMPTY
+            return self.fields.get(e.attr, EMPTY) | self.env.get("self." + e.attr, EMPTY) | own
         return self.labels(e.value)
 
     def _l_Subscript(self, e: ast.Subscript) -> Labels:
@@ -261,7 +282,7 @@ class _Walker:
         kw_labels = {k.arg or "**": self.labels(k.value) for k in e.keywords}
         all_args = frozenset().union(*arg_labels, *kw_labels.values()) if (arg_labels or kw_labels) else EMPTY
         # Record the call site.
-        self.add_site("call", e, name=name, labels=recv_lab | all_args, arg_labels=arg_labels,
+        self.add_site("call", e, name=name, labels=recv_lab | all_args, arg_labels=arg_labels, recv_labels=recv_lab,
                       kw_labels=kw_labels,
                       arg_names=tuple(a.id if isinstance(a, ast.Name) else None for a in e.args),
                       kw_names={k.arg or "**": (k.value.id if isinstance(k.value, ast.Name) else None)
@@ -326,6 +347,7 @@ class _Walker:
         old = self.sites.get(key)
         if old is not None:  # second walk of a loop body: widen the labels
             old.labels = old.labels | kw.get("labels", EMPTY)
+            old.recv_labels = old.recv_labels | kw.get("recv_labels", EMPTY)
             if "arg_labels" in kw:
                 old.arg_labels = tuple(a | b for a, b in zip(old.arg_labels, kw["arg_labels"], strict=False))
                 old.kw_labels = {k: old.kw_labels.get(k, EMPTY) | v for k, v in kw["kw_labels"].items()}
@@ -458,7 +480,7 @@ class _Walker:
         loop = Loop(id(s), s.lineno, names_in(s.iter) | names_in(s.target), names_in(s.target),
                     f"for {ast.unparse(s.target)} in {ast.unparse(s.iter)}"[:120], s)
         self.loops.append(loop)
-        for _ in range(2):
+        for _ in range(self._passes()):
             self.assign(s.target, it, s.iter)
             self.block(s.body)
         self.loops.pop()
@@ -466,10 +488,15 @@ class _Walker:
 
     _s_AsyncFor = _s_For
 
+    def _passes(self) -> int:
+        """Walk a loop body twice so loop-carried values are seen; nested loops are already
+        walked twice by their outermost loop (walking each level twice would be exponential)."""
+        return 2 if len(self.loops) == 1 else 1
+
     def _s_While(self, s: ast.While) -> None:
         loop = Loop(id(s), s.lineno, names_in(s.test), frozenset(), f"while {ast.unparse(s.test)}"[:120], s)
         self.loops.append(loop)
-        for _ in range(2):
+        for _ in range(self._passes()):
             self.labels(s.test)
             self.block(s.body)
         self.loops.pop()
@@ -548,7 +575,7 @@ def _creates_fresh_param(call: ast.Call) -> bool:
     if dotted(call.func).endswith("Parameter"):
         return True
     for k in call.keywords:
-        if k.arg == "requires_grad" and isinstance(k.value, ast.Constant) and k.value.value is True:
+        if k.arg == "requires_grad" and not (isinstance(k.value, ast.Constant) and not k.value.value):
             return True
     if isinstance(call.func, ast.Attribute) and call.func.attr == "requires_grad_":
         return True

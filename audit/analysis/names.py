@@ -58,7 +58,9 @@ SAVE_CALLS = re.compile(r"(?:^|\.)(?:save|save_file|dump|dumps|write|write_bytes
 LOG_CALLS = re.compile(r"^(?:log\w*|print\w*|\w*log0|info|warning)$", re.IGNORECASE)
 
 # Quantisation calibration (GPTQ Hessians, clip search, activation statistics).
-CALIB_NAME = re.compile(r"gptq|hessian|calib", re.IGNORECASE)
+CALIB_NAME = re.compile(r"gptq|hessian|(?:^|_)clip_?(?:search|calib)|calib(?!\w*(?:alpha|temp|mix|gate|ngram|entropy))",
+                        re.IGNORECASE)
+NOT_QUANT_CALIB = re.compile(r"alpha|temp|mix|gate|ngram|entropy|cache", re.IGNORECASE)
 TEMPERATURE_NAME = re.compile(r"temp|calib", re.IGNORECASE)
 
 # Warm-up (torch.compile warm-up): updates here are not adaptation if the state is discarded.

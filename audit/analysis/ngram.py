@@ -367,31 +367,55 @@ def _is_ratio_or_mix(value: ast.AST, reach: set[str]) -> bool:
 
 # -- oracle gates ----------------------------------------------------------------------------
 
-def _gold_scores(flow: TargetFlow, fn: Function) -> dict[str, int]:
-    """Per-position scores of the realized token: cross_entropy(reduction='none'), gathers at y."""
-    gold: dict[str, int] = {}
-    for a in fn.assigns:
-        for n in ast.walk(a.value):
-            if not isinstance(n, ast.Call):
-                continue
+_PROB_SOURCE = {"log_softmax", "softmax", "log_probs", "logsumexp"}
+_SCORE_CALL = re.compile(r"(log|prob|nll|score|loss)", re.I)
+
+
+def _gold_sources(flow: TargetFlow, fn: Function, value: ast.AST, probs: set[str]) -> bool:
+    """Does this expression compute a per-position score of the realized token?"""
+    for n in ast.walk(value):
+        if isinstance(n, ast.Call):
             cname = call_name(n)
-            is_gold = False
             if cname in ("cross_entropy", "nll_loss"):
-                is_gold = any(kw.arg == "reduction" and isinstance(kw.value, ast.Constant)
-                              and kw.value.value == "none" for kw in n.keywords)
+                if any(kw.arg == "reduction" and isinstance(kw.value, ast.Constant)
+                       and kw.value.value == "none" for kw in n.keywords):
+                    return True
             elif cname == "gather" and n.args:
-                idx = n.args[-1] if len(n.args) >= 2 or not isinstance(n.func, ast.Attribute) else n.args[0]
-                is_gold = any(flow.is_target(fn, x) for x in names_in(idx))
-            if is_gold:
-                for name in a.names:
-                    gold.setdefault(name, a.line)
-                break
-    for _ in range(4):
+                if any(flow.is_target(fn, x) for x in names_in(n.args[-1])):
+                    return True
+            elif _SCORE_CALL.search(cname) and cname not in LOG_CALLS and cname not in _PROB_SOURCE:
+                if any(flow.is_target(fn, x) for a in n.args for x in names_in(a)):
+                    return True
+        elif isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Load):
+            if base_of(n.value) in probs and any(flow.is_target(fn, x) for x in names_in(n.slice)):
+                return True
+    return False
+
+
+def _gold_scores(flow: TargetFlow, fn: Function) -> dict[str, frozenset[int]]:
+    """Per-position scores of the realized token -> the lines of the predictors they come from."""
+    probs = {n for a in fn.assigns for n in a.names
+             if any(isinstance(c, ast.Call) and call_name(c) in _PROB_SOURCE for c in ast.walk(a.value))}
+    gold: dict[str, frozenset[int]] = {}
+    for a in fn.assigns:
+        if _gold_sources(flow, fn, a.value, probs):
+            for name in a.names:
+                gold[name] = gold.get(name, frozenset()) | {a.line}
+    for _ in range(6):
+        grew = False
         for a in fn.assigns:
-            deps = names_in(a.value)
-            if deps & gold.keys() and isinstance(strip_chain(a.value), (ast.UnaryOp, ast.Call, ast.Subscript, ast.Name)):
-                for name in a.names:
-                    gold.setdefault(name, a.line)
+            if isinstance(a.node, (ast.For, ast.AsyncFor)):
+                continue
+            roots = frozenset().union(*[gold[n] for n in names_in(a.value) if n in gold]) if \
+                any(n in gold for n in names_in(a.value)) else frozenset()
+            if not roots:
+                continue
+            for name in a.names:
+                if not roots <= gold.get(name, frozenset()):
+                    gold[name] = gold.get(name, frozenset()) | roots
+                    grew = True
+        if not grew:
+            break
     return gold
 
 
@@ -401,24 +425,57 @@ def _oracle_gates(flow: TargetFlow, fn: Function) -> list[OracleGate]:
         return []
     out: list[OracleGate] = []
 
-    def roots(node: ast.AST) -> set[int]:
-        return {gold[n] for n in names_in(node) if n in gold}
+    def roots(node: ast.AST) -> frozenset[int]:
+        found = [gold[n] for n in names_in(node) if n in gold]
+        return frozenset().union(*found) if found else frozenset()
 
+    candidates: list[tuple[ast.AST, ast.AST, int, str]] = []
     for call in fn.calls:
         cname = call_name(call)
-        pair: tuple[ast.AST, ast.AST] | None = None
         if cname in ("minimum", "fmin", "min", "maximum", "fmax", "max") and len(call.args) == 2:
-            pair = (call.args[0], call.args[1])
+            if _is_logaddexp(fn, call):
+                continue
+            candidates.append((call.args[0], call.args[1], call.lineno, f"`{cname}`"))
         elif cname == "where" and call.args and isinstance(call.args[0], ast.Compare) \
                 and len(call.args[0].comparators) == 1:
-            pair = (call.args[0].left, call.args[0].comparators[0])
-        if pair is None:
-            continue
-        ra, rb = roots(pair[0]), roots(pair[1])
+            cmp = call.args[0]
+            candidates.append((cmp.left, cmp.comparators[0], call.lineno, "`where` on a comparison"))
+    for node, _parent in _own_nodes_with_parent(fn):
+        if isinstance(node, (ast.If, ast.IfExp)) and isinstance(node.test, ast.Compare) \
+                and len(node.test.comparators) == 1 \
+                and isinstance(node.test.ops[0], (ast.Lt, ast.LtE, ast.Gt, ast.GtE)):
+            cmp = node.test
+            candidates.append((cmp.left, cmp.comparators[0], node.lineno, "a comparison"))
+    for a_node, b_node, line, how in candidates:
+        ra, rb = roots(a_node), roots(b_node)
         if ra and rb and ra != rb:
             steps = [_step(fn, min(ra), "gold-token score of one predictor"),
-                     _step(fn, min(rb), "gold-token score of another predictor"),
-                     _step(fn, call.lineno, f"`{cname}` picks per position whichever scores the realized "
-                                            "token better (an oracle gate reads the target)")]
-            out.append(OracleGate(fn, call.lineno, steps))
+                     _step(fn, min(rb - ra) if rb - ra else min(rb), "gold-token score of another predictor"),
+                     _step(fn, line, f"{how} picks per position whichever scores the realized token "
+                                     "better (an oracle gate reads the target)")]
+            out.append(OracleGate(fn, line, steps))
     return out
+
+
+def _is_logaddexp(fn: Function, call: ast.Call) -> bool:
+    """`max(a, b) + log1p(exp(-abs(a - b)))` is a stable log-sum-exp (a mixture), not a choice."""
+    parent = fn.parent_of.get(id(call))
+    if isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.Add):
+        other = parent.right if parent.left is call else parent.left
+        return any(isinstance(n, ast.Call) and call_name(n) in ("log1p", "log", "exp", "expm1")
+                   for n in ast.walk(other))
+    return False
+
+
+def _own_nodes_with_parent(fn: Function) -> list[tuple[ast.AST, ast.AST]]:
+    return [(n, p) for n, p in _iter_own(fn.node)]
+
+
+def _iter_own(root: ast.AST):  # type: ignore[no-untyped-def]
+    stack = [(c, root) for c in ast.iter_child_nodes(root)]
+    while stack:
+        node, parent = stack.pop()
+        yield node, parent
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        stack.extend((c, node) for c in ast.iter_child_nodes(node))

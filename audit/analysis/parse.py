@@ -7,9 +7,11 @@ with `tree=None` and an `error` the caller turns into a finding; it never raises
 from __future__ import annotations
 
 import ast
+import sys
 import warnings
 from dataclasses import dataclass, field
 
+from audit.analysis.fstrings import downgrade_fstrings
 from audit.submission import TextFile
 
 
@@ -21,6 +23,8 @@ class ParsedModule:
     error: str | None = None
     error_line: int | None = None
     lines: list[str] = field(default_factory=list)
+    # Parsed only after rewriting Python 3.12 f-strings for this interpreter (see fstrings.py).
+    downgraded_fstrings: bool = False
 
     def line_text(self, lineno: int | None) -> str:
         if lineno is None or lineno < 1 or lineno > len(self.lines):
@@ -35,10 +39,26 @@ def parse_source(path: str, source: str) -> ParsedModule:
             warnings.simplefilter("ignore")  # SyntaxWarning for invalid escapes in old scripts
             tree = ast.parse(source, filename=path, type_comments=False)
     except SyntaxError as exc:
+        retry = _parse_pep701(path, source, lines, exc)
+        if retry is not None:
+            return retry
         return ParsedModule(path, source, None, f"syntax error: {exc.msg}", exc.lineno, lines)
     except (ValueError, RecursionError, MemoryError, OverflowError) as exc:
         return ParsedModule(path, source, None, f"cannot parse: {type(exc).__name__}: {exc}", None, lines)
     return ParsedModule(path, source, tree, None, None, lines)
+
+
+def _parse_pep701(path: str, source: str, lines: list[str], exc: SyntaxError) -> ParsedModule | None:
+    """Valid 3.12 code with nested-quote f-strings fails on older Pythons: retry once rewritten."""
+    if sys.version_info >= (3, 12) or "f-string" not in (exc.msg or ""):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(downgrade_fstrings(source), filename=path, type_comments=False)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        return None
+    return ParsedModule(path, source, tree, None, None, lines, downgraded_fstrings=True)
 
 
 def parse_file(tf: TextFile) -> ParsedModule:

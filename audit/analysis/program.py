@@ -123,30 +123,67 @@ def build_program(modules: list[ParsedModule]) -> Program:
     for pm in prog.modules:
         _collect(prog, pm)
 
+    deps: dict[str, set[str]] = defaultdict(set)  # callee qualname -> callers that used its summary
+    current: list[str] = [""]
+
     def resolve(call: ast.Call, name: str, caller_class: str | None):
-        return [(r.facts, r.facts.returns if r.facts.name != "__init__" else _init_result(r.facts))
-                for r in prog.callees(call, caller_class)]
+        out = []
+        for r in prog.callees(call, caller_class):
+            deps[r.facts.qualname].add(current[0])
+            out.append((r.facts, r.facts.returns if r.facts.name != "__init__" else _init_result(r.facts)))
+        return out
 
     nested_env: dict[str, dict[str, Labels]] = {}
+    todo = [r for r in prog.functions]
     for rnd in range(MAX_ROUNDS):
-        before = _signature(prog)
-        for r in prog.functions:
+        fields_before = _field_signature(prog)
+        changed: set[str] = set()
+        for r in todo:
             ff = r.facts
+            before = _summary(ff)
             outer = nested_env.get(ff.qualname, {}) if ff.parent and not ff.parent.endswith("<module>") else {}
             fields = prog.fields.get(ff.class_name or "", {})
+            current[0] = ff.qualname
             walk_function(ff, r.body, resolve, fields, outer, nested_env)
+            if _summary(ff) != before:
+                changed.add(ff.qualname)
         _merge_fields(prog)
-        _constructor_fields(prog)
         prog.rounds = rnd + 1
-        if _signature(prog) == before:
+        changed_classes = _changed_classes(fields_before, _field_signature(prog))
+        # Only functions that read a changed summary, a changed class field, or (nested
+        # functions) whose enclosing function changed need another walk.
+        again: set[str] = set()
+        for q in changed:
+            again |= deps.get(q, set())
+        todo = [r for r in prog.functions
+                if r.facts.qualname in again or (r.facts.class_name in changed_classes)
+                or (r.facts.parent in changed)]
+        if not todo:
             break
     return prog
+
+
+def _summary(ff: FunctionFacts) -> tuple:
+    return (ff.returns, tuple(sorted(ff.param_writes.items())), tuple(sorted(ff.acc_params.items())),
+            tuple(sorted(ff.field_writes.items())))
+
+
+def _field_signature(prog: Program) -> dict[str, tuple]:
+    return {c: tuple(sorted(f.items())) for c, f in prog.fields.items()}
+
+
+def _changed_classes(before: dict[str, tuple], after: dict[str, tuple]) -> set[str]:
+    return {c for c in set(before) | set(after) if before.get(c) != after.get(c)}
 
 
 def _init_result(ff: FunctionFacts) -> Labels:
     """An object built by `Cls(args)` carries whatever its `__init__` stored in `self.`."""
     out: set[str] = set()
-    for lab in ff.field_writes.values():
+    for attr, lab in ff.field_writes.items():
+        # `self.val_files = ...` on a config object: reads of `.val_files` are val by name; the
+        # object itself (and so `args.seq_len`) must not become val-derived.
+        if N.is_val_name(attr) or N.is_train_name(attr):
+            continue
         out |= lab
     return frozenset(out)
 
@@ -165,35 +202,3 @@ def _merge_fields(prog: Program) -> None:
                 concrete = frozenset(x for x in concrete if not x.startswith(N.PARAM))
             if concrete:
                 cls_fields[attr] = cls_fields.get(attr, EMPTY) | concrete
-
-
-def _constructor_fields(prog: Program) -> None:
-    """`Runner(model, val_tokens)` with `self.tokens = tokens` in `__init__`: `self.tokens` is val."""
-    from audit.analysis.facts import bind_args, substitute
-
-    for r in prog.functions:
-        for s in r.facts.sites:
-            if s.kind != "call" or not isinstance(s.node, ast.Call) or not isinstance(s.node.func, ast.Name):
-                continue
-            if s.node.func.id not in prog.classes:
-                continue
-            for c in prog.callees(s.node, r.facts.class_name):
-                if not c.facts.field_writes:
-                    continue
-                b = bind_args(c.facts, s.node, s.arg_labels, s.kw_labels, EMPTY)
-                cls_fields = prog.fields[c.facts.class_name or ""]
-                for attr, lab in c.facts.field_writes.items():
-                    got = frozenset(x for x in substitute(lab, b) if not x.startswith(N.PARAM))
-                    if got and not got <= cls_fields.get(attr, EMPTY):
-                        cls_fields[attr] = cls_fields.get(attr, EMPTY) | got
-
-
-def _signature(prog: Program) -> tuple:
-    return (
-        tuple(sorted((r.facts.qualname, tuple(sorted(r.facts.returns)),
-                      tuple(sorted((k, tuple(sorted(v))) for k, v in r.facts.param_writes.items())),
-                      tuple(sorted((k, tuple(sorted(v))) for k, v in r.facts.acc_params.items())))
-                     for r in prog.functions)),
-        tuple(sorted((c, tuple(sorted((a, tuple(sorted(v))) for a, v in f.items())))
-                     for c, f in prog.fields.items())),
-    )

@@ -90,7 +90,7 @@ class ValFlow:
 
     def binding(self, callee: FunctionRef, site: Site) -> dict[str, Labels]:
         assert isinstance(site.node, ast.Call)
-        return bind_args(callee.facts, site.node, site.arg_labels, site.kw_labels, EMPTY)
+        return bind_args(callee.facts, site.node, site.arg_labels, site.kw_labels, site.recv_labels)
 
     _calls: dict[str, list[tuple[Site, list[FunctionRef]]]] = field(default_factory=dict)
 
@@ -200,13 +200,19 @@ def _is_reported(ref: FunctionRef, name: str) -> bool:
 def _score_events(vf: ValFlow) -> None:
     summary: dict[str, Labels] = {r.facts.qualname: EMPTY for r in vf.program.functions}
     events: dict[str, list[Event]] = {}
+    direct: dict[str, list[Event]] = {}
+    callbacks: dict[str, list[Site]] = {}
+    for r in vf.program.functions:
+        direct[r.facts.qualname] = [
+            Event("score", r, s, s.labels) for s in r.facts.sites
+            if s.kind == "accum" and _is_reported(r, s.name) and not (s.mentions & _training_names(r, s))]
+        callbacks[r.facts.qualname] = [
+            s for s in r.facts.sites if s.kind == "call" and isinstance(s.node, ast.Call)
+            and any(isinstance(a, ast.Name) and a.id in vf.program.by_name for a in s.node.args)]
     for _ in range(len(vf.program.functions) + 1):
         changed = False
         for r in vf.program.functions:
-            evs: list[Event] = []
-            for s in r.facts.sites:
-                if s.kind == "accum" and _is_reported(r, s.name) and not (s.mentions & _training_names(r, s)):
-                    evs.append(Event("score", r, s, s.labels))
+            evs: list[Event] = list(direct[r.facts.qualname])
             for site, callees in vf.calls_in(r):
                 lab: set[str] = set()
                 inner: Event | None = None
@@ -222,6 +228,10 @@ def _score_events(vf: ValFlow) -> None:
                             lab |= substitute(acc, b)
                 if lab:
                     evs.append(Event("score", r, site, frozenset(lab), inner=inner))
+            for site in callbacks[r.facts.qualname]:
+                lab2 = _callback_score(vf, site, summary)
+                if lab2:
+                    evs.append(Event("score", r, site, lab2))
             evs.sort(key=lambda e: (e.site.order, e.site.line))
             events[r.facts.qualname] = evs
             # a function is a scorer if its score reaches its return value
@@ -233,6 +243,29 @@ def _score_events(vf: ValFlow) -> None:
             break
     vf.score_summary = summary
     vf.scores = {q: [e for e in evs if vf.isval(vf.program.by_qualname[q], e.labels)] for q, evs in events.items()}
+
+
+def _callback_score(vf: ValFlow, site: Site, summary: dict[str, Labels]) -> Labels:
+    """`timed_eval("label", eval_val, h, device, val_data, model)`: a scoring function passed as
+    an argument is called with the arguments after it."""
+    call = site.node
+    if not isinstance(call, ast.Call):
+        return EMPTY
+    out: set[str] = set()
+    for i, a in enumerate(call.args):
+        if not isinstance(a, ast.Name):
+            continue
+        for g in vf.program.by_name.get(a.id, []):
+            ret = summary.get(g.facts.qualname, EMPTY)
+            if not ret or g.facts.is_method:
+                continue
+            rest = site.arg_labels[i + 1:]
+            binding = {p: rest[j] for j, p in enumerate(g.facts.params) if j < len(rest)}
+            for k, lab in site.kw_labels.items():
+                if k in g.facts.params:
+                    binding[k] = lab
+            out |= substitute(ret, binding)
+    return frozenset(out)
 
 
 def _reaches_return(ref: FunctionRef, e: Event) -> bool:
@@ -288,6 +321,14 @@ def _epoch_guarded(score: Site, update: Site, common: list) -> bool:
     return False
 
 
+def _depth(site: Site, loop) -> int:
+    """1-based depth of `loop` among the site's enclosing loops."""
+    for i, lp in enumerate(site.loops):
+        if lp.node_id == loop.node_id:
+            return i + 1
+    return len(site.loops)
+
+
 def _warmup(ref: FunctionRef, e: Event) -> bool:
     ff = ref.facts
     if N.is_warmup_name(ff.name):
@@ -330,6 +371,9 @@ def _classify_one(vf: ValFlow, e: Event) -> Classified:
         return Classified("protected", e, s, lp.line, slot=e.slot)
     if after_common:
         s, lp = after_common[0]
+        if EPOCH_LOOP.search(lp.text) and len(e.site.loops) > _depth(e.site, lp):
+            # a whole pass over the stream per epoch, then a score: adapt-then-score per epoch
+            return Classified("adapt_then_score", e, s, lp.line, slot=e.slot)
         return Classified("score_after_update", e, s, lp.line, slot=e.slot)
     if after:
         return Classified("adapt_then_score", e, after[0], slot=e.slot)

@@ -87,9 +87,9 @@ def _per_seed_entries(claims: Any) -> dict[int, Any]:
     if raw is None:
         raw = getattr(claims, "seed_results", None)
     if isinstance(raw, dict):
-        items = raw.items()
+        items: list[tuple[Any, Any]] = list(raw.items())
     elif isinstance(raw, (list, tuple)):
-        items = ((_field(e, "seed"), e) for e in raw)
+        items = [(_field(e, "seed"), e) for e in raw]
     else:
         return {}
     out: dict[int, Any] = {}

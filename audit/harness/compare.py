@@ -61,8 +61,13 @@ def _finding(id_: str, message: str, *, script: str, evidence: list[Evidence], k
 
 
 def _tail_evidence(r: SeedResult, n: int = TAIL_IN_MESSAGE) -> list[Evidence]:
+    out = []
+    if r.error_excerpt:
+        out.append(Evidence(f"seed {r.seed}: the script's error", r.log_file, None, "\n".join(r.error_excerpt)))
     tail = [ln for ln in r.log_tail if ln.strip()][-n:]
-    return [Evidence(f"seed {r.seed}: last lines of the re-run log", r.log_file, None, "\n".join(tail))] if tail else []
+    if tail:
+        out.append(Evidence(f"seed {r.seed}: last lines of the re-run log", r.log_file, None, "\n".join(tail)))
+    return out
 
 
 def seed_findings(r: SeedResult, script: str, limits: Limits) -> list[Finding]:
@@ -77,7 +82,7 @@ def seed_findings(r: SeedResult, script: str, limits: Limits) -> list[Finding]:
                             script=script, evidence=[launch], key=f"launch:{r.seed}"))
         return out
     if r.status == "crashed":
-        last = next((ln for ln in reversed(r.log_tail) if ln.strip()), "")
+        last = next((ln for ln in reversed(r.error_excerpt or r.log_tail) if ln.strip()), "")
         out.append(_finding(
             "R-SUB-FILES.rerun-runs",
             f"{script} exited with status {r.exit_code} after {r.wall_s:.0f} s when re-run from a copy of its folder "
@@ -280,24 +285,46 @@ def claim_findings(results: list[SeedResult], claims: ClaimSet, script: str, lim
                     script=script, key=f"bytes:{seed}",
                     evidence=[Evidence("claim", c.bytes_source, c.bytes_line, f"{c.artifact_bytes} bytes"),
                               Evidence("re-run", r.model_file, None, f"model file {r.model_file_bytes} bytes")]))
-    rerun_vals = [scored[s].val_bpb for s in sorted(scored)]
-    claimed_mean = claims.mean_bpb
-    if claimed_mean is None:
-        vals = [c.val_bpb for c in claims.per_seed.values() if c.val_bpb is not None]
-        claimed_mean = math.fsum(vals) / len(vals) if vals else None
-    if rerun_vals and claimed_mean is not None:
-        mean = math.fsum(v for v in rerun_vals if v is not None) / len(rerun_vals)
-        if mean - claimed_mean > limits.bpb_tolerance:
-            out.append(_finding(
-                "R-REC-REPRODUCIBLE.rerun-mean",
-                f"The re-run's mean val_bpb over {len(rerun_vals)} seed(s) is {mean:.6f}, worse than the claimed "
-                f"{claimed_mean:.6f} by {mean - claimed_mean:.6f} (tolerance {limits.bpb_tolerance}). The claim does "
-                "not reproduce; results that do not reproduce can be disqualified.",
-                script=script, key="mean",
-                evidence=[Evidence("claim", claims.json_path, None, f"val_bpb {claimed_mean}"),
-                          *[Evidence(f"re-run seed {s}", scored[s].log_file, None, f"val_bpb {scored[s].val_bpb}")
-                            for s in sorted(scored)]]))
+    out += _mean_finding(scored, claims, script, limits)
     return out
+
+
+def _mean_finding(scored: dict[int, SeedResult], claims: ClaimSet, script: str, limits: Limits) -> list[Finding]:
+    """Re-run mean vs claimed mean over the same seeds; the headline only when no seed has a claim.
+
+    Comparing a one-seed re-run with a three-seed headline would mistake seed-to-seed spread for
+    a failed claim, so per-seed claims of exactly the re-run seeds are preferred.
+    """
+    if not scored:
+        return []
+    matched = {s: claims.per_seed[s].val_bpb for s in scored
+               if s in claims.per_seed and claims.per_seed[s].val_bpb is not None}
+    if matched:
+        seeds = sorted(matched)
+        claimed_mean = math.fsum(v for v in matched.values() if v is not None) / len(seeds)
+        basis = f"the claims for the same seed(s) {', '.join(map(str, seeds))}"
+        claim_ev = [Evidence(f"claim seed {s}", claims.per_seed[s].bpb_source, claims.per_seed[s].bpb_line,
+                             f"val_bpb {matched[s]}") for s in seeds]
+    elif claims.mean_bpb is not None and not claims.per_seed:
+        seeds = sorted(scored)
+        claimed_mean = claims.mean_bpb
+        basis = "the headline val_bpb (no per-seed claims)"
+        claim_ev = [Evidence("claim", claims.json_path, None, f"val_bpb {claimed_mean}")]
+    else:
+        return []
+    vals = [scored[s].val_bpb for s in seeds]
+    mean = math.fsum(v for v in vals if v is not None) / len(seeds)
+    if mean - claimed_mean <= limits.bpb_tolerance:
+        return []
+    return [_finding(
+        "R-REC-REPRODUCIBLE.rerun-mean",
+        f"The re-run's mean val_bpb over {len(seeds)} seed(s) is {mean:.6f}, worse than {basis} ({claimed_mean:.6f}) "
+        f"by {mean - claimed_mean:.6f} (tolerance {limits.bpb_tolerance}). The claim does not reproduce; results "
+        "that do not reproduce can be disqualified. Check that the shipped script, its defaults and the declared "
+        "environment are exactly those of the claimed runs.",
+        script=script, key="mean",
+        evidence=[*claim_ev, *[Evidence(f"re-run seed {s}", scored[s].log_file, None, f"val_bpb {scored[s].val_bpb}")
+                               for s in seeds]])]
 
 
 def rerun_stats(results: list[SeedResult], claims: ClaimSet) -> dict[str, Any]:

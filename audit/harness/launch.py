@@ -53,7 +53,7 @@ class RunOutcome:
     exit_code: int | None  # negative = killed by that signal; None = could not launch
     wall_s: float
     train_end_s: float | None  # seconds from launch to the end-of-training marker
-    timed_out: str | None = None  # "train" | "total" when a deadline killed it
+    timed_out: str | None = None  # killed by a deadline: "train" (training unfinished) | "total"
     pids_seen: list[int] = field(default_factory=list)
     survivors: list[int] = field(default_factory=list)  # processes still alive after our kill
     stragglers: list[int] = field(default_factory=list)  # left running after a normal exit; killed
@@ -110,6 +110,35 @@ def run_group(
         except OSError as exc:
             return RunOutcome(None, 0.0, None, launch_error=f"{type(exc).__name__}: {exc}")
     pgid = proc.pid  # start_new_session: the child leads a new session and group
+    try:
+        timed_out, wall = _follow(proc, pgid, marker, seen, tracker, log_path, deadlines, on_tick, poll_s, start)
+    except BaseException:  # Ctrl-C or a bug of ours: never leave the run behind
+        seen |= _scan(proc, marker)
+        _terminate(proc, pgid, seen, deadlines.grace_s, marker)
+        raise
+    stragglers: list[int] = []
+    seen |= _scan(proc, marker)
+    if not timed_out:
+        left = {p for p in seen if procs.alive(p)}
+        if left or procs.group_alive(pgid):
+            stragglers = sorted(p[0] for p in left)
+            _terminate(proc, pgid, seen, deadlines.grace_s, marker)
+    survivors = _survivors(pgid, seen)
+    return RunOutcome(
+        exit_code=proc.returncode,
+        wall_s=wall,
+        train_end_s=tracker.train_end_s,
+        timed_out=timed_out,
+        pids_seen=sorted({proc.pid} | {p[0] for p in seen}),
+        survivors=survivors,
+        stragglers=stragglers,
+    )
+
+
+def _follow(proc: subprocess.Popen, pgid: int, marker: str, seen: set[procs.Ident], tracker: PhaseTracker,
+            log_path: Path, deadlines: Deadlines, on_tick: Callable[[Tick], None] | None, poll_s: float,
+            start: float) -> tuple[str | None, float]:
+    """Follow the log until exit or a deadline (then kill); returns (which deadline, wall time)."""
     timed_out: str | None = None
     last_scan = 0.0
     with log_path.open("rb") as follow:
@@ -131,8 +160,8 @@ def run_group(
                 break
             if tracker.train_end_s is None and elapsed > deadlines.train_s:
                 timed_out = "train"
-            elif elapsed > deadlines.total_s:
-                timed_out = "total"
+            elif elapsed > deadlines.total_s:  # named after the phase it interrupted
+                timed_out = "train" if tracker.train_end_s is None else "total"
             if timed_out:
                 seen |= _scan(proc, marker)
                 _terminate(proc, pgid, seen, deadlines.grace_s, marker)
@@ -143,23 +172,7 @@ def run_group(
         if tail or pending:
             for raw in (pending + tail).split(b"\n"):
                 tracker.feed(raw.decode("utf-8", "replace"), wall)
-    stragglers: list[int] = []
-    seen |= _scan(proc, marker)
-    if not timed_out:
-        left = {p for p in seen if procs.alive(p)}
-        if left or procs.group_alive(pgid):
-            stragglers = sorted(p[0] for p in left)
-            _terminate(proc, pgid, seen, deadlines.grace_s, marker)
-    survivors = _survivors(pgid, seen)
-    return RunOutcome(
-        exit_code=proc.returncode,
-        wall_s=wall,
-        train_end_s=tracker.train_end_s,
-        timed_out=timed_out,
-        pids_seen=sorted({proc.pid} | {p[0] for p in seen}),
-        survivors=survivors,
-        stragglers=stragglers,
-    )
+    return timed_out, wall
 
 
 def _scan(proc: subprocess.Popen, marker: str) -> set[procs.Ident]:

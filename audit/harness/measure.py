@@ -8,6 +8,7 @@ RULES.md R-ARTIFACT-CODE-COUNT (raw bytes; self-extracting wrapper or its compre
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -64,6 +65,7 @@ class SeedResult:
     env_set: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     launch_error: str | None = None
+    error_excerpt: list[str] = field(default_factory=list)  # the script's traceback, without torchrun's
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,6 +98,26 @@ def read_tail(path: Path, lines: int = LOG_TAIL_LINES, max_bytes: int = 64 * 102
     except OSError:
         return []
     return [ln.rstrip("\r") for ln in data.decode("utf-8", "replace").splitlines()[-lines:]]
+
+
+# torchrun's agent reports a failed worker with its own traceback after the worker's one.
+_TORCHRUN_FAILURE = re.compile(r"torch/distributed/elastic/multiprocessing/api\.py:\d+\] failed \(exitcode|"
+                               r"torch\.distributed\.elastic\.multiprocessing\.errors\.ChildFailedError")
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)\b")
+
+
+def error_excerpt(path: Path, max_lines: int = 15) -> list[str]:
+    """The submission's last traceback (or its last lines), cut before torchrun's failure report."""
+    lines = read_tail(path, lines=400, max_bytes=256 * 1024)
+    cut = next((i for i, ln in enumerate(lines) if _TORCHRUN_FAILURE.search(ln)), len(lines))
+    own = lines[:cut]
+    start = max((i for i, ln in enumerate(own) if ln.startswith("Traceback (most recent call last)")), default=None)
+    if start is None:
+        return [ln for ln in own if ln.strip()][-max_lines:]
+    block = own[start:]
+    end = next((i + 1 for i, ln in enumerate(block) if i and _EXCEPTION_LINE.match(ln)), len(block))
+    block = block[:end]
+    return block if len(block) <= max_lines else block[:3] + ["..."] + block[-(max_lines - 4):]
 
 
 def parse_produced_logs(captured: Path, workdir: Path, run_id: str) -> tuple[SeedRun | None, str | None]:

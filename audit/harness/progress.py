@@ -11,7 +11,7 @@ import time
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from audit.harness.launch import Deadlines, Tick
 
@@ -23,7 +23,7 @@ class ProgressView:
         self.live = enabled and self.console.is_terminal
         self.plain_every_s = plain_every_s
         self._progress: Progress | None = None
-        self._task: int | None = None
+        self._task: TaskID | None = None
         self._label = ""
         self._deadlines: Deadlines | None = None
         self._last_plain = 0.0

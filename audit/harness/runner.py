@@ -19,6 +19,7 @@ from audit.harness import store
 from audit.harness.launch import Deadlines, run_group
 from audit.harness.measure import (
     SeedResult,
+    error_excerpt,
     fill_measurements,
     parse_produced_logs,
     produced_files,
@@ -135,7 +136,7 @@ def run_one_seed(opts: RerunOptions, seed: int, script: str, scratch: Path, isol
         eval_phase_wall_s=(round(outcome.wall_s - outcome.train_end_s, 3)
                            if outcome.train_end_s is not None and not outcome.timed_out else None),
         timed_out=outcome.timed_out, survivors=outcome.survivors, stragglers=outcome.stragglers,
-        log_file=str(log_path), log_tail=read_tail(log_path), parsed_log=parsed_from,
+        log_file=str(log_path), log_tail=read_tail(log_path), error_excerpt=error_excerpt(log_path), parsed_log=parsed_from,
         network_cut=isolation.network_cut, isolation_note=isolation.note, env_dropped=dropped,
         env_set=chosen, notes=[*copy_notes, f"started {started}", "argv: " + " ".join(argv)],
         launch_error=outcome.launch_error,

@@ -25,13 +25,18 @@ def escape_property(s: str) -> str:
 
 def annotation(res: TargetResult, f: Finding) -> str:
     props: list[tuple[str, str]] = []
-    uri = res.file_uri(f.path) if f.path else None
+    path, line, end_line = f.path, f.line, f.end_line
+    if path is None:  # anchor it on the first evidence file, where the diff view can show it
+        first = next((ev for ev in f.evidence if ev.path), None)
+        if first is not None:
+            path, line, end_line = first.path, first.line, None
+    uri = res.file_uri(path) if path else None
     if uri:
         props.append(("file", uri))
-        if f.line:
-            props.append(("line", str(f.line)))
-            if f.end_line and f.end_line > f.line:
-                props.append(("endLine", str(f.end_line)))
+        if line:
+            props.append(("line", str(line)))
+            if end_line and end_line > line:
+                props.append(("endLine", str(end_line)))
     props.append(("title", f"{f.rule_id} ({res.name})"))
     body = f.message
     for ev in f.evidence:

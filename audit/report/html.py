@@ -50,13 +50,13 @@ def _target_view(res: TargetResult, known: dict) -> dict[str, Any]:
     for f in rep.sorted_findings():
         info = describe(f.rule_id, known, f)
         evidence = []
-        for ev in f.evidence:
-            evidence.append({"ev": ev, "excerpt": res.excerpt_for(ev.path or f.path, ev.line)})
+        for i, ev in enumerate(f.evidence):
+            evidence.append({"ev": ev, "excerpt": res.excerpt_for(f, i)})
         findings.append({
             "f": f,
             "title": info.title,
             "source": f.source or info.source,
-            "excerpt": res.excerpt_for(f.path, f.line),
+            "excerpt": res.excerpt_for(f),
             "evidence": evidence,
         })
     rows = [r for r in rep.runs if isinstance(r, dict)]

@@ -7,12 +7,14 @@ changes) whenever it changes, so that consumers can tell.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from audit.findings import Severity, Verdict
 from audit.report.model import TOOL_NAME, TargetResult, jsonable, tool_version, worst_verdict
 
 SCHEMA_VERSION = "1.0"
+SCHEMA_PATH = Path(__file__).parents[1] / "schema" / "report.schema.json"
 
 
 def target_dict(result: TargetResult) -> dict[str, Any]:

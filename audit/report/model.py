@@ -19,7 +19,8 @@ from audit.submission import Submission
 
 TOOL_NAME = "pgolf-audit"
 INFORMATION_URI = "https://github.com/openai/parameter-golf"
-EXCERPT_CONTEXT = 3  # lines either side of the pointed-at line
+EXCERPT_CONTEXT = 3  # lines either side of a finding's line
+EVIDENCE_CONTEXT = 1  # and of each evidence line (a chain has several)
 
 
 def tool_version() -> str:
@@ -38,6 +39,7 @@ class Excerpt:
     lines: tuple[str, ...]
     focus: int
     focus_end: int
+    decoded: bool = False  # lines of the statically decoded source of a self-extracting wrapper
 
     def numbered(self) -> list[tuple[int, str, bool]]:
         return [(self.start + i, text, self.focus <= self.start + i <= self.focus_end)
@@ -59,10 +61,8 @@ class TargetResult:
             return f"changes {self.report.target}"
         return Path(self.report.target).resolve().name or self.report.target
 
-    def excerpt_for(self, path: str | None, line: int | None) -> Excerpt | None:
-        if path is None or line is None:
-            return None
-        return self.excerpts.get(excerpt_key(path, line))
+    def excerpt_for(self, f: Finding, evidence_index: int | None = None) -> Excerpt | None:
+        return self.excerpts.get(excerpt_key(f, evidence_index))
 
     def file_uri(self, rel: str | None) -> str | None:
         """The path of a finding's file as seen from the working directory (POSIX separators)."""
@@ -80,36 +80,52 @@ class TargetResult:
         return math.fsum(vals) / len(vals) if vals else None
 
 
-def excerpt_key(path: str, line: int) -> str:
-    return f"{path}:{line}"
+DECODED_MARK = "[decoded wrapper text]"  # audit.analysis marks evidence whose lines are decoded-wrapper lines
+
+
+def excerpt_key(f: Finding, evidence_index: int | None = None) -> str:
+    """Where a finding's excerpt (or that of its evidence link) is kept in TargetResult.excerpts."""
+    base = f"{f.fingerprint}:{f.line}"
+    return base if evidence_index is None else f"{base}/{evidence_index}"
 
 
 def build_excerpts(submission: Submission, findings: list[Finding], context: int = EXCERPT_CONTEXT
                    ) -> dict[str, Excerpt]:
-    """Excerpts of the submitted text files around every finding and evidence line."""
+    """Excerpts of the submitted text files around every finding and evidence line.
+
+    A self-extracting wrapper is analysed through its statically decoded source; evidence lines
+    marked as decoded-wrapper lines (and a finding on such a file whose evidence is) are excerpted
+    from the decoded text, everything else from the file as shipped.
+    """
     texts = {**submission.code, **submission.logs}
     if submission.readme is not None:
         texts[submission.readme.path] = submission.readme
-    out: dict[str, Excerpt] = {}
-    wanted: list[tuple[str, int, int]] = []
-    for f in findings:
-        if f.path and f.line:
-            wanted.append((f.path, f.line, f.end_line or f.line))
-        for ev in f.evidence:
-            if ev.path and ev.line:
-                wanted.append((ev.path, ev.line, ev.line))
-    for path, line, end in wanted:
-        key = excerpt_key(path, line)
-        tf = texts.get(path)
-        if key in out or tf is None or tf.text is None:
-            continue
-        lines = tf.lines
+    decoded_texts = getattr(submission, "decoded", {}) or {}
+    split: dict[tuple[str, bool], list[str]] = {}  # a multi-MB log is split into lines once
+
+    def excerpt(path: str | None, line: int | None, end: int | None, decoded: bool, context: int) -> Excerpt | None:
+        if not path or not line:
+            return None
+        tf = decoded_texts.get(path) if decoded else texts.get(path)
+        if tf is None or tf.text is None:
+            return None
+        lines = split.setdefault((path, decoded), tf.lines)
         if not 1 <= line <= len(lines):
-            continue
-        end = max(line, min(end, line + 2 * context, len(lines)))  # long spans are cut
-        lo = max(1, line - context)
-        hi = min(len(lines), end + context)
-        out[key] = Excerpt(path, lo, tuple(_clip(s) for s in lines[lo - 1:hi]), line, end)
+            return None
+        stop = max(line, min(end or line, line + 2 * context, len(lines)))  # long spans are cut
+        lo, hi = max(1, line - context), min(len(lines), stop + context)
+        return Excerpt(path, lo, tuple(_clip(x) for x in lines[lo - 1:hi]), line, stop, decoded)
+
+    out: dict[str, Excerpt] = {}
+    for f in findings:
+        marks = [DECODED_MARK in ev.label for ev in f.evidence if (ev.path or f.path) == f.path and ev.line]
+        ex = excerpt(f.path, f.line, f.end_line, bool(marks) and all(marks), context)
+        if ex is not None:
+            out[excerpt_key(f)] = ex
+        for i, ev in enumerate(f.evidence):
+            ex = excerpt(ev.path or f.path, ev.line, ev.line, DECODED_MARK in ev.label, EVIDENCE_CONTEXT)
+            if ex is not None:
+                out[excerpt_key(f, i)] = ex
     return out
 
 

@@ -78,7 +78,7 @@ def _result(res: TargetResult, f: Finding, index: int) -> dict[str, Any]:
         "ruleIndex": index,
         "level": LEVEL[f.severity],
         "message": {"text": f.message},
-        "locations": [_location(res, f.path, f.line, f.end_line)],
+        "locations": [_primary_location(res, f)],
         "partialFingerprints": {FINGERPRINT_KEY: f.fingerprint},
     }
     related = []
@@ -94,6 +94,15 @@ def _result(res: TargetResult, f: Finding, index: int) -> dict[str, Any]:
     if f.evidence:
         out["properties"] = {"evidence": [e.to_dict() for e in f.evidence], "target": res.report.target}
     return out
+
+
+def _primary_location(res: TargetResult, f: Finding) -> dict[str, Any]:
+    """Code scanning needs a file for every result: the finding's, else its first evidence file."""
+    if f.path is None:
+        for ev in f.evidence:
+            if ev.path:
+                return _location(res, ev.path, ev.line, None)
+    return _location(res, f.path, f.line, f.end_line)
 
 
 def _location(res: TargetResult, path: str | None, line: int | None, end_line: int | None) -> dict[str, Any]:

@@ -84,7 +84,7 @@ def render_target(result: TargetResult, console: Console) -> None:
     if rep.findings:
         console.print(findings_table(result))
     if rep.runs:
-        console.print(runs_table(rep.runs))
+        console.print(runs_table(rep.runs, console.width))
     if rep.stats:
         console.print(stats_view(rep.stats))
 
@@ -129,14 +129,31 @@ def _message_with_evidence(f: Finding) -> Text:
     return text
 
 
-def runs_table(runs: list[dict[str, Any]]) -> Table:
+# Columns given up first when the seed table is wider than the terminal (JSON/HTML keep them all).
+DROP_ORDER = ("score_label", "stop_reason", "code_bytes", "val_tokens", "steps", "eval_time_ms", "val_loss")
+
+
+def runs_table(runs: list[dict[str, Any]], width: int | None = None) -> Table:
     rows = [r for r in runs if isinstance(r, dict)]
     cols = [(k, h, fmt) for k, h, fmt in RUN_COLUMNS if any(_value(r, k) is not None for r in rows)]
-    table = Table(title="Seeds", title_justify="left")
-    for _, header, _ in cols:
-        table.add_column(header, no_wrap=header != "log", overflow="fold")
-    for r in rows:
-        table.add_row(*[_fmt(_value(r, k), fmt) for k, _, fmt in cols])
+    cells = {k: [_fmt(_value(r, k), fmt) for r in rows] for k, _, fmt in cols}
+    # Numbers must never be cut: a column is as wide as its widest value; log names may fold.
+    need = {k: max([len(h.split()[0])] + [len(c) for c in cells[k]]) for k, h, _ in cols}
+    need = {k: min(w, 14) if k == "log" else w for k, w in need.items()}
+    dropped = []
+    for key in DROP_ORDER:
+        if width is None or sum(need.values()) + 3 * len(need) + 1 <= width:
+            break
+        if key in need:
+            dropped.append(key)
+            del need[key]
+    kept = [(k, h) for k, h, _ in cols if k in need]
+    title = "Seeds" + (f" (not shown for width: {', '.join(dropped)})" if dropped else "")
+    table = Table(title=title, title_justify="left")
+    for key, header in kept:
+        table.add_column(header, overflow="fold", min_width=need[key])
+    for i in range(len(rows)):
+        table.add_row(*[cells[k][i] for k, _ in kept])
     return table
 
 

@@ -1,0 +1,91 @@
+"""Which code runs with the main script: train_gpt.py plus the local modules it imports.
+
+Why: helper files shipped in a record folder are either code that runs at train/eval time
+(imported by train_gpt.py: it must obey the evaluation rules and arguably counts as code) or
+data-preparation scripts run beforehand (they may download the dataset). Rules that judge
+evaluation-time behaviour look only at the first kind.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from audit.analysis.eval_code import CodeUnit, code_units
+
+
+@dataclass(frozen=True)
+class LocalImport:
+    importer: str
+    line: int
+    module: str  # path of the imported unit
+    how: str  # "import", "exec(open(...))", "importlib"
+
+
+def module_name(path: str) -> str:
+    p = PurePosixPath(path)
+    return ".".join((*p.parts[:-1], p.stem))
+
+
+def local_imports(ctx) -> list[LocalImport]:  # type: ignore[no-untyped-def]
+    return ctx.memo("static_eval.local_imports", lambda: _local_imports(code_units(ctx)))
+
+
+def runtime_units(ctx) -> list[CodeUnit]:  # type: ignore[no-untyped-def]
+    """The main script and every local module reachable from it by imports."""
+    def build() -> list[CodeUnit]:
+        units = {u.path: u for u in code_units(ctx)}
+        edges: dict[str, set[str]] = {}
+        for imp in local_imports(ctx):
+            edges.setdefault(imp.importer, set()).add(imp.module)
+        todo = [u.path for u in units.values() if u.is_main]
+        seen: set[str] = set()
+        while todo:
+            p = todo.pop()
+            if p in seen:
+                continue
+            seen.add(p)
+            todo.extend(edges.get(p, ()))
+        return [units[p] for p in sorted(seen) if p in units]
+    return ctx.memo("static_eval.runtime_units", build)
+
+
+def _local_imports(units: list[CodeUnit]) -> list[LocalImport]:
+    by_module: dict[str, str] = {}
+    by_file: dict[str, str] = {}
+    for u in units:
+        by_module.setdefault(module_name(u.path), u.path)
+        by_module.setdefault(PurePosixPath(u.path).stem, u.path)  # sys.path tricks: bare stem
+        by_file.setdefault(PurePosixPath(u.path).name, u.path)
+    out: list[LocalImport] = []
+    for u in units:
+        tree = u.parsed.tree
+        if tree is None:
+            continue
+        for node in ast.walk(tree):
+            names: list[str] = []
+            how = "import"
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level:
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.Call):
+                fname = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if fname in ("import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant):
+                    names, how = [str(node.args[0].value)], "importlib"
+                elif fname in ("exec", "run_path", "spec_from_file_location"):
+                    for s in ast.walk(node):
+                        if isinstance(s, ast.Constant) and isinstance(s.value, str) and s.value.endswith(".py"):
+                            target = by_file.get(PurePosixPath(s.value).name)
+                            if target and target != u.path:
+                                out.append(LocalImport(u.path, node.lineno, target, f"{fname}(... {s.value!r})"))
+                    continue
+            for name in names:
+                target = by_module.get(name)
+                if target and target != u.path:
+                    out.append(LocalImport(u.path, getattr(node, "lineno", 0), target, how))
+                    break
+    return out

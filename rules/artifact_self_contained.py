@@ -1,0 +1,195 @@
+"""R-ARTIFACT-SELF-CONTAINED: no network or hub access in the code that trains and evaluates.
+
+README: the artifact must be self-contained; evaluation may not download anything or call the
+network. Data preparation (downloading FineWeb or a tokenizer before training) and `pip install`
+are setup and allowed, so only train_gpt.py and the local modules it imports are examined;
+stand-alone data-prep scripts shipped next to it are not.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterable
+
+from audit.analysis.imports import runtime_units
+from audit.context import AuditContext
+from audit.findings import Evidence, Finding, Severity
+from audit.rule import Invalid, Rule, Valid
+
+# Calls that fetch from the network, by their last name, when made on a module of this set
+NET_MODULES = {"requests", "urllib", "request", "urllib3", "httpx", "aiohttp", "socket", "http", "client",
+               "huggingface_hub", "hub", "datasets", "wget", "ftplib", "paramiko", "boto3", "gdown"}
+NET_CALLS = {"hf_hub_download", "snapshot_download", "load_dataset", "urlopen", "urlretrieve",
+             "download_url_to_file", "load_state_dict_from_url", "create_connection", "HTTPConnection",
+             "HTTPSConnection", "list_repo_files", "cached_download", "get_file_from_repo"}
+HTTP_VERBS = {"get", "post", "put", "head", "request", "urlopen", "connect", "download", "load", "Session"}
+SHELL_NET = re.compile(r"\b(curl|wget|git\s+clone|scp|rsync|huggingface-cli|hf\s+download)\b|https?://")
+DATA_PREP = re.compile(r"(dataset|fineweb|tokenizer|\.model\b|_bpe|shard)", re.I)
+SHELL_CALLS = {"run", "call", "check_call", "check_output", "Popen", "system", "popen", "getoutput"}
+
+_GOOD = '''
+import subprocess
+import sys
+
+import torch
+
+
+def main():
+    subprocess.run([sys.executable, "-m", "pip", "install", "brotli"], check=False)
+    model = torch.nn.Linear(4, 4)
+    torch.save(model.state_dict(), "final_model.pt")
+'''
+
+_HUB = '''
+import torch
+from huggingface_hub import hf_hub_download
+
+
+def eval_val(model):
+    path = hf_hub_download(repo_id="someone/ngram-tables", filename="tables.npz")
+    return torch.load(path)
+'''
+
+_DATA_PREP = '''
+import os
+
+from huggingface_hub import snapshot_download
+
+
+def setup_data(ds):
+    if not os.path.exists(os.path.join(ds, "fineweb_train_000000.bin")):
+        snapshot_download(repo_id="someone/fineweb_sp8192", repo_type="dataset", local_dir=ds)
+'''
+
+_CURL = '''
+import os
+import subprocess
+
+
+def fetch_tables():
+    subprocess.run(["curl", "-L", "-o", "tables.bin", "https://example.com/tables.bin"], check=True)
+    return os.path.getsize("tables.bin")
+'''
+
+_REQUESTS = '''
+import requests
+
+
+def remote_score(tokens):
+    return requests.post("https://example.com/score", json={"tokens": tokens}).json()["bpb"]
+'''
+
+
+def _dotted(node: ast.AST) -> list[str]:
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+    return list(reversed(parts))
+
+
+def _import_aliases(tree: ast.Module) -> dict[str, str]:
+    """local name -> imported module or object path (`hf` -> `huggingface_hub`)."""
+    out: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                out[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for a in node.names:
+                out[a.asname or a.name] = f"{node.module}.{a.name}"
+    return out
+
+
+def _network_call(call: ast.Call, aliases: dict[str, str]) -> str | None:
+    parts = _dotted(call.func)
+    if not parts:
+        return None
+    head = aliases.get(parts[0], parts[0])
+    full = ".".join([head, *parts[1:]])
+    last = parts[-1]
+    segments = set(full.split("."))
+    if last in NET_CALLS or full.split(".")[-1] in NET_CALLS:
+        return full
+    if full.startswith("torch.hub.") and last in ("load", "download_url_to_file", "load_state_dict_from_url"):
+        return full
+    roots = full.split(".")
+    if roots[0] in NET_MODULES - {"request", "client", "hub", "http"} and (last in HTTP_VERBS or len(roots) > 2):
+        if roots[0] == "datasets" and last != "load_dataset":
+            return None
+        return full
+    if {"urllib", "request"} <= segments or {"http", "client"} <= segments:
+        return full
+    if last in SHELL_CALLS and roots[0] in ("subprocess", "os"):
+        text = " ".join(str(n.value) for n in ast.walk(call) if isinstance(n, ast.Constant) and isinstance(n.value, str))
+        if SHELL_NET.search(text) and not re.search(r"\bpip\b", text):
+            return f"{full}({text[:60]!r})"
+    return None
+
+
+def _is_data_prep(call: ast.Call) -> bool:
+    """A dataset/tokenizer download (setup), judged from the call's literal arguments."""
+    text = " ".join(str(n.value) for n in ast.walk(call) if isinstance(n, ast.Constant) and isinstance(n.value, str))
+    return DATA_PREP.search(text) is not None
+
+
+class ArtifactSelfContained(Rule):
+    ID = "R-ARTIFACT-SELF-CONTAINED"
+    TITLE = "Network or hub access from the training/evaluation code"
+    SEVERITY = Severity.ERROR
+    KIND = "static"
+    SOURCE = "RULES.md A R-ARTIFACT-SELF-CONTAINED (README FAQ: artifact size; evaluation restrictions)"
+    VALID = [
+        Valid(_GOOD, "pip install of a package is setup"),
+        Valid({"train_gpt.py": _GOOD, "download_data.py": _HUB},
+              "a data-prep script that downloads, not imported by train_gpt.py"),
+    ]
+    INVALID = [
+        Invalid(_HUB, "hf_hub_download at evaluation", line=6, severity=Severity.ERROR),
+        Invalid(_DATA_PREP, "train_gpt.py downloads the dataset itself: a warning", line=8,
+                severity=Severity.WARNING),
+        Invalid(_CURL, "curl from a subprocess", line=6),
+        Invalid(_REQUESTS, "remote scoring over HTTP", line=5),
+        Invalid({"train_gpt.py": "import torch\nfrom tables import load_tables\n\nT = load_tables()\n",
+                 "tables.py": _HUB.replace("def eval_val(model)", "def load_tables()")},
+                "a helper module imported by train_gpt.py downloads"),
+    ]
+
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        for unit in runtime_units(ctx):
+            tree = unit.parsed.tree
+            if tree is None:
+                continue
+            aliases = _import_aliases(tree)
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.Call):
+                    continue
+                what = _network_call(node, aliases)
+                if what is None:
+                    continue
+                label = "network access" + (" [decoded wrapper text]" if unit.decoded_from else "")
+                if _is_data_prep(node):
+                    yield self.finding(
+                        f"R-ARTIFACT-SELF-CONTAINED: {unit.path} downloads data itself (`{what}`). "
+                        "Fetching the dataset or tokenizer is setup and is allowed before training, but "
+                        "it must not happen during evaluation and the data must be the official one; "
+                        "prefer a separate data-preparation script.",
+                        path=unit.path, line=node.lineno, severity=Severity.WARNING,
+                        evidence=[Evidence(label + " (dataset/tokenizer download)", unit.path, node.lineno,
+                                           unit.parsed.line_text(node.lineno)[:200] or None)],
+                        key=f"net:{unit.path}:{what}",
+                    )
+                    continue
+                yield self.finding(
+                    f"R-ARTIFACT-SELF-CONTAINED: {unit.path} calls `{what}`, which reaches the network. "
+                    "The artifact must be self-contained: training and evaluation may not download files, "
+                    "call remote services or read outside data (unless those bits are counted in the "
+                    "16,000,000 bytes). Move downloads into a separate data-preparation step run before "
+                    "training, or ship what is needed inside the artifact.",
+                    path=unit.path, line=node.lineno,
+                    evidence=[Evidence(label, unit.path, node.lineno, unit.parsed.line_text(node.lineno)[:200] or None)],
+                    key=f"net:{unit.path}:{what}",
+                )

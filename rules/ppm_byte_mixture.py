@@ -1,0 +1,137 @@
+"""R-PPM-BYTE-MIXTURE: byte-level PPM mixtures do not score a distribution over the token alphabet.
+
+The #1872 cluster spreads each token's model log-probability evenly over its bytes
+(`lp / n_bytes`, `np.repeat`, `p ** (1/n)`), mixes those per-byte numbers with a byte-level PPM-D
+model, and reports the mixture's bits per byte. The spread values are not a distribution over
+bytes given the prefix, and the mixture is not a distribution over tokens, so C2 fails
+(cocohearts excluded these rows as "PPM-D/byte-mixture C2", #1902). Gates that read the realized
+byte's PPM confidence also break C1 (#1785).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterable
+
+from audit.analysis.imports import runtime_units
+from audit.analysis.targets import call_name, names_in
+from audit.context import AuditContext
+from audit.findings import Evidence, Finding, Severity
+from audit.rule import Invalid, Rule, Valid
+
+PPM_NAME = re.compile(r"ppm|prediction_by_partial", re.I)
+SCORE_NAME = re.compile(r"(^|_)(lp|logp|log_p|logprob|nll|nlp|ptl|loss|lprob)s?($|_)", re.I)
+LEN_NAME = re.compile(r"(len|lens|nb|n_?bytes|byte_?count|bytes|piece_len|tok_len)", re.I)
+C_SPREAD = re.compile(r"(nll|logp|lp)\w*\s*(\[[^\]]*\])?\s*/\s*\(\s*double\s*\)\s*\w*(nb|len|bytes)", re.I)
+
+_PPM = '''
+import math
+import numpy as np
+
+
+def ppm_mixture_bpb(tok_logp, tok_bytes, lam=0.5, order=3):
+    per_tok_len = np.array([len(b) for b in tok_bytes])
+    stream = b"".join(tok_bytes)
+    nn_byte_lp = np.repeat(tok_logp / per_tok_len, per_tok_len)
+    tables = [dict() for _ in range(order + 1)]
+    ppm_lp = np.zeros(len(stream))
+    hist = b""
+    for i, byte in enumerate(stream):
+        ctx = tables[min(len(hist), order)].get(hist[-order:], {})
+        total = sum(ctx.values()) + 1
+        ppm_lp[i] = math.log((ctx.get(byte, 0) + 1 / 256) / total)
+        ctx[byte] = ctx.get(byte, 0) + 1
+        tables[min(len(hist), order)][hist[-order:]] = ctx
+        hist = (hist + bytes([byte]))[-order:]
+    mixed = lam * np.exp(nn_byte_lp) + (1 - lam) * np.exp(ppm_lp)
+    return float(-np.log2(mixed).sum() / len(stream))
+
+
+def final_eval(tok_logp, tok_bytes):
+    val_bpb = ppm_mixture_bpb(tok_logp, tok_bytes)
+    print(f"final_int8_zlib_roundtrip_exact val_bpb:{val_bpb:.8f}")
+'''
+
+_TOKEN_MIX = '''
+import torch
+import torch.nn.functional as F
+
+
+def eval_mixture(logits, cache_probs, y, alpha=0.2):
+    p = (1 - alpha) * F.softmax(logits, dim=-1) + alpha * cache_probs
+    nll = -torch.log(p.gather(-1, y[:, None])).squeeze(-1)
+    n_bytes = torch.ones_like(nll) * 3.0
+    return nll.sum() / n_bytes.sum()
+'''
+
+_PPM_REPORT_ONLY = '''
+def describe():
+    return "we tried a byte-level PPM mixture; it is not used for the score"
+'''
+
+
+def _spread_sites(fn: ast.AST) -> list[tuple[int, str]]:
+    """Per-byte spreading of a token score: `lp / n_bytes`, `np.repeat(lp, lens)`, `p ** (1 / n)`."""
+    out: list[tuple[int, str]] = []
+    for n in ast.walk(fn):
+        if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div):
+            num = {x.split(".")[-1] for x in names_in(n.left)}
+            den = {x.split(".")[-1] for x in names_in(n.right)}
+            if any(SCORE_NAME.search(x) for x in num) and any(LEN_NAME.search(x) for x in den):
+                out.append((n.lineno, "token log-probability divided by its byte count (spread over bytes)"))
+        elif isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow) and isinstance(n.right, ast.BinOp) \
+                and isinstance(n.right.op, ast.Div) and any(LEN_NAME.search(x) for x in names_in(n.right.right)):
+            out.append((n.lineno, "token probability raised to 1/n_bytes (spread over bytes)"))
+        elif isinstance(n, ast.Call) and call_name(n) in ("repeat", "repeat_interleave") and len(n.args) >= 2 \
+                and any(SCORE_NAME.search(x.split(".")[-1]) for x in names_in(n.args[0])):
+            out.append((n.lineno, "token score repeated over its bytes"))
+        elif isinstance(n, ast.Constant) and isinstance(n.value, str) and len(n.value) > 200 \
+                and C_SPREAD.search(n.value):
+            out.append((n.lineno, "compiled kernel source divides the token NLL by its byte count"))
+    return out
+
+
+class PpmByteMixture(Rule):
+    ID = "R-PPM-BYTE-MIXTURE"
+    TITLE = "Byte-level PPM mixture with token scores spread over bytes (not a token distribution)"
+    SEVERITY = Severity.ERROR
+    KIND = "static"
+    SOURCE = (
+        "RULES.md E R-PPM-BYTE-MIXTURE and R-EVAL-C2-NORMALIZED: https://github.com/openai/parameter-golf/issues/1872 ; "
+        "https://github.com/openai/parameter-golf/pull/1902 ; https://github.com/openai/parameter-golf/pull/1905"
+    )
+    VALID = [
+        Valid(_TOKEN_MIX, "token-level mixture of full distributions, bytes only in the denominator"),
+        Valid(_PPM_REPORT_ONLY, "mentions PPM but has no byte mixture"),
+    ]
+    INVALID = [Invalid(_PPM, "NN log-prob spread over bytes and mixed with byte PPM", line=8)]
+
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        for unit in runtime_units(ctx):
+            tree = unit.parsed.tree
+            if tree is None:
+                continue
+            ppm_defs = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                        and PPM_NAME.search(n.name)]
+            called = {call_name(c) for c in ast.walk(tree) if isinstance(c, ast.Call)}
+            for fn in ppm_defs:
+                if fn.name not in called:
+                    continue
+                sites = _spread_sites(fn)
+                if not sites:
+                    continue
+                line, what = min(sites)
+                tag = " [decoded wrapper text]" if unit.decoded_from else ""
+                ev = [Evidence(f"byte-level PPM mixture `{fn.name}`{tag}", unit.path, fn.lineno,
+                               unit.parsed.line_text(fn.lineno)[:200] or None),
+                      Evidence(what + tag, unit.path, line, unit.parsed.line_text(line)[:200] or None)]
+                yield self.finding(
+                    f"R-PPM-BYTE-MIXTURE / C2: `{fn.name}` in {unit.path} spreads each token's model score "
+                    "over its bytes and mixes it with a byte-level PPM model. The per-byte values are not a "
+                    "distribution over the next byte, and the mixture is not a distribution over the token "
+                    "alphabet, so its bits per byte are not a valid score (maintainers excluded these rows "
+                    "as 'PPM-D/byte-mixture C2'). Score a normalised distribution over tokens instead (e.g. "
+                    "a token-level mixture of full distributions).",
+                    path=unit.path, line=line, evidence=ev, key=f"ppm:{fn.name}",
+                )
