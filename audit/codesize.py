@@ -4,8 +4,12 @@ Three numbers matter for a script:
 - raw: its UTF-8 bytes (what the baseline's `Code size:` line counts);
 - whether it is a self-extracting wrapper (`exec(lzma.decompress(base64.b85decode("...")))`,
   convention (a)) whose own file size is what gets counted;
-- for a readable script, an estimate of convention (b): strip comments and docstrings, compress
-  (lzma preset 9 extreme / brotli 11, the smaller) and wrap in the same `exec(...)` shell.
+- for a readable script, an estimate of convention (b): strip comments, docstrings, blank lines and
+  the spaces around symbols, indent by one space, compress (lzma preset 9 extreme / brotli 11, the
+  smaller) and wrap in the same `exec(...)` shell. On the ten 04-10..04-29 records this lands
+  within -0.3%..+3.9% of the pyminify-based "Code size (compressed)" they logged (e.g. 31,664 vs
+  31,385; 33,239 vs 31,999): close, slightly conservative, not byte-exact. It costs ~1-3 s of
+  libcst work on a 150 KB script, hence `estimate=False`.
 
 A wrapper is decoded *statically*: the `exec` argument is evaluated by a tiny interpreter that
 knows only string/bytes literals and the decode/decompress functions of the standard codecs, and
@@ -400,12 +404,38 @@ def _minifier_class() -> type:
             body = [s for s in updated_node.body if not _is_string_statement(s)]
             return updated_node.with_changes(body=body, header=[], footer=[])
 
+        def on_leave(self, original_node, updated_node):
+            updated = super().on_leave(original_node, updated_node)
+            if isinstance(updated, symbols):  # spaces around symbols are never needed
+                changes = {a: empty for a in _SPACE_ATTRS if isinstance(getattr(updated, a, None), spaces)}
+                if changes:
+                    return updated.with_changes(**changes)
+            return updated
+
+    empty = cst.SimpleWhitespace("")
+    spaces = (cst.SimpleWhitespace, cst.ParenthesizedWhitespace)
+    symbols = (
+        cst.Add, cst.Subtract, cst.Multiply, cst.Divide, cst.FloorDivide, cst.Modulo, cst.Power,
+        cst.MatrixMultiply, cst.LeftShift, cst.RightShift, cst.BitOr, cst.BitAnd, cst.BitXor,
+        cst.Equal, cst.NotEqual, cst.LessThan, cst.GreaterThan, cst.LessThanEqual, cst.GreaterThanEqual,
+        cst.AddAssign, cst.SubtractAssign, cst.MultiplyAssign, cst.DivideAssign, cst.FloorDivideAssign,
+        cst.ModuloAssign, cst.PowerAssign, cst.BitOrAssign, cst.BitAndAssign, cst.BitXorAssign,
+        cst.LeftShiftAssign, cst.RightShiftAssign, cst.MatrixMultiplyAssign,
+        cst.AssignEqual, cst.AssignTarget, cst.Comma, cst.Colon, cst.LeftParen, cst.RightParen,
+        cst.LeftSquareBracket, cst.RightSquareBracket, cst.LeftCurlyBrace, cst.RightCurlyBrace,
+        cst.Annotation,
+    )
+
     def _is_string_statement(stmt) -> bool:
         return (isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1
                 and isinstance(stmt.body[0], cst.Expr)
                 and isinstance(stmt.body[0].value, (cst.SimpleString, cst.ConcatenatedString)))
 
     return Minifier
+
+
+_SPACE_ATTRS = ("whitespace_before", "whitespace_after", "whitespace_before_equal", "whitespace_after_equal",
+                "whitespace_before_indicator", "whitespace_after_indicator")
 
 
 def _Minifier():  # noqa: N802 (factory so libcst is imported lazily)

@@ -215,7 +215,7 @@ class Submission:
         self.json_data = None
         self.json_error = None
         try:
-            data = json.loads(tf.text or "")
+            data = json.loads((tf.text or "").removeprefix("\ufeff"))  # editors' BOM is harmless
         except (ValueError, RecursionError) as exc:  # JSONDecodeError, huge ints, deep nesting
             self.json_error = f"{tf.path} is not valid JSON: {str(exc)[:300]}"
             return

@@ -65,6 +65,21 @@ def load_validation_tokens(pattern: str, seq_len: int) -> Tensor:
     return tokens[: usable + 1]
 
 
+def load_validation_byte_sidecar(pattern: str, seq_len: int, num_tokens: int) -> Tensor:
+    """CaseOps-style per-token byte counts (`fineweb_val_bytes_*.bin`), trimmed like the tokens.
+
+    Used instead of the LUTs when the tokenizer's pieces do not spell the original text.
+    """
+    files = [Path(p) for p in sorted(glob.glob(pattern.replace("fineweb_val_", "fineweb_val_bytes_")))]
+    if not files:
+        raise FileNotFoundError(f"No byte sidecar next to {pattern}")
+    counts = torch.cat([load_data_shard(f) for f in files])
+    usable = ((counts.numel() - 1) // seq_len) * seq_len
+    if usable + 1 != num_tokens:
+        raise ValueError(f"byte sidecar covers {usable + 1} tokens, validation stream has {num_tokens}")
+    return counts[: usable + 1].to(torch.int32)
+
+
 class TokenStream:
     """Reads shards in order and wraps around forever; no shuffling, so runs are reproducible."""
 

@@ -46,36 +46,24 @@ def _dist_info() -> tuple[bool, int, int]:
     return on, (dist.get_rank() if on else 0), (dist.get_world_size() if on else 1)
 
 
-class _Totals:
-    """fp64 sums of NLL, targets and bytes; optionally keeps per-token NLL for the probes."""
+def _keep(kept: list | None, nll: Tensor, positions: Tensor) -> None:
+    """Remember per-target NLL and stream positions when the caller (a probe) asked for them."""
+    if kept is not None:
+        kept.append((nll.detach().float().reshape(-1).cpu(), positions.reshape(-1).cpu()))
 
-    def __init__(self, device: torch.device, keep_nll: bool):
-        self.sums = torch.zeros(3, dtype=torch.float64, device=device)
-        self.keep = keep_nll
-        self.nll: list[Tensor] = []
-        self.pos: list[Tensor] = []
 
-    def add(self, nll: Tensor, nbytes: Tensor, positions: Tensor | None = None, loss_sum: Tensor | None = None) -> None:
-        """Per-token NLL of the scored targets; `loss_sum` overrides their fp64 sum (baseline arithmetic)."""
-        self.sums[0] += nll.double().sum() if loss_sum is None else loss_sum
-        self.sums[1] += nll.numel()
-        self.sums[2] += nbytes.double().sum()
-        if self.keep:
-            self.nll.append(nll.detach().float().reshape(-1).cpu())
-            if positions is not None:
-                self.pos.append(positions.reshape(-1).cpu())
-
-    def result(self) -> EvalResult:
-        sums = self.sums.clone()
-        on, _, _ = _dist_info()
-        if on:
-            dist.all_reduce(sums, op=dist.ReduceOp.SUM)
-        loss_sum, n_tok, n_bytes = (float(v) for v in sums.tolist())
-        val_loss = loss_sum / n_tok
-        val_bpb = (val_loss / math.log(2.0)) * (n_tok / n_bytes)
-        nll = torch.cat(self.nll) if self.keep and self.nll else None
-        pos = torch.cat(self.pos) if self.keep and self.pos else None
-        return EvalResult(val_loss, val_bpb, int(n_tok), int(n_bytes), nll, pos)
+def result_from_sums(sums: Tensor, kept: list | None) -> EvalResult:
+    """All-reduce [nll sum, targets, bytes] (fp64) over ranks and turn them into val_loss / val_bpb."""
+    sums = sums.clone()
+    on, _, _ = _dist_info()
+    if on:
+        dist.all_reduce(sums, op=dist.ReduceOp.SUM)
+    loss_sum, n_tok, n_bytes = (float(v) for v in sums.tolist())
+    val_loss = loss_sum / n_tok
+    val_bpb = (val_loss / math.log(2.0)) * (n_tok / n_bytes)
+    nll = torch.cat([k[0] for k in kept]) if kept else None
+    pos = torch.cat([k[1] for k in kept]) if kept else None
+    return EvalResult(val_loss, val_bpb, int(n_tok), int(n_bytes), nll, pos)
 
 
 def _bytes_of(prev: Tensor, tgt: Tensor, tgt_pos: Tensor, luts, token_bytes: Tensor | None) -> Tensor:
@@ -101,11 +89,19 @@ def eval_full(
     token count, in fp64), so the printed `_exact` digits match the challenge's script; the
     per-token NLL comes from the same logits.
     """
-    device = device or torch.device("cpu")
     _, rank, world = _dist_info()
+    kept: list | None = [] if return_nll else None
+    sums = full_eval_sums(model, val_tokens, seq_len, luts, batch_seqs, rank, world, device, token_bytes, kept)
+    return result_from_sums(sums, kept)
+
+
+@torch.inference_mode()
+def full_eval_sums(model, val_tokens, seq_len, luts, batch_seqs, rank=0, world=1, device=None, token_bytes=None, kept=None) -> Tensor:
+    """One rank's fp64 [nll sum, targets, bytes]; summing every rank's reproduces a W-process run."""
+    device = device or torch.device("cpu")
     total_seqs = (val_tokens.numel() - 1) // seq_len
     start, end = total_seqs * rank // world, total_seqs * (rank + 1) // world
-    totals = _Totals(device, return_nll)
+    sums = torch.zeros(3, dtype=torch.float64, device=device)
     was_training = model.training
     model.eval()
     for b0 in range(start, end, max(batch_seqs, 1)):
@@ -116,11 +112,13 @@ def eval_full(
             logits = model.forward_logits(x)
         flat, targets = logits.float().reshape(-1, logits.size(-1)), y.reshape(-1)
         batch_sum = F.cross_entropy(flat, targets, reduction="mean").double() * targets.numel()
-        nll = F.cross_entropy(flat, targets, reduction="none")
         pos = torch.arange(b0 * seq_len + 1, b1 * seq_len + 1, device=device)
-        totals.add(nll, _bytes_of(x.reshape(-1), targets, pos, luts, token_bytes), pos, loss_sum=batch_sum)
+        nbytes = _bytes_of(x.reshape(-1), targets, pos, luts, token_bytes).double().sum()
+        sums += torch.stack((batch_sum, batch_sum.new_tensor(float(targets.numel())), nbytes.to(batch_sum.device)))
+        if kept is not None:
+            _keep(kept, F.cross_entropy(flat, targets, reduction="none"), pos)
     model.train(was_training)
-    return totals.result()
+    return sums
 
 
 def sliding_windows(num_targets: int, seq_len: int, stride: int) -> list[tuple[int, int]]:
@@ -146,8 +144,9 @@ def sliding_windows(num_targets: int, seq_len: int, stride: int) -> list[tuple[i
     return wins
 
 
-def _score_windows(model, val_tokens, wins, seq_len, luts, batch_seqs, device, token_bytes, totals) -> None:
-    """Score a list of windows under inference mode, adding only each window's new targets."""
+def _score_windows(model, val_tokens, wins, seq_len, luts, batch_seqs, device, token_bytes, kept) -> Tensor:
+    """Score windows under inference mode; returns fp64 [nll sum, targets, bytes] of their new targets."""
+    sums = torch.zeros(3, dtype=torch.float64, device=device)
     offsets = torch.arange(seq_len + 1)
     for b0 in range(0, len(wins), max(batch_seqs, 1)):
         batch = wins[b0 : b0 + max(batch_seqs, 1)]
@@ -159,7 +158,11 @@ def _score_windows(model, val_tokens, wins, seq_len, luts, batch_seqs, device, t
             nll = model.token_nll(x, y)
         keep = (offsets[None, :-1] >= first[:, None]).to(device)  # row-major = stream order
         pos = (starts[:, None] + 1 + offsets[None, :-1]).to(device)[keep]
-        totals.add(nll[keep], _bytes_of(x[keep], y[keep], pos, luts, token_bytes), pos)
+        scored = nll[keep]
+        nbytes = _bytes_of(x[keep], y[keep], pos, luts, token_bytes).double().sum().to(device)
+        sums += torch.stack((scored.double().sum(), nbytes.new_tensor(float(scored.numel())), nbytes))
+        _keep(kept, scored, pos)
+    return sums
 
 
 def eval_sliding(
@@ -178,12 +181,12 @@ def eval_sliding(
     _, rank, world = _dist_info()
     wins = sliding_windows(val_tokens.numel() - 1, seq_len, stride)
     mine = wins[len(wins) * rank // world : len(wins) * (rank + 1) // world]
-    totals = _Totals(device, return_nll)
+    kept: list | None = [] if return_nll else None
     was_training = model.training
     model.eval()
-    _score_windows(model, val_tokens, mine, seq_len, luts, batch_seqs, device, token_bytes, totals)
+    sums = _score_windows(model, val_tokens, mine, seq_len, luts, batch_seqs, device, token_bytes, kept)
     model.train(was_training)
-    return totals.result()
+    return result_from_sums(sums, kept)
 
 
 @dataclass
@@ -253,14 +256,15 @@ def eval_ttt_score_first(
     for ws, s in wins:
         by_chunk[min((ws + s) // cfg.chunk_tokens, n_chunks - 1)].append((ws, s))
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, momentum=cfg.momentum)
-    totals = _Totals(device, return_nll)
+    sums = torch.zeros(3, dtype=torch.float64, device=device)
+    kept: list | None = [] if return_nll else None
     was_training = model.training
     for i, chunk_wins in enumerate(by_chunk):
         if not chunk_wins:
             continue
         mine = chunk_wins[len(chunk_wins) * rank // world : len(chunk_wins) * (rank + 1) // world]
         model.eval()
-        _score_windows(model, val_tokens, mine, seq_len, luts, batch_seqs, device, token_bytes, totals)
+        sums += _score_windows(model, val_tokens, mine, seq_len, luts, batch_seqs, device, token_bytes, kept)
         is_last = i == n_chunks - 1
         if is_last or cfg.epochs <= 0:
             continue
@@ -269,4 +273,4 @@ def eval_ttt_score_first(
         lr = cfg.lr * 0.5 * (1.0 + math.cos(math.pi * i / max(n_chunks - 1, 1)))
         _train_on_scored_chunk(model, opt, val_tokens, lo, hi, seq_len, cfg, lr, device)
     model.train(was_training)
-    return totals.result()
+    return result_from_sums(sums, kept)

@@ -97,6 +97,7 @@ class Hyperparameters:
     gptq_calib_batches: int = 4
     gptq_calib_source: str = "train"  # train (training-stream batches) | selfgen (text sampled from the model)
     compressor: str = "zlib"  # zlib | zstd | lzma | brotli
+    caseops_enabled: bool = False  # bytes from fineweb_val_bytes_*.bin instead of the tokenizer LUTs
     eval_stride: int = 0  # > 0: also run sliding-window eval with this stride
     ttt_enabled: bool = False  # legal score-first TTT on the final (dequantised) model
     ttt_chunk_tokens: int = 32768

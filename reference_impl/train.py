@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from reference_impl.compress import load_quantized, serialize_quantized
-from reference_impl.data import DistributedTokenLoader, load_validation_tokens
+from reference_impl.data import DistributedTokenLoader, load_validation_byte_sidecar, load_validation_tokens
 from reference_impl.eval import TTTConfig, autocast_for, eval_full, eval_sliding, eval_ttt_score_first
 from reference_impl.hparams import Hyperparameters
 from reference_impl.model import build_model, cast_for_cuda
@@ -128,6 +128,9 @@ def main() -> None:
     train_shards = len(list(dataset_dir.glob("fineweb_train_*.bin")))
     val_tokens = load_validation_tokens(hp.val_files, hp.train_seq_len)
     luts = build_byte_luts(sp, hp.vocab_size, device)
+    token_bytes = None
+    if hp.caseops_enabled:
+        token_bytes = load_validation_byte_sidecar(hp.val_files, hp.train_seq_len, val_tokens.numel())
     log0(f"val_bpb:enabled tokenizer_kind=sentencepiece tokenizer_path={hp.tokenizer_path}")
     log0(f"train_loader:dataset:{dataset_dir.name} train_shards:{train_shards}")
     log0(f"val_loader:shards pattern={hp.val_files} tokens:{val_tokens.numel() - 1}")
@@ -189,7 +192,7 @@ def main() -> None:
         return total / grad_accum_steps
 
     def validate():
-        return eval_full(base_model, val_tokens, hp.train_seq_len, luts, val_batch_seqs, device)
+        return eval_full(base_model, val_tokens, hp.train_seq_len, luts, val_batch_seqs, device, token_bytes)
 
     # Warm-up primes compiled paths, then the initial weights and optimizer state come back.
     if hp.warmup_steps > 0:
@@ -267,12 +270,12 @@ def main() -> None:
             f"peak memory allocated: {torch.cuda.max_memory_allocated() // 1024 // 1024} MiB "
             f"reserved: {torch.cuda.max_memory_reserved() // 1024 // 1024} MiB"
         )
-    serialize_and_score(hp, base_model, code, master, distributed, device, val_tokens, luts, val_batch_seqs, log0)
+    serialize_and_score(hp, base_model, code, master, distributed, device, val_tokens, luts, token_bytes, val_batch_seqs, log0)
     if distributed:
         dist.destroy_process_group()
 
 
-def serialize_and_score(hp, base_model, code, master, distributed, device, val_tokens, luts, val_batch_seqs, log0) -> None:
+def serialize_and_score(hp, base_model, code, master, distributed, device, val_tokens, luts, token_bytes, val_batch_seqs, log0) -> None:
     """Write final_model.pt and the quantised artifact (rank 0), reload it everywhere, score it."""
     tag = f"int{hp.quant_bits}+{hp.compressor}"
     label = f"final_int{hp.quant_bits}_{hp.compressor}"
@@ -311,13 +314,13 @@ def serialize_and_score(hp, base_model, code, master, distributed, device, val_t
     base_model.load_state_dict(restored, strict=True)
     sync(device)
     t = time.perf_counter()
-    res = eval_full(base_model, val_tokens, hp.train_seq_len, luts, val_batch_seqs, device)
+    res = eval_full(base_model, val_tokens, hp.train_seq_len, luts, val_batch_seqs, device, token_bytes)
     sync(device)
     log0(f"{label}_roundtrip val_loss:{res.val_loss:.4f} val_bpb:{res.val_bpb:.4f} eval_time:{1000.0 * (time.perf_counter() - t):.0f}ms")
     log0(f"{label}_roundtrip_exact val_loss:{res.val_loss:.8f} val_bpb:{res.val_bpb:.8f}")
     if hp.eval_stride > 0:
         t = time.perf_counter()
-        res = eval_sliding(base_model, val_tokens, hp.train_seq_len, hp.eval_stride, luts, hp.ttt_batch_seqs, device)
+        res = eval_sliding(base_model, val_tokens, hp.train_seq_len, hp.eval_stride, luts, hp.ttt_batch_seqs, device, token_bytes)
         sync(device)
         log0(
             f"{label}_sliding_window val_loss:{res.val_loss:.4f} val_bpb:{res.val_bpb:.4f} "
@@ -328,7 +331,7 @@ def serialize_and_score(hp, base_model, code, master, distributed, device, val_t
         cfg = TTTConfig(hp.ttt_chunk_tokens, hp.ttt_epochs, hp.ttt_lr, hp.ttt_momentum, hp.ttt_batch_seqs, hp.ttt_grad_clip)
         stride = hp.eval_stride if hp.eval_stride > 0 else hp.train_seq_len
         t = time.perf_counter()
-        res = eval_ttt_score_first(base_model, val_tokens, hp.train_seq_len, stride, luts, cfg, hp.ttt_batch_seqs, device)
+        res = eval_ttt_score_first(base_model, val_tokens, hp.train_seq_len, stride, luts, cfg, hp.ttt_batch_seqs, device, token_bytes)
         sync(device)
         log0(f"legal_ttt val_loss:{res.val_loss:.4f} val_bpb:{res.val_bpb:.4f} eval_time:{1000.0 * (time.perf_counter() - t):.0f}ms")
         log0(f"legal_ttt_exact val_loss:{res.val_loss:.8f} val_bpb:{res.val_bpb:.8f}")

@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 
 from audit.analysis.imports import runtime_units
+from audit.analysis.targets import functions_of, target_flow, walk_nodes
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.rule import Invalid, Rule, Valid
@@ -91,10 +92,10 @@ def _dotted(node: ast.AST) -> list[str]:
     return list(reversed(parts))
 
 
-def _import_aliases(tree: ast.Module) -> dict[str, str]:
+def _import_aliases(nodes: list[ast.Import | ast.ImportFrom]) -> dict[str, str]:
     """local name -> imported module or object path (`hf` -> `huggingface_hub`)."""
     out: dict[str, str] = {}
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Import):
             for a in node.names:
                 out[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
@@ -124,7 +125,7 @@ def _network_call(call: ast.Call, aliases: dict[str, str]) -> str | None:
     if {"urllib", "request"} <= segments or {"http", "client"} <= segments:
         return full
     if last in SHELL_CALLS and roots[0] in ("subprocess", "os"):
-        text = " ".join(str(n.value) for n in ast.walk(call) if isinstance(n, ast.Constant) and isinstance(n.value, str))
+        text = " ".join(str(n.value) for n in walk_nodes(call) if isinstance(n, ast.Constant) and isinstance(n.value, str))
         if SHELL_NET.search(text) and not re.search(r"\bpip\b", text):
             return f"{full}({text[:60]!r})"
     return None
@@ -132,7 +133,7 @@ def _network_call(call: ast.Call, aliases: dict[str, str]) -> str | None:
 
 def _is_data_prep(call: ast.Call) -> bool:
     """A dataset/tokenizer download (setup), judged from the call's literal arguments."""
-    text = " ".join(str(n.value) for n in ast.walk(call) if isinstance(n, ast.Constant) and isinstance(n.value, str))
+    text = " ".join(str(n.value) for n in walk_nodes(call) if isinstance(n, ast.Constant) and isinstance(n.value, str))
     return DATA_PREP.search(text) is not None
 
 
@@ -159,14 +160,13 @@ class ArtifactSelfContained(Rule):
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        flow = target_flow(ctx)
         for unit in runtime_units(ctx):
-            tree = unit.parsed.tree
-            if tree is None:
+            if unit.parsed.tree is None:
                 continue
-            aliases = _import_aliases(tree)
-            for node in ast.walk(tree):
-                if not isinstance(node, ast.Call):
-                    continue
+            fns = functions_of(flow, unit.path)
+            aliases = _import_aliases([i for f in fns for i in f.imports])
+            for node in sorted((c for f in fns for c in f.calls), key=lambda c: c.lineno):
                 what = _network_call(node, aliases)
                 if what is None:
                     continue

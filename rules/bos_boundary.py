@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from audit.analysis.eval_code import code_units
 from audit.analysis.ngram import Step
-from audit.analysis.targets import Function, call_name, names_in, target_flow
+from audit.analysis.targets import Function, call_name, names_in, target_flow, walk_nodes
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
 from audit.rule import Invalid, Rule, Valid
@@ -100,7 +100,7 @@ def _is_head_slice(node: ast.AST) -> bool:
 
 def _shift_sites(expr: ast.AST) -> list[ast.AST]:
     out = []
-    for n in ast.walk(expr):
+    for n in walk_nodes(expr):
         if _is_head_slice(n):
             out.append(n)
         elif isinstance(n, ast.Call) and call_name(n) == "roll":
@@ -113,7 +113,7 @@ def _shift_sites(expr: ast.AST) -> list[ast.AST]:
 def _has_hash(expr: ast.AST) -> bool:
     return any(isinstance(n, ast.BinOp) and isinstance(n.op, (ast.BitXor, ast.Mod, ast.BitAnd, ast.FloorDiv))
                or (isinstance(n, ast.Call) and call_name(n) in ("bitwise_xor", "remainder", "embed"))
-               for n in ast.walk(expr))
+               for n in walk_nodes(expr))
 
 
 def _masked(expr: ast.AST, mask_vars: set[str]) -> bool:
@@ -189,7 +189,7 @@ def _unmasked_mixes(fn: Function) -> list[list[Step]]:
     for v, line in exprs:
         if _has_hash(v):
             continue
-        for n in ast.walk(v):
+        for n in walk_nodes(v):
             if not (isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Sub))) and \
                     not (isinstance(n, ast.Call) and call_name(n) == "lerp"):
                 continue
@@ -209,7 +209,7 @@ def _unmasked_mixes(fn: Function) -> list[list[Step]]:
             if _masked(n, masks) or any(prev_vars[p][1] for p in prev_names):
                 continue
             # Blends only: the previous term is scaled by a gate (a product), as in SmearGate.
-            if not any(isinstance(x, ast.BinOp) and isinstance(x.op, ast.Mult) for x in ast.walk(n)) \
+            if not any(isinstance(x, ast.BinOp) and isinstance(x.op, ast.Mult) for x in walk_nodes(n)) \
                     and not (isinstance(n, ast.Call) and call_name(n) == "lerp"):
                 continue
             steps = [step(prev_vars[p][0], f"`{p}` is the hidden state shifted by one position")

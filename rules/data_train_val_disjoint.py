@@ -64,8 +64,8 @@ class DataTrainValDisjoint(Rule):
             tf = ctx.submission.logs.get(path)
             body = log_body(tf.text or "", run) if tf is not None else ""
             fam = family(run, body)
-            if run.val_tokens is not None and fam and matches_full_split(run.val_tokens, fam):
-                full_split_seen = True
+            full_here = bool(run.val_tokens is not None and fam and matches_full_split(run.val_tokens, fam))
+            full_split_seen = full_split_seen or full_here
             if run.train_shards == LEAKY_TRAIN_SHARDS:
                 yield self.finding(
                     f"{path}: the run used {LEAKY_TRAIN_SHARDS} training shards, the fingerprint of the local "
@@ -76,15 +76,20 @@ class DataTrainValDisjoint(Rule):
                     evidence=[Evidence(f"train_shards: {run.train_shards}", path)],
                 )
             m = _DOUBLED_PATH.search(body[:200_000])
+            benign = full_here and run.train_shards is not None and run.train_shards != LEAKY_TRAIN_SHARDS
             if m:
                 text = (tf.text or "") if tf is not None else ""
                 line = text.count("\n", 0, len(text) - len(body) + m.start()) + 1
                 yield self.finding(
                     f"{path}: the data path contains 'datasets/datasets/', the layout of a local rebuild written "
                     "into the wrong directory, seen with train/validation overlap (R-DATA-TRAIN-VAL-DISJOINT). "
-                    "Confirm which export was used and that its train split starts after the 50,000 "
-                    "validation documents.",
-                    path=path, line=line, severity=Severity.WARNING, key=f"doubled:{path}",
+                    + ("Here the run shows the full validation split and "
+                       f"{run.train_shards} train shards, the canonical export's shape (its snapshot also lands in a "
+                       "doubled path), so this is a note." if benign else
+                       "Confirm which export was used and that its train split starts after the 50,000 "
+                       "validation documents."),
+                    path=path, line=line, severity=Severity.INFO if benign else Severity.WARNING,
+                    key=f"doubled:{path}",
                     evidence=[Evidence("data path in the log", path, line, _line_at(body, m.start()))],
                 )
         yield from self._check_prep_scripts(ctx, full_split_seen)

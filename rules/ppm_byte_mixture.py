@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 
 from audit.analysis.imports import runtime_units
-from audit.analysis.targets import call_name, names_in
+from audit.analysis.targets import call_name, functions_of, names_in, target_flow, walk_nodes
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.rule import Invalid, Rule, Valid
@@ -74,7 +74,7 @@ def describe():
 def _spread_sites(fn: ast.AST) -> list[tuple[int, str]]:
     """Per-byte spreading of a token score: `lp / n_bytes`, `np.repeat(lp, lens)`, `p ** (1 / n)`."""
     out: list[tuple[int, str]] = []
-    for n in ast.walk(fn):
+    for n in walk_nodes(fn):
         if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div):
             num = {x.split(".")[-1] for x in names_in(n.left)}
             den = {x.split(".")[-1] for x in names_in(n.right)}
@@ -108,13 +108,14 @@ class PpmByteMixture(Rule):
     INVALID = [Invalid(_PPM, "NN log-prob spread over bytes and mixed with byte PPM", line=8)]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        flow = target_flow(ctx)
         for unit in runtime_units(ctx):
-            tree = unit.parsed.tree
-            if tree is None:
+            if unit.parsed.tree is None:
                 continue
-            ppm_defs = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
-                        and PPM_NAME.search(n.name)]
-            called = {call_name(c) for c in ast.walk(tree) if isinstance(c, ast.Call)}
+            fns = functions_of(flow, unit.path)
+            ppm_defs = [f.node for f in fns if PPM_NAME.search(f.name)
+                        and isinstance(f.node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+            called = {call_name(c) for f in fns for c in f.calls}
             for fn in ppm_defs:
                 if fn.name not in called:
                     continue

@@ -106,7 +106,8 @@ class SeedsSameConfig(Rule):
             return
         ref_run, ref = configs[0]
         for run, cfg in configs[1:]:
-            diff = sorted(k for k in set(ref) | set(cfg) if ref.get(k) != cfg.get(k))
+            # A key dumped by one log only is a different code version (the log-source check's job).
+            diff = sorted(k for k in set(ref) & set(cfg) if ref[k] != cfg[k])
             if not diff:
                 continue
             shown = "; ".join(f"{k}: {ref.get(k, '(absent)')} vs {cfg.get(k, '(absent)')}" for k in diff[:6])

@@ -27,6 +27,17 @@ def _step_tolerance_ms(run: SeedRun) -> float:
     return min(MAX_TOLERANCE_MS, max(MIN_TOLERANCE_MS, 2.0 * step_ms))
 
 
+REFERENCE_GPUS = 8
+
+
+def _world_size(run: SeedRun) -> int | None:
+    raw = _hparam(run, "world_size")
+    try:
+        return int(raw) if raw is not None and int(raw) > 0 else None
+    except ValueError:
+        return None
+
+
 def _hparam(run: SeedRun, key: str) -> str | None:
     for k, v in run.hyperparameters.items():
         if k.lower() == key:
@@ -70,6 +81,12 @@ class TrainTime600(Rule):
             rule_id="R-TRAIN-TIME-600.clock-bypassed",
             severity=Severity.WARNING,
         ),
+        Invalid(
+            folder({f"train_seed{s}.log": log(s, v, train_time_ms=2_400_107, step=14_171, max_wallclock="2400.000",
+                                              extra=("world_size:2 grad_accum_steps:4",)) for s, v in SEEDS}),
+            "2,400 s on 2 GPUs: the same GPU-time, but not the 8xH100 timing the rule asks for",
+            severity=Severity.WARNING,
+        ),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
@@ -81,10 +98,23 @@ class TrainTime600(Rule):
 
     def _check_run(self, ctx: AuditContext, run: SeedRun) -> Iterable[Finding]:
         path = run.log_path
+        gpus = _world_size(run)
+        scaled_cap = TIME_CAP_MS * REFERENCE_GPUS / gpus if gpus and gpus < REFERENCE_GPUS else None
         if run.train_time_ms is not None:
             tol = _step_tolerance_ms(run)
             over = run.train_time_ms - TIME_CAP_MS
-            if over > tol:
+            if over > tol and scaled_cap is not None and run.train_time_ms - scaled_cap <= tol:
+                yield self.finding(
+                    f"{path}: training took {run.train_time_ms:,.0f} ms on {gpus} GPU(s), the GPU-time of 600 s on "
+                    f"8xH100, but record timings must come from 8xH100 within 600 s (R-TRAIN-TIME-600, R-HARDWARE). "
+                    "A reviewer has to accept a compute-equivalent run on fewer GPUs; re-run on 8xH100 to remove "
+                    "the doubt.",
+                    path=path, line=run.train_time_line, severity=Severity.WARNING, key=f"over:{path}",
+                    evidence=[Evidence("logged train time", path, run.train_time_line,
+                                       excerpt(ctx, path, run.train_time_line)),
+                              Evidence(f"world_size: {gpus}", path)],
+                )
+            elif over > tol:
                 yield self.finding(
                     f"{path}: training took {run.train_time_ms:,.0f} ms, {over:,.0f} ms over the 600,000 ms cap "
                     f"(R-TRAIN-TIME-600). The tolerated overshoot is {tol:,.0f} ms here (two average "
@@ -96,6 +126,8 @@ class TrainTime600(Rule):
                     key=f"over:{path}",
                 )
         bypass = self._clock_bypass(run)
+        if bypass and scaled_cap is not None and (run.max_wallclock_seconds or 0) * 1000.0 <= scaled_cap:
+            bypass = None  # the cap was scaled to the GPU count: reported above with the train time
         if bypass:
             yield self.finding(
                 f"{path}: {bypass} (R-TRAIN-TIME-600). A record-track run must stop on the 600 s wallclock cap; "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from audit.analysis.api import valflow
+from audit.analysis.api import display, unanalysed_sources, valflow
 from audit.analysis.chain import chain_evidence, primary, where_note
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
@@ -122,6 +122,12 @@ def main():
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        for src, why in unanalysed_sources(ctx):
+            path, _ = display(ctx, src.path)
+            yield self.finding(
+                f"{path} was not analysed for use of validation data ({why}); the TTT and val-data "
+                "checks could not run on it. Review it by hand.",
+                path=path, severity=Severity.WARNING, key=f"unanalysed:{src.path}")
         vf = valflow(ctx)
         for c in vf.results:
             if c.slot or c.status not in {"adapt_then_score", "unscored"}:

@@ -140,7 +140,7 @@ def test_minify_falls_back_on_unparseable_source():
 
 
 def test_estimate_is_wrapper_overhead_plus_base85_payload():
-    big = INNER * 40
+    big = INNER * 12
     sizes = code_sizes(big)
     assert not sizes.wrapper
     assert sizes.compressed_estimate is not None and sizes.compressed_estimate < sizes.raw // 5

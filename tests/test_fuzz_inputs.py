@@ -58,7 +58,7 @@ def test_parse_log_accepts_bytes(data):
     assert isinstance(parse_log("x.log", data), SeedRun)  # type: ignore[arg-type]
 
 
-@FAST
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(claim_keys | st.text(max_size=8), json_values, max_size=8))
 def test_claims_never_raise_on_json_objects(data):
     claims = Claims.from_json(data)

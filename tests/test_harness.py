@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from audit.findings import Severity
 from audit.harness import procs, store
 from audit.harness.claims_view import ClaimSet, SeedClaim
 from audit.harness.compare import Limits, claim_findings, seed_findings
@@ -255,3 +256,60 @@ def test_harness_modules_do_not_import_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+README_WITH_COMMAND = """# My record
+
+Run:
+
+```bash
+NUM_LAYERS=11 MATRIX\\_LR=0.02 \\
+DATA_DIR=./data SEED=$SEED RUN_ID=x \\
+torchrun --standalone --nproc_per_node=8 train_gpt.py
+```
+"""
+
+
+def test_readme_env_reads_the_torchrun_command():
+    from audit.harness.readme_env import applicable, declared_env
+    from audit.harness.runner import HARNESS_OWNED
+
+    declared = declared_env(README_WITH_COMMAND)
+    assert declared == {"NUM_LAYERS": "11", "MATRIX_LR": "0.02", "DATA_DIR": "./data", "SEED": "$SEED", "RUN_ID": "x"}
+    usable, skipped = applicable(declared, HARNESS_OWNED)
+    assert usable == {"NUM_LAYERS": "11", "MATRIX_LR": "0.02"}
+    assert set(skipped) == {"DATA_DIR", "SEED", "RUN_ID"}
+    assert declared_env("# no command here\n\n    python train_gpt.py\n") == {}
+
+
+def test_readme_env_is_noted_or_applied(tmp_path):
+    from audit.harness.rerun import _readme_env
+    from audit.harness.runner import RerunOptions
+    from audit.submission import Submission
+
+    (tmp_path / "README.md").write_text(README_WITH_COMMAND)
+    (tmp_path / "train_gpt.py").write_text("print('x')\n")
+    sub = Submission.load(tmp_path)
+    opts = RerunOptions(folder=tmp_path, seeds=[1], out=tmp_path / "out", env={"MATRIX_LR": "0.03"})
+    same, note = _readme_env(opts, sub, "train_gpt.py")
+    assert same.env == {"MATRIX_LR": "0.03"}
+    assert note is not None and note.rule_id == "R-REC-REPRODUCIBLE.rerun-env" and note.severity == Severity.INFO
+    assert "NUM_LAYERS=11" in note.message and "MATRIX_LR" not in note.message
+    applied, note2 = _readme_env(RerunOptions(folder=tmp_path, seeds=[1], out=tmp_path / "out",
+                                              env={"MATRIX_LR": "0.03"}, env_from_readme=True), sub, "train_gpt.py")
+    assert applied.env == {"NUM_LAYERS": "11", "MATRIX_LR": "0.03"}  # --env wins over the README
+    assert note2 is not None and "DATA_DIR=./data" in note2.message and "NUM_LAYERS" not in note2.message
+
+
+def test_outside_writes_and_masked_env(tmp_path):
+    from audit.harness.runner import outside_writes, shown_env
+
+    seed_dir = tmp_path / "seed-1"
+    work = seed_dir / "run" / "sub"
+    work.mkdir(parents=True)
+    (seed_dir / "tmp").mkdir()
+    (seed_dir / "run" / "x.txt").write_text("1")
+    (seed_dir / "y.txt").write_text("1")
+    (tmp_path / "z.txt").write_text("1")
+    assert sorted(outside_writes(seed_dir, work)) == ["../../../z.txt", "../../y.txt", "../x.txt"]
+    assert shown_env({"NUM_LAYERS": "2", "HF_TOKEN": "abc"}) == {"NUM_LAYERS": "2", "HF_TOKEN": "***"}

@@ -69,7 +69,7 @@ def test_ok_fixture_reproduces_its_claims_through_the_cli(tmp_path):
     out = tmp_path / "out"
     before = tree_sha(FIXTURES / "ok")
     code = main(["rerun", str(FIXTURES / "ok"), "--seeds-from-logs", "--nproc", "2", "--out", str(out),
-                 "--scratch", str(_scratch(tmp_path)), "--no-progress", "--no-static", "--format", "json"])
+                 "--scratch", str(_scratch(tmp_path)), "--no-progress", "--format", "json"])
     assert code == 0
     assert tree_sha(FIXTURES / "ok") == before
     doc = json.loads((out / "report.json").read_text())

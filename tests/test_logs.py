@@ -241,6 +241,8 @@ def test_unlabelled_total_after_quantised_model_line_is_the_artifact():
             "Serialized model rdquant+zstd: 16558180 bytes\nTotal submission size: 16638260 bytes\n")
     run = parse_log("x.log", text)
     assert run.artifact_bytes == 16638260 and run.artifact_label == "rdquant+zstd" and run.raw_total_bytes == 191
+    glued = parse_log("x.log", "Serialized model+cache fp16+lzma: 7982788 bytes\nTotal submission size: 8136109 bytes\n")
+    assert (glued.model_bytes, glued.artifact_bytes, glued.artifact_label) == (7982788, 8136109, "+cache fp16+lzma")
 
 
 def test_budget_and_harness_artifact_fallbacks_and_kv_dump():

@@ -92,6 +92,12 @@ def test_bundled_script_trains_under_torchrun_and_log_parses(tmp_path, tiny_env)
     assert run.code_bytes == len(script.encode("utf-8"))
     assert run.embedded_source is not None and run.embedded_source.rstrip("\n") == script.rstrip("\n")
 
+    from reference_impl.score import score_artifact  # an independent re-score reproduces the exact line
+
+    again = score_artifact(artifact, tiny_env["DATA_PATH"], tiny_env["TOKENIZER_PATH"], seq_len=64,
+                           val_batch_size=int(tiny_env["VAL_BATCH_SIZE"]), world_size=2)
+    assert f"val_loss:{again.val_loss:.8f} val_bpb:{again.val_bpb:.8f}" in FINAL.search(stdout).group(0)
+
     meta = complete_submission(sub, {"train_seed42.log": log})
     assert meta["val_bpb"] == pytest.approx(bpb) and meta["bytes_total"] == total
 
@@ -106,3 +112,14 @@ def test_wallclock_cap_stops_early(tmp_path, tiny_env):
     assert re.search(r"^stopping_early: wallclock_cap train_time:\d+ms step:1/1000$", stdout, re.M)
     assert re.search(r"^step:1/1000 val_loss:\S+ val_bpb:\S+ train_time:\d+ms", log, re.M)
     assert FINAL.search(stdout)
+
+
+def test_static_audit_finds_no_error_in_the_reference_code(reference_submission):
+    """Our own auditor must not flag the reference (legal score-first TTT, BigramHash, GPTQ on train data)."""
+    from audit.engine import audit_path
+    from audit.findings import Severity
+
+    report = audit_path(str(reference_submission))
+    code_errors = [(f.rule_id, f.line, f.message[:200]) for f in report.findings
+                   if f.severity == Severity.ERROR and f.path == "train_gpt.py"]
+    assert not code_errors

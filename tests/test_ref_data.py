@@ -98,3 +98,18 @@ def test_fixture_build_is_deterministic(tmp_path, fixture_data):
     other = ensure_fixture_data(tmp_path / "copy")
     for p in sorted(fixture_data.data_path.iterdir()):
         assert (other.data_path / p.name).read_bytes() == p.read_bytes(), p.name
+
+
+def test_byte_sidecar_is_trimmed_like_the_tokens(tmp_path):
+    from reference_impl.data import load_validation_byte_sidecar
+
+    write_data_shard(tmp_path / "fineweb_val_000000.bin", list(range(11)))
+    write_data_shard(tmp_path / "fineweb_val_bytes_000000.bin", [3] * 11)
+    pattern = str(tmp_path / "fineweb_val_*.bin")
+    val = load_validation_tokens(pattern, seq_len=4)  # 11 tokens -> usable 8 (+1)
+    side = load_validation_byte_sidecar(pattern, 4, val.numel())
+    assert side.tolist() == [3] * 9 and side.dtype == torch.int32
+    with pytest.raises(ValueError):
+        load_validation_byte_sidecar(pattern, 4, val.numel() + 4)
+    with pytest.raises(FileNotFoundError):
+        load_validation_byte_sidecar(str(tmp_path / "nothing" / "fineweb_val_*.bin"), 4, 9)

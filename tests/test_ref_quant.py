@@ -127,3 +127,20 @@ def test_zlib_is_the_baseline_container():
     blob, _ = compress.serialize_quantized(obj, "zlib")
     back = torch.load(io.BytesIO(zlib.decompress(blob)), map_location="cpu")  # what the baseline does
     assert back["__quant_format__"] == "int8_clean_per_row_v1"
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(tie_embeddings=False), dict(bigram_vocab_size=64, bigram_dim=16, mlp_mult=3)])
+def test_score_reads_the_shape_back_from_an_artifact(tmp_path, kw):
+    from reference_impl.model import GPT
+    from reference_impl.score import infer_shape, load_artifact
+
+    shape = {**dict(vocab_size=512, num_layers=3, model_dim=160, num_heads=4, num_kv_heads=2, mlp_mult=2), **kw}
+    torch.manual_seed(0)
+    model = GPT(**shape)
+    assert infer_shape(model.state_dict()) == {"tie_embeddings": True, **shape}
+    obj, _ = quant.quantize_state_dict(model.state_dict(), bits=8)
+    path = tmp_path / "final_model.int8.ptz"
+    path.write_bytes(compress.serialize_quantized(obj, "zlib")[0])
+    back = load_artifact(path)
+    want = quant.dequantize_state_dict(obj)
+    assert all(torch.equal(back.state_dict()[k], want[k].float()) for k in want)

@@ -125,6 +125,11 @@ def test_malformed_json(tmp_path, text, fragment):
     assert sub.json_data is None and fragment in (sub.json_error or "")
 
 
+def test_json_with_byte_order_mark(tmp_path):
+    _write(tmp_path, {"submission.json": b'\xef\xbb\xbf{"val_bpb": 1.2}'})
+    assert Submission.load(tmp_path).json_data == {"val_bpb": 1.2}
+
+
 def test_variant_json_names(tmp_path):
     _write(tmp_path, {"submission_ternary.json": '{"val_bpb": 1.15}'})
     sub = Submission.load(tmp_path)
@@ -216,3 +221,23 @@ def test_file_limit(monkeypatch, tmp_path):
     _write(tmp_path, {f"f{i}.bin": b"x" for i in range(6)})
     sub = Submission.load(tmp_path)
     assert len(sub.files) == 3 and any("more than 3 files" in m for m in _messages(sub))
+
+
+def test_unlistable_subfolder_becomes_a_finding(tmp_path, monkeypatch):
+    _write(tmp_path, {"train.log": LOG, "logs/train1.txt": LOG})
+    real_walk = os.walk
+
+    def failing_walk(top, **kwargs):
+        onerror = kwargs.get("onerror")
+        for dirpath, dirnames, filenames in real_walk(top, **kwargs):
+            if dirpath.endswith("logs"):
+                if onerror is not None:
+                    onerror(PermissionError(13, "Permission denied", dirpath))
+                dirnames[:] = []
+                continue
+            yield dirpath, dirnames, filenames
+
+    monkeypatch.setattr(submission_mod.os, "walk", failing_walk)
+    sub = Submission.load(tmp_path)
+    assert "train.log" in sub.logs and "logs/train1.txt" not in sub.logs
+    assert any(f.path == "logs" and "could not be listed" in f.message for f in sub.input_findings)

@@ -13,13 +13,32 @@ from audit.analysis.sources import Source, analysis_sources
 from audit.analysis.valflow import Event, ValFlow, analyse
 from audit.findings import Evidence
 
+# Real scripts reach ~230 KB; anything far larger is not a training script to reason about and
+# would make the walk slow, so it is left out (and reported by `unanalysed_sources`).
+MAX_ANALYSED_BYTES = 3_000_000
+
 
 def program(ctx) -> Program:
     """All parseable analysis sources (decoded wrappers included) walked to a fixpoint."""
     def build() -> Program:
-        parsed = [s.parsed for s in analysis_sources(ctx) if s.parsed.tree is not None]
+        parsed = [s.parsed for s in analysis_sources(ctx)
+                  if s.parsed.tree is not None and len(s.parsed.source) <= MAX_ANALYSED_BYTES]
         return build_program(parsed)
     return ctx.memo("analysis.program", build)
+
+
+def unanalysed_sources(ctx) -> list[tuple[Source, str]]:
+    """Sources that parse but were left out of the val-flow analysis, with the reason."""
+    out = []
+    for s in analysis_sources(ctx):
+        if s.parsed.tree is not None and len(s.parsed.source) > MAX_ANALYSED_BYTES:
+            out.append((s, f"{len(s.parsed.source):,} characters, over the {MAX_ANALYSED_BYTES:,} analysed"))
+    skipped = set(program(ctx).skipped)
+    for s in analysis_sources(ctx):
+        funcs = [q for q in skipped if q.startswith(s.path + ":")]
+        if funcs:
+            out.append((s, f"nested too deeply to analyse: {', '.join(f.split(':', 1)[1] for f in funcs[:3])}"))
+    return out
 
 
 def valflow(ctx) -> ValFlow:

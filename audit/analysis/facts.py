@@ -19,6 +19,7 @@ receiver and arguments.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -85,6 +86,7 @@ class FunctionFacts:
     field_writes: dict[str, Labels] = field(default_factory=dict)  # self.<attr> -> labels
     assign_sources: dict[str, set[str]] = field(default_factory=dict)  # name -> names it came from
     deleted: set[str] = field(default_factory=set)
+    local_modules: set[str] = field(default_factory=set)  # names bound to modules built here
     parent: str | None = None  # enclosing function's qualname for nested defs
 
     @property
@@ -183,6 +185,8 @@ class _Walker:
         self.cur_stmt: ast.stmt | None = None
         self.sites: dict[tuple[int, str], Site] = {}
         self.returns: set[str] = set()
+        self.factory_names: set[str] = set()  # names bound to new tensors (zeros, clone, ...)
+        self.classes: frozenset[str] = frozenset()
 
     # -- labels of expressions ----------------------------------------------------------
     def labels(self, e: ast.AST | None) -> Labels:
@@ -303,8 +307,10 @@ class _Walker:
                               mentions=frozenset().union(*(names_in(a) for a in e.args)))
                 if base in self.ff.params:
                     self.ff.acc_params[base] = self.ff.acc_params.get(base, EMPTY) | all_args
-        if simple == "requires_grad_" and recv is not None and root_name(recv):
-            self.add_site("fresh_param", e, name=root_name(recv) or "")
+        if (simple == "requires_grad_" and isinstance(recv, ast.Name) and recv.id in self.factory_names
+                and isinstance(self.cur_stmt, ast.Expr)):
+            # `delta = torch.zeros(...)` then `delta.requires_grad_()`: a fresh trainable tensor
+            self.add_site("fresh_param", e, name=recv.id)
         if N.SAVE_CALLS.search(name) and all_args:
             self.add_site("save", e, name=name, labels=all_args)
         # The value of the call.
@@ -446,6 +452,8 @@ class _Walker:
                 self.ff.acc_params[base] = self.ff.acc_params.get(base, EMPTY) | lab
         else:
             self.weak(base, lab, s.target)
+            if base in self.ff.params and lab:  # `acc[0] += loss` into a caller's accumulator
+                self.ff.acc_params[base] = self.ff.acc_params.get(base, EMPTY) | lab
         if isinstance(s.op, (ast.Add, ast.Sub)) and lab:
             self.add_site("accum", s, name=dotted(s.target) or base, labels=lab, mentions=names_in(s.value))
 
@@ -463,6 +471,14 @@ class _Walker:
                           labels=EMPTY)
         if _creates_fresh_param(value):
             self.add_site("fresh_param", value, name=tname)
+        elif TENSOR_FACTORY.search(name):
+            self.factory_names.add(tname)
+        inner = value
+        while isinstance(inner.func, ast.Attribute) and isinstance(inner.func.value, ast.Call):
+            inner = inner.func.value  # `Module(...).to(device)`
+        ctor = dotted(inner.func)
+        if ctor.startswith(("nn.", "torch.nn.")) or ctor in self.classes:
+            self.ff.local_modules.add(tname)
 
     def _s_Return(self, s: ast.Return) -> None:
         lab = self.labels(s.value)
@@ -570,6 +586,10 @@ def _first_target_name(stmt: ast.Assign | ast.AnnAssign) -> str | None:
     return _name_of(t)
 
 
+TENSOR_FACTORY = re.compile(r"(?:^|\.)(?:zeros|ones|empty|full|randn|rand|zeros_like|ones_like|empty_like|"
+                            r"full_like|randn_like|clone|detach|tensor)$")
+
+
 def _creates_fresh_param(call: ast.Call) -> bool:
     """`torch.zeros(..., requires_grad=True)` or `nn.Parameter(...)`: a new trainable tensor."""
     if dotted(call.func).endswith("Parameter"):
@@ -622,7 +642,7 @@ def substitute(labels: Labels, binding: Mapping[str, Labels]) -> Labels:
 
 def walk_function(ff: FunctionFacts, body: list[ast.stmt], resolve: ReturnSummary,
                   fields: Mapping[str, Labels], outer_env: Mapping[str, Labels],
-                  nested_env: dict[str, dict[str, Labels]]) -> None:
+                  nested_env: dict[str, dict[str, Labels]], classes: frozenset[str] = frozenset()) -> None:
     """(Re)compute `ff.sites`, `ff.returns` and friends."""
     ff.return_names = set()
     ff.acc_params = {}
@@ -630,11 +650,13 @@ def walk_function(ff: FunctionFacts, body: list[ast.stmt], resolve: ReturnSummar
     ff.field_writes = {}
     ff.assign_sources = {}
     ff.deleted = set()
+    ff.local_modules = set()
     env: dict[str, Labels] = dict(outer_env)
     for p in [*ff.params, ff.vararg, ff.kwarg]:
         if p:
             env[p] = frozenset({N.PARAM + p})
     w = _Walker(ff, env, resolve, fields, nested_env)
+    w.classes = classes
     w.block(body)
     ff.sites = sorted(w.sites.values(), key=lambda s: (s.order, s.line, s.kind))
     ff.returns = frozenset(w.returns)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from audit.analysis.eval_code import CodeUnit, code_units
+from audit.analysis.targets import TargetFlow, functions_of, target_flow, walk_nodes
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ def module_name(path: str) -> str:
 
 
 def local_imports(ctx) -> list[LocalImport]:  # type: ignore[no-untyped-def]
-    return ctx.memo("static_eval.local_imports", lambda: _local_imports(code_units(ctx)))
+    return ctx.memo("static_eval.local_imports", lambda: _local_imports(code_units(ctx), target_flow(ctx)))
 
 
 def runtime_units(ctx) -> list[CodeUnit]:  # type: ignore[no-untyped-def]
@@ -51,7 +52,7 @@ def runtime_units(ctx) -> list[CodeUnit]:  # type: ignore[no-untyped-def]
     return ctx.memo("static_eval.runtime_units", build)
 
 
-def _local_imports(units: list[CodeUnit]) -> list[LocalImport]:
+def _local_imports(units: list[CodeUnit], flow: TargetFlow) -> list[LocalImport]:
     by_module: dict[str, str] = {}
     by_file: dict[str, str] = {}
     for u in units:
@@ -63,7 +64,9 @@ def _local_imports(units: list[CodeUnit]) -> list[LocalImport]:
         tree = u.parsed.tree
         if tree is None:
             continue
-        for node in ast.walk(tree):
+        fns = functions_of(flow, u.path)
+        nodes: list[ast.AST] = [n for f in fns for n in (*f.imports, *f.calls)]
+        for node in nodes:
             names: list[str] = []
             how = "import"
             if isinstance(node, ast.Import):
@@ -77,7 +80,7 @@ def _local_imports(units: list[CodeUnit]) -> list[LocalImport]:
                 if fname in ("import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant):
                     names, how = [str(node.args[0].value)], "importlib"
                 elif fname in ("exec", "run_path", "spec_from_file_location"):
-                    for s in ast.walk(node):
+                    for s in walk_nodes(node):
                         if isinstance(s, ast.Constant) and isinstance(s.value, str) and s.value.endswith(".py"):
                             target = by_file.get(PurePosixPath(s.value).name)
                             if target and target != u.path:

@@ -33,6 +33,7 @@ from audit.analysis.targets import (
     names_in,
     strip_chain,
     target_flow,
+    walk_nodes,
 )
 from audit.findings import Evidence
 
@@ -98,9 +99,11 @@ def _compute(ctx) -> NgramFacts:  # type: ignore[no-untyped-def]
     tables = _count_tables(flow)
     lookups: list[TargetLookup] = []
     gates: list[OracleGate] = []
+    defs_by_fn: dict[int, _KeyDefs] = {}
+    keys_by_fn = {id(fn): _target_hash_keys(flow, fn, defs_by_fn) for fn in flow.functions}
+    _returned_keys(flow, keys_by_fn)
     for fn in flow.functions:
-        keys = _target_hash_keys(flow, fn)
-        lookups.extend(_lookups(flow, fn, keys, tables))
+        lookups.extend(_lookups(flow, fn, keys_by_fn[id(fn)], tables, defs_by_fn.get(id(fn))))
         gates.extend(_oracle_gates(flow, fn))
     return NgramFacts(tables, lookups, gates)
 
@@ -111,8 +114,38 @@ def _step(fn: Function, line: int, label: str) -> Step:
 
 # -- count tables ----------------------------------------------------------------------------
 
+def _param_tables(flow: TargetFlow) -> dict[str, set[int]]:
+    """Helpers that add counts into one of their parameters: name -> argument positions."""
+    out: dict[str, set[int]] = {}
+    for fn in flow.functions:
+        params = fn.params[1:] if fn.params and fn.params[0] in ("self", "cls") else fn.params
+        counted = {n for a in fn.assigns for n in a.names
+                   if any(isinstance(c, ast.Call) and call_name(c) == "bincount" for c in walk_nodes(a.value))}
+        for aug in fn.augassigns:
+            if isinstance(aug.target, ast.Name) and aug.target.id in params and isinstance(aug.op, ast.Add):
+                if names_in(aug.value) & counted or any(
+                        isinstance(c, ast.Call) and call_name(c) == "bincount" for c in walk_nodes(aug.value)):
+                    out.setdefault(fn.name, set()).add(params.index(aug.target.id))
+        for call in fn.calls:
+            f = call.func
+            if call_name(call) == "at" and isinstance(f, ast.Attribute) and isinstance(f.value, ast.Attribute) \
+                    and f.value.attr == "add" and call.args and isinstance(call.args[0], ast.Name) \
+                    and call.args[0].id in params:
+                out.setdefault(fn.name, set()).add(params.index(call.args[0].id))
+    return out
+
+
 def _count_tables(flow: TargetFlow) -> dict[str, Step]:
     tables: dict[str, Step] = {}
+    helpers = _param_tables(flow)
+    for fn in flow.functions:
+        for call in fn.calls:
+            for i in helpers.get(call_name(call), ()):
+                if i < len(call.args):
+                    b = base_of(call.args[i])
+                    if b:
+                        tables.setdefault(b, _step(fn, call.lineno, f"`{b}` is a count table "
+                                                                    f"(counts added by `{call_name(call)}`)"))
     for fn in flow.functions:
         for call in fn.calls:
             name = call_name(call)
@@ -147,7 +180,7 @@ def _count_tables(flow: TargetFlow) -> dict[str, Step]:
 # -- target hash keys ------------------------------------------------------------------------
 
 def _has_hash_op(node: ast.AST) -> bool:
-    for n in ast.walk(node):
+    for n in walk_nodes(node):
         if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.BitXor, ast.Mod, ast.BitAnd, ast.LShift, ast.RShift)):
             return True
         if isinstance(n, ast.AugAssign) and isinstance(n.op, (ast.BitXor, ast.Mod, ast.BitAnd)):
@@ -160,6 +193,10 @@ def _has_hash_op(node: ast.AST) -> bool:
 def _data_names(flow: TargetFlow, fn: Function, node: ast.AST) -> tuple[set[str], set[str]]:
     """(target-derived names, other non-constant names) an expression reads."""
     tgt, other = set(), set()
+    for sub in walk_nodes(node):
+        text = flow.target_nodes.get(id(sub))
+        if text is not None:
+            tgt.add(text)
     for n in names_in(node):
         last = n.split(".")[-1]
         if n in ("np", "torch", "math", "F", "self") or _CONSTISH.search(last) or _CAPS.match(last):
@@ -172,7 +209,7 @@ def _combines_target(flow: TargetFlow, fn: Function, value: ast.AST) -> str | No
     """The target name when `value` hashes it together with other (context) data."""
     if not _has_hash_op(value):
         return None
-    for n in ast.walk(value):
+    for n in walk_nodes(value):
         operands: list[ast.AST] = []
         if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.BitXor, ast.Add, ast.BitOr, ast.Mult)):
             operands = [n.left, n.right]
@@ -189,9 +226,19 @@ def _combines_target(flow: TargetFlow, fn: Function, value: ast.AST) -> str | No
     return None
 
 
-def _target_hash_keys(flow: TargetFlow, fn: Function) -> dict[str, tuple[int, str]]:
-    """name -> (line, target name) for keys that hash a target with its context."""
-    keys: dict[str, tuple[int, str]] = {}
+@dataclass(frozen=True)
+class KeyFact:
+    """A hash key that mixes a target into its context: where, which target, in which function."""
+
+    line: int
+    target: str
+    owner: Function
+    via: str | None = None  # callee that computed it, when returned from a helper
+
+
+def _target_hash_keys(flow: TargetFlow, fn: Function, defs_by_fn: dict[int, _KeyDefs]) -> dict[str, KeyFact]:
+    """name -> KeyFact for keys that hash a target with its context."""
+    keys: dict[str, KeyFact] = {}
     defs = _KeyDefs()
     for a in fn.assigns:
         if isinstance(a.node, ast.AugAssign):
@@ -202,7 +249,7 @@ def _target_hash_keys(flow: TargetFlow, fn: Function) -> dict[str, tuple[int, st
         t = _combines_target(flow, fn, value)
         if t is not None:
             for n in a.names:
-                keys.setdefault(n, (a.line, t))
+                keys.setdefault(n, KeyFact(a.line, t, fn))
                 defs.add(n, a.line)
     for _ in range(4):  # `fk = full_key[ok]`, `k = full_key.astype(...)` keep the key
         for a in fn.assigns:
@@ -211,8 +258,49 @@ def _target_hash_keys(flow: TargetFlow, fn: Function) -> dict[str, tuple[int, st
             if src in keys:
                 for n in a.names:
                     keys.setdefault(n, keys[src])
-    fn_key_defs[id(fn)] = defs
+    defs_by_fn[id(fn)] = defs
     return keys
+
+
+def _returned_keys(flow: TargetFlow, keys_by_fn: dict[int, dict[str, KeyFact]]) -> None:
+    """`full_keys = hash_full(ctx, targets)` / `ctx_h, full_h, _ = self._hashes(...)`: keys that a
+    helper returns become keys in its caller (by tuple position)."""
+    for _ in range(3):
+        returns: dict[str, dict[int | None, KeyFact]] = {}
+        for fn in flow.functions:
+            keys = keys_by_fn[id(fn)]
+            if not keys:
+                continue
+            for r in fn.returns:
+                v = strip_chain(r.value) if r.value is not None else None
+                elts = list(v.elts) if isinstance(v, ast.Tuple) else [v] if v is not None else []
+                for i, e in enumerate(elts):
+                    k = next((n for n in names_in(e) if n in keys), None)
+                    if k is not None:
+                        returns.setdefault(fn.name, {})[i if isinstance(v, ast.Tuple) else None] = keys[k]
+        grew = False
+        for fn in flow.functions:
+            keys = keys_by_fn[id(fn)]
+            for a in fn.assigns:
+                v = strip_chain(a.value)
+                if not isinstance(v, ast.Call) or not isinstance(a.node, ast.Assign):
+                    continue
+                info = returns.get(call_name(v))
+                if not info:
+                    continue
+                target = a.node.targets[0]
+                pairs: list[tuple[list[str], KeyFact]] = []
+                if None in info:
+                    pairs.append((a.names, info[None]))
+                elif isinstance(target, (ast.Tuple, ast.List)):
+                    pairs += [(assigned_names(elt), info[i]) for i, elt in enumerate(target.elts) if i in info]
+                for names, fact in pairs:
+                    for n in names:
+                        if n not in keys:
+                            keys[n] = KeyFact(a.line, fact.target, fact.owner, call_name(v))
+                            grew = True
+        if not grew:
+            break
 
 
 class _KeyDefs:
@@ -229,7 +317,6 @@ class _KeyDefs:
         return max(prior) if prior else default
 
 
-fn_key_defs: dict[int, _KeyDefs] = {}
 
 
 # -- lookups ---------------------------------------------------------------------------------
@@ -253,8 +340,8 @@ def _enclosing_stmt(fn: Function, node: ast.AST) -> ast.AST:
     return cur or node
 
 
-def _lookups(flow: TargetFlow, fn: Function, keys: dict[str, tuple[int, str]],
-             tables: dict[str, Step]) -> list[TargetLookup]:
+def _lookups(flow: TargetFlow, fn: Function, keys: dict[str, KeyFact],
+             tables: dict[str, Step], defs: _KeyDefs | None) -> list[TargetLookup]:
     found: list[TargetLookup] = []
     reads: list[tuple[ast.AST, str, ast.AST]] = []  # (node, table, key expr)
     for sub in fn.subscripts:
@@ -279,13 +366,13 @@ def _lookups(flow: TargetFlow, fn: Function, keys: dict[str, tuple[int, str]],
             continue
         key_name = next((n for n in names_in(key) if n in keys), None)
         if key_name is not None:
-            key_line, tname = keys[key_name]
-            defs = fn_key_defs.get(id(fn))
-            if defs is not None:
+            fact = keys[key_name]
+            key_line, tname, owner = fact.line, fact.target, fact.owner
+            if defs is not None and fact.via is None:
                 key_line = defs.nearest(key_name, line, key_line)
         else:
             tname = _combines_target(flow, fn, key) or ""
-            key_line = line
+            key_line, owner, fact = line, fn, None
             if not tname:
                 continue
         stmt = _enclosing_stmt(fn, node)
@@ -294,10 +381,15 @@ def _lookups(flow: TargetFlow, fn: Function, keys: dict[str, tuple[int, str]],
         if score is None:
             continue
         seen_lines.add(line)
+        via = f" (returned by `{fact.via}`)" if fact is not None and fact.via else ""
+        chain = flow.chain(owner, tname)
+        if fact is not None and fact.via:
+            chain.append(Origin(owner.path, fact.owner.node.lineno if hasattr(fact.owner.node, "lineno") else 0,
+                                f"`{fact.via}` hashes target `{tname}` into the key it returns", ""))
         found.append(TargetLookup(
-            fn=fn, line=line, table=table, key_name=key_name, chain=flow.chain(fn, tname),
+            fn=fn, line=line, table=table, key_name=key_name, chain=chain,
             key_step=_step(fn, key_line, f"hash key `{key_name or 'inline key'}` combines target `{tname}` "
-                                         f"with the context"),
+                                         f"with the context{via}"),
             lookup_step=_step(fn, line, f"lookup of count table `{table}` at that key (a read, before any update)"),
             ratio_step=ratio, score_step=score,
         ))
@@ -322,7 +414,7 @@ def _reaches_score(fn: Function, start: set[str], stmt: ast.AST) -> tuple[Step |
     for _ in range(10):
         grew = False
         for a in fn.assigns:
-            if names_in(a.value) & reach and not set(a.names) <= reach:
+            if not set(a.names) <= reach and names_in(a.value) & reach:
                 reach.update(a.names)
                 grew = True
                 if ratio is None and _is_ratio_or_mix(a.value, reach):
@@ -349,7 +441,7 @@ def _reaches_score(fn: Function, start: set[str], stmt: ast.AST) -> tuple[Step |
 
 
 def _sink_in(fn: Function, stmt: ast.AST, _reach: set[str] | None) -> Step | None:
-    for n in ast.walk(stmt):
+    for n in walk_nodes(stmt):
         if isinstance(n, ast.Call) and call_name(n) in LOG_CALLS:
             return _step(fn, n.lineno, "its log is taken: it becomes the score of the position")
     if isinstance(stmt, ast.Return):
@@ -358,7 +450,7 @@ def _sink_in(fn: Function, stmt: ast.AST, _reach: set[str] | None) -> Step | Non
 
 
 def _is_ratio_or_mix(value: ast.AST, reach: set[str]) -> bool:
-    for n in ast.walk(value):
+    for n in walk_nodes(value):
         if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Div, ast.Add)) and \
                 (names_in(n.left) & reach or names_in(n.right) & reach):
             return True
@@ -373,7 +465,7 @@ _SCORE_CALL = re.compile(r"(log|prob|nll|score|loss)", re.I)
 
 def _gold_sources(flow: TargetFlow, fn: Function, value: ast.AST, probs: set[str]) -> bool:
     """Does this expression compute a per-position score of the realized token?"""
-    for n in ast.walk(value):
+    for n in walk_nodes(value):
         if isinstance(n, ast.Call):
             cname = call_name(n)
             if cname in ("cross_entropy", "nll_loss"):
@@ -395,7 +487,7 @@ def _gold_sources(flow: TargetFlow, fn: Function, value: ast.AST, probs: set[str
 def _gold_scores(flow: TargetFlow, fn: Function) -> dict[str, frozenset[int]]:
     """Per-position scores of the realized token -> the lines of the predictors they come from."""
     probs = {n for a in fn.assigns for n in a.names
-             if any(isinstance(c, ast.Call) and call_name(c) in _PROB_SOURCE for c in ast.walk(a.value))}
+             if any(isinstance(c, ast.Call) and call_name(c) in _PROB_SOURCE for c in walk_nodes(a.value))}
     gold: dict[str, frozenset[int]] = {}
     for a in fn.assigns:
         if _gold_sources(flow, fn, a.value, probs):

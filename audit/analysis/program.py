@@ -41,6 +41,7 @@ class Program:
     classes: set[str] = field(default_factory=set)
     fields: dict[str, dict[str, Labels]] = field(default_factory=lambda: defaultdict(dict))
     rounds: int = 0
+    skipped: list[str] = field(default_factory=list)  # functions too deeply nested to walk
 
     def path_of(self, ff: FunctionFacts) -> str:
         return self.by_qualname[_key(ff)].path
@@ -135,6 +136,7 @@ def build_program(modules: list[ParsedModule]) -> Program:
 
     nested_env: dict[str, dict[str, Labels]] = {}
     todo = [r for r in prog.functions]
+    classes = frozenset(prog.classes)
     for rnd in range(MAX_ROUNDS):
         fields_before = _field_signature(prog)
         changed: set[str] = set()
@@ -144,7 +146,11 @@ def build_program(modules: list[ParsedModule]) -> Program:
             outer = nested_env.get(ff.qualname, {}) if ff.parent and not ff.parent.endswith("<module>") else {}
             fields = prog.fields.get(ff.class_name or "", {})
             current[0] = ff.qualname
-            walk_function(ff, r.body, resolve, fields, outer, nested_env)
+            try:
+                walk_function(ff, r.body, resolve, fields, outer, nested_env, classes)
+            except RecursionError:  # absurdly nested expressions: leave this function without facts
+                ff.sites, ff.returns = [], frozenset()
+                prog.skipped.append(ff.qualname)
             if _summary(ff) != before:
                 changed.add(ff.qualname)
         _merge_fields(prog)

@@ -58,14 +58,28 @@ def _sources(ctx) -> list[Source]:
                 src = _from_provided(ctx, it)
                 if src is not None:
                     out.append(src)
+                    if src.decoded_from is None:  # a bundle the reader left packed
+                        out.extend(_decoded_parts(src))
             return out
     for tf in sub.python_files():
-        pm = ctx.parsed(tf.path)
-        out.append(Source(tf.path, pm))
-        if pm.tree is not None:
-            for i, text in enumerate(decode_wrapped(pm.tree)):
-                vpath = f"{tf.path}#decoded{'' if i == 0 else i + 1}"
-                out.append(Source(vpath, parse_source(vpath, text), decoded_from=tf.path))
+        src = Source(tf.path, ctx.parsed(tf.path))
+        out.append(src)
+        out.extend(_decoded_parts(src))
+    return out
+
+
+def _decoded_parts(src: Source) -> list[Source]:
+    tree = src.parsed.tree
+    if tree is None:
+        return []
+    out = []
+    texts = decode_wrapped(tree)
+    for i, text in enumerate(texts):
+        vpath = f"{src.path}#decoded{'' if i == 0 else i + 1}"
+        parsed = parse_source(vpath, text)
+        # A bundle may also carry C++/CUDA sources: keep only its Python parts.
+        if parsed.tree is not None or len(texts) == 1:
+            out.append(Source(vpath, parsed, decoded_from=src.path))
     return out
 
 

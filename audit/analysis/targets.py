@@ -55,11 +55,39 @@ def dotted(node: ast.AST) -> str | None:
     return None
 
 
-def names_in(node: ast.AST | None) -> set[str]:
-    """Every variable an expression reads (self attributes as `self.x`)."""
-    out: set[str] = set()
+_CACHE_LIMIT = 500_000
+_names_cache: dict[int, tuple[ast.AST, frozenset[str]]] = {}
+_walk_cache: dict[int, tuple[ast.AST, tuple[ast.AST, ...]]] = {}
+
+
+def walk_nodes(node: ast.AST) -> tuple[ast.AST, ...]:
+    """`ast.walk(node)` as a tuple, computed once per node (rules ask the same questions often)."""
+    hit = _walk_cache.get(id(node))
+    if hit is not None and hit[0] is node:
+        return hit[1]
+    nodes = tuple(ast.walk(node))
+    if len(_walk_cache) > _CACHE_LIMIT:
+        _walk_cache.clear()
+    _walk_cache[id(node)] = (node, nodes)
+    return nodes
+
+
+def names_in(node: ast.AST | None) -> frozenset[str]:
+    """Every variable an expression reads (self attributes as `self.x`), memoised per node."""
     if node is None:
-        return out
+        return frozenset()
+    hit = _names_cache.get(id(node))
+    if hit is not None and hit[0] is node:
+        return hit[1]
+    result = frozenset(_names_in(node))
+    if len(_names_cache) > _CACHE_LIMIT:
+        _names_cache.clear()
+    _names_cache[id(node)] = (node, result)
+    return result
+
+
+def _names_in(node: ast.AST) -> set[str]:
+    out: set[str] = set()
     stack: list[ast.AST] = [node]
     while stack:
         n = stack.pop()
@@ -187,6 +215,7 @@ class Function:
     subscripts: list[ast.Subscript] = field(default_factory=list)
     returns: list[ast.Return] = field(default_factory=list)
     augassigns: list[ast.AugAssign] = field(default_factory=list)
+    imports: list[ast.Import | ast.ImportFrom] = field(default_factory=list)
     parent_of: dict[int, ast.AST] = field(default_factory=dict)
 
     @property
@@ -214,20 +243,25 @@ def collect_functions(unit: CodeUnit) -> list[Function]:
         return []
     out: list[Function] = []
 
-    def visit(node: ast.AST, prefix: str) -> None:
-        for child in ast.iter_child_nodes(node):
+    def visit(body: list[ast.stmt], prefix: str) -> None:
+        for child in body:
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 args = child.args
                 params = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
                 out.append(_fill(Function(unit, prefix + child.name, child.name, child, params)))
-                visit(child, prefix + child.name + ".")
+                visit(child.body, prefix + child.name + ".")
             elif isinstance(child, ast.ClassDef):
-                visit(child, prefix + child.name + ".")
-            elif not isinstance(child, ast.Lambda):
-                visit(child, prefix)
+                visit(child.body, prefix + child.name + ".")
+            else:
+                for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+                    inner = getattr(child, field, None)
+                    if isinstance(inner, list):
+                        visit([x for x in inner if isinstance(x, ast.stmt)]
+                              + [s for h in inner if isinstance(h, (ast.ExceptHandler, ast.match_case))
+                                 for s in h.body], prefix)
 
     out.append(_fill(Function(unit, "<module>", "<module>", tree, [])))
-    visit(tree, "")
+    visit(tree.body, "")
     return out
 
 
@@ -260,6 +294,8 @@ def _fill(fn: Function) -> Function:
             fn.subscripts.append(node)
         elif isinstance(node, ast.Return):
             fn.returns.append(node)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            fn.imports.append(node)
     fn.assigns.sort(key=lambda a: a.line)
     fn.calls.sort(key=lambda c: c.lineno)
     fn.subscripts.sort(key=lambda c: c.lineno)
@@ -268,7 +304,7 @@ def _fill(fn: Function) -> Function:
 
 def is_candidate_expr(node: ast.expr) -> bool:
     """Vocabulary enumerations and model-proposed tokens: never the realized target."""
-    for n in ast.walk(node):
+    for n in walk_nodes(node):
         if isinstance(n, ast.Call) and call_name(n) in _CANDIDATE_CALLS:
             return True
         if isinstance(n, ast.Name) and CANDIDATE_NAME.search(n.id):
@@ -286,6 +322,12 @@ class TargetFlow:
             self.by_name.setdefault(f.name, []).append(f)
         self.tainted: dict[tuple[str, str], Origin] = {}
         self.candidates: set[tuple[str, str]] = set()
+        self._tainted_fns: set[str] = set()
+        self._tainted_fns_changed: set[str] = set()
+        self._by_key: dict[str, list[Function]] = {}
+        self.target_nodes: dict[int, str] = {}  # id(subscript) -> its text, for inline targets
+        for f in self.functions:
+            self._by_key.setdefault(self.key(f, "")[0], []).append(f)
         for f in self.functions:
             self._candidates(f)
             self._structural_sources(f)
@@ -306,6 +348,8 @@ class TargetFlow:
         if k in self.tainted or k in self.candidates:
             return False
         self.tainted[k] = Origin(fn.path, line, label, fn.text(line), parent)
+        self._tainted_fns.add(k[0])
+        self._tainted_fns_changed.add(k[0])
         return True
 
     def _candidates(self, fn: Function) -> None:
@@ -383,37 +427,69 @@ class TargetFlow:
                                                f"(paired with the input slice at line {head_line})")
 
     def _ngram_positions(self, fn: Function) -> None:
-        """`tgt = A[p]` when the function also reads `A[p - k]`: the n-gram's completing token."""
+        """The n-gram's completing token: `A[p]` (or `A[s:e]`) when the same function reads the
+        context before it, `A[p - k]` (or `A[o:o + n]` with `o = s - k`)."""
         roots = _alias_roots(fn)
+        before = _offset_starts(fn)  # o -> s for `o = s - ...`
         offsets: dict[str, set[str]] = {}
         for sub in fn.subscripts:
             idx = sub.slice
+            base = base_of(sub.value)
+            if not base:
+                continue
             if isinstance(idx, ast.BinOp) and isinstance(idx.op, (ast.Sub, ast.Add)):
-                base = base_of(sub.value)
-                if base:
-                    offsets.setdefault(base, set()).update(roots.get(n, n) for n in names_in(idx))
+                offsets.setdefault(base, set()).update(roots.get(n, n) for n in names_in(idx))
+            elif isinstance(idx, ast.Slice) and isinstance(idx.lower, ast.Name) and idx.lower.id in before:
+                offsets.setdefault(base, set()).add(roots.get(before[idx.lower.id], before[idx.lower.id]))
+            elif isinstance(idx, ast.Slice) and isinstance(idx.lower, ast.BinOp) and isinstance(idx.lower.op, ast.Sub):
+                offsets.setdefault(base, set()).update(roots.get(n, n) for n in names_in(idx.lower.left))
         if not offsets:
             return
-        for a in fn.assigns:
-            v = strip_chain(a.value)
-            if not isinstance(v, ast.Subscript) or not isinstance(v.slice, ast.Name):
+        for sub in fn.subscripts:
+            idx = sub.slice
+            base = base_of(sub.value)
+            if base not in offsets or not isinstance(sub.ctx, ast.Load):
                 continue
-            base = base_of(v.value)
-            p = v.slice.id
-            if base in offsets and roots.get(p, p) in offsets[base]:
-                for n in a.names:
-                    self._mark(fn, n, a.line, f"`{n}` = `{base}[{p}]` is the token after the context "
-                                              f"`{base}[{p} - k]` (the n-gram's predicted token)")
+            p = idx.id if isinstance(idx, ast.Name) else (
+                idx.lower.id if isinstance(idx, ast.Slice) and isinstance(idx.lower, ast.Name) else None)
+            if p is None or roots.get(p, p) not in offsets[base] or p in before:
+                continue
+            text = ast.unparse(sub)
+            label = (f"`{text}` is the token after the context `{base}[{p} - k]` "
+                     "(the n-gram's predicted token)")
+            self.target_nodes[id(sub)] = text
+            self._mark(fn, text, sub.lineno, label)
+            parent = fn.parent_of.get(id(sub))
+            while isinstance(parent, ast.Call) and isinstance(parent.func, ast.Attribute) \
+                    and parent.func.attr in _CHAIN_METHODS:
+                parent = fn.parent_of.get(id(parent))
+            if isinstance(parent, ast.Attribute):
+                parent = fn.parent_of.get(id(parent))
+            if isinstance(parent, (ast.Assign, ast.AnnAssign)):
+                names = assigned_names_of_stmt(parent)
+                for n in names:
+                    self._mark(fn, n, sub.lineno, f"`{n}` = `{text}` is the token after the context "
+                                                  f"`{base}[{p} - k]` (the n-gram's predicted token)")
 
     # -- propagation --------------------------------------------------------------------
     def _propagate(self) -> None:
-        for _ in range(12):
-            changed = False
-            for fn in self.functions:
-                changed |= self._local(fn)
-                changed |= self._calls(fn)
-            if not changed:
-                break
+        """Worklist: a function is revisited only when one of its names became target-derived."""
+        queue = [f for f in self.functions if self.key(f, "")[0] in self._tainted_fns]
+        queued = {id(f) for f in queue}
+        rounds = 0
+        while queue and rounds < 20 * max(len(self.functions), 1):
+            rounds += 1
+            fn = queue.pop()
+            queued.discard(id(fn))
+            before = set(self._tainted_fns_changed)
+            self._local(fn)
+            self._calls(fn)
+            for fkey in self._tainted_fns_changed - before:
+                for g in self._by_key.get(fkey, []):
+                    if id(g) not in queued:
+                        queue.append(g)
+                        queued.add(id(g))
+            self._tainted_fns_changed.clear()
 
     def _local(self, fn: Function) -> bool:
         changed = False
@@ -474,19 +550,66 @@ class TargetFlow:
 
 
 def _arithmetic_pairs(fn: Function) -> set[tuple[str, str]]:
-    """Name pairs that meet as the two operands of one arithmetic/bitwise operation."""
+    """Name pairs that meet as the two operands of one hash-style operation (`a * P ^ b * Q`).
+
+    Names used only as indices (`lut[y]`) are not operands: `bytes_lut[y] + space_lut[x]`
+    combines table values, not the token ids themselves."""
     pairs: set[tuple[str, str]] = set()
     for a in fn.assigns:
-        for n in ast.walk(a.value):
+        for n in walk_nodes(a.value):
+            operands: list[ast.AST] = []
             if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.BitXor, ast.Add, ast.BitOr, ast.LShift)):
-                left, right = names_in(n.left), names_in(n.right)
-                if len(left) * len(right) <= 64:
-                    pairs.update((x, y) for x in left for y in right)
+                operands = [n.left, n.right]
             elif isinstance(n, ast.Call) and call_name(n) in ("bitwise_xor", "hash") and len(n.args) >= 2:
-                left, right = names_in(n.args[0]), names_in(n.args[1])
+                operands = [n.args[0], n.args[1]]
+            if operands:
+                left, right = _operand_names(operands[0]), _operand_names(operands[1])
                 if len(left) * len(right) <= 64:
                     pairs.update((x, y) for x in left for y in right)
     return pairs
+
+
+def _operand_names(node: ast.AST) -> set[str]:
+    """Names whose *values* enter an expression (not those used only as subscript indices)."""
+    out: set[str] = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.Subscript):
+            stack.append(n.value)
+            # a slice of the same tensor (`t[..., 1:]`) keeps `t` as the operand
+        elif isinstance(n, ast.Call):
+            stack.extend(n.args)
+            if isinstance(n.func, ast.Attribute):
+                stack.append(n.func.value)
+        elif isinstance(n, ast.Name):
+            out.add(n.id)
+        elif isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in ("self", "cls"):
+            out.add(f"{n.value.id}.{n.attr}")
+        else:
+            stack.extend(ast.iter_child_nodes(n))
+    return out
+
+
+def assigned_names_of_stmt(stmt: ast.AST) -> list[str]:
+    if isinstance(stmt, ast.Assign):
+        return [n for t in stmt.targets for n in assigned_names(t)]
+    if isinstance(stmt, (ast.AnnAssign, ast.AugAssign)):
+        return assigned_names(stmt.target)
+    return []
+
+
+def _offset_starts(fn: Function) -> dict[str, str]:
+    """`o = s - (n - 1) + k` -> {o: s}: a start index placed before position `s`."""
+    out: dict[str, str] = {}
+    for a in fn.assigns:
+        v = a.value
+        while isinstance(v, ast.BinOp) and isinstance(v.op, ast.Add):
+            v = v.left
+        if isinstance(v, ast.BinOp) and isinstance(v.op, ast.Sub) and isinstance(v.left, ast.Name) \
+                and len(a.names) == 1 and a.names[0] != v.left.id:
+            out[a.names[0]] = v.left.id
+    return out
 
 
 def _alias_roots(fn: Function) -> dict[str, str]:
@@ -508,5 +631,15 @@ def _alias_roots(fn: Function) -> dict[str, str]:
     return roots
 
 
-def target_flow(ctx, units: list[CodeUnit]) -> TargetFlow:  # type: ignore[no-untyped-def]
-    return ctx.memo("static_eval.target_flow", lambda: TargetFlow(units))
+def target_flow(ctx, units: list[CodeUnit] | None = None) -> TargetFlow:  # type: ignore[no-untyped-def]
+    """The submission's target flow over all parseable code units, computed once."""
+    from audit.analysis.eval_code import code_units
+
+    def build() -> TargetFlow:
+        chosen = units if units is not None else [u for u in code_units(ctx) if u.parsed.tree is not None]
+        return TargetFlow(chosen)
+    return ctx.memo("static_eval.target_flow", build)
+
+
+def functions_of(flow: TargetFlow, path: str) -> list[Function]:
+    return [f for f in flow.functions if f.path == path]

@@ -40,6 +40,7 @@ class Event:
     labels: Labels
     inner: Event | None = None
     slot: bool = False
+    reaches_return: bool = False  # for call scores: the score flows into the caller's return
 
     @property
     def path(self) -> str:
@@ -213,21 +214,25 @@ def _score_events(vf: ValFlow) -> None:
         changed = False
         for r in vf.program.functions:
             evs: list[Event] = list(direct[r.facts.qualname])
+            returned = _returned_closure(r)
             for site, callees in vf.calls_in(r):
                 lab: set[str] = set()
                 inner: Event | None = None
+                reaches = False
                 for c in callees:
                     b = vf.binding(c, site)
                     got = substitute(summary[c.facts.qualname], b)
-                    if got and inner is None:
-                        inner = next(iter(events.get(c.facts.qualname, [])), None)
+                    if got:
+                        inner = inner or next(iter(events.get(c.facts.qualname, [])), None)
+                        reaches = reaches or (site.target or "") in returned
                     lab |= got
                     for p, acc in c.facts.acc_params.items():
                         arg = _arg_name(c, site, p)
                         if arg is not None and _is_reported(r, arg):
                             lab |= substitute(acc, b)
+                            reaches = reaches or arg in returned or arg in r.facts.params
                 if lab:
-                    evs.append(Event("score", r, site, frozenset(lab), inner=inner))
+                    evs.append(Event("score", r, site, frozenset(lab), inner=inner, reaches_return=reaches))
             for site in callbacks[r.facts.qualname]:
                 lab2 = _callback_score(vf, site, summary)
                 if lab2:
@@ -273,7 +278,7 @@ def _reaches_return(ref: FunctionRef, e: Event) -> bool:
     if s.kind == "accum":
         root = s.name.split(".", 1)[0]
         return root in _returned_closure(ref) or root in ref.facts.params
-    return (s.target or "") in _returned_closure(ref)
+    return e.reaches_return or (s.target or "") in _returned_closure(ref)
 
 
 def _returned_closure(ref: FunctionRef) -> set[str]:
@@ -339,6 +344,50 @@ def _warmup(ref: FunctionRef, e: Event) -> bool:
     return e.site.kind == "call" and N.is_warmup_name(e.site.name.rsplit(".", 1)[-1])
 
 
+def _discarded_module(vf: ValFlow, ref: FunctionRef, b: Site) -> bool:
+    """The optimizer stepped after this backward trains only a module built in this function
+    that never leaves it (not returned, not passed to any call): e.g. a diagnostic linear probe
+    on frozen val features. Nothing it learns can reach a scored forward pass."""
+    ff = ref.facts
+    if not ff.local_modules:
+        return False
+    inner = b.loops[-1].node_id if b.loops else None
+    steps = [s for s in ff.sites if s.kind == "step" and s.order >= b.order
+             and (inner is None or any(lp.node_id == inner for lp in s.loops))]
+    optims = {s.name: s for s in ff.sites if s.kind == "optim"}
+    trained: set[str] = set()
+    for st in steps:
+        o = optims.get(st.name)
+        if o is None:
+            return False
+        mods = o.mentions & ff.local_modules
+        if not mods:
+            return False
+        trained |= mods
+    if not trained or trained & ff.return_names:
+        return False
+    for s in ff.sites:
+        if s.kind == "call" and isinstance(s.node, ast.Call) and not N.OPTIMIZER_CTOR.search(s.name):
+            args = [*s.node.args, *(k.value for k in s.node.keywords)]
+            if trained & {_object_root(a) for a in args}:
+                return False
+    return True
+
+
+def _object_root(a: ast.AST) -> str | None:
+    """The object an argument hands over: `m`, `m.module`, `m.state_dict()`; not `m(x)` (a call
+    of the module returns activations, it does not pass the module on)."""
+    while True:
+        if isinstance(a, ast.Name):
+            return a.id
+        if isinstance(a, (ast.Attribute, ast.Subscript, ast.Starred)):
+            a = a.value
+        elif isinstance(a, ast.Call) and isinstance(a.func, ast.Attribute):
+            a = a.func.value
+        else:
+            return None
+
+
 def _mixes_train(ref: FunctionRef, e: Event) -> bool:
     if N.TRAIN in e.labels and e.inner is None:
         return True
@@ -377,6 +426,8 @@ def _classify_one(vf: ValFlow, e: Event) -> Classified:
         return Classified("score_after_update", e, s, lp.line, slot=e.slot)
     if after:
         return Classified("adapt_then_score", e, after[0], slot=e.slot)
+    if e.inner is None and _discarded_module(vf, ref, e.site):
+        return Classified("discarded", e, slot=e.slot)
     return Classified("unscored", e, slot=e.slot)
 
 

@@ -42,6 +42,8 @@ CHECKS = {c.id: c for c in (
     _c("R-REC-REPRODUCIBLE.rerun-mean", "The re-run's mean val_bpb is no worse than claimed", Severity.ERROR,
        f"RULES.md R-REC-REPRODUCIBLE ({README} FAQ); https://github.com/openai/parameter-golf/pull/1868 "
        "(maintainers' own compliance re-run)"),
+    _c("R-REC-REPRODUCIBLE.rerun-env", "The re-run uses the environment the README's run command sets",
+       Severity.INFO, f"RULES.md R-REC-REPRODUCIBLE ({README} FAQ); REFERENCE.md 1.2 (configuration by env vars)"),
     _c("R-REC-REPRODUCIBLE.rerun-bytes", "The re-run's artifact size matches the claim", Severity.WARNING,
        f"RULES.md R-REC-REPRODUCIBLE, R-ARTIFACT-CAP ({README} FAQ)"),
     _c("R-ARTIFACT-CAP.rerun", "The artifact the re-run writes fits in 16,000,000 bytes", Severity.ERROR,

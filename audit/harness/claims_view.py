@@ -9,7 +9,6 @@ the source of every value is kept so a finding can point at it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 from audit.logs import parse_submission_logs
@@ -61,55 +60,17 @@ def collect_claims(sub: Submission) -> ClaimSet:
 
 
 def _from_json(out: ClaimSet, data: dict[str, Any], path: str) -> None:
-    """Headline and per-seed numbers of submission.json, through audit.claims."""
-    try:
-        from audit.claims import Claims
-    except ImportError:  # audit.claims not installed: read the conventional keys directly
-        claims: Any = SimpleNamespace(**{k: v for k, v in data.items() if isinstance(k, str) and k.isidentifier()})
-        out.notes.append("audit.claims unavailable; submission.json read by its conventional keys")
-    else:
-        claims = Claims.from_json(data)
-    out.mean_bpb = _num(getattr(claims, "val_bpb", None))
-    total = _num(getattr(claims, "bytes_total", None))
-    out.bytes_total = int(total) if total is not None else None
-    for seed, entry in _per_seed_entries(claims).items():
+    """Headline and per-seed numbers of submission.json, normalised by audit.claims."""
+    from audit.claims import Claims
+
+    claims = Claims.from_json(data)
+    out.mean_bpb = claims.val_bpb
+    out.bytes_total = claims.bytes_total
+    for seed in claims.seeds:
+        out.per_seed.setdefault(seed, SeedClaim(seed))
+    for seed, entry in claims.seed_claims().items():
         c = out.per_seed.setdefault(seed, SeedClaim(seed))
-        bpb = _num(_field(entry, "val_bpb"))
-        if bpb is not None:
-            c.val_bpb, c.bpb_source, c.bpb_line = bpb, path, None
-        size = _num(_field(entry, "artifact_bytes", "bytes_total"))
-        if size is not None:
-            c.artifact_bytes, c.bytes_source, c.bytes_line = int(size), path, None
-
-
-def _per_seed_entries(claims: Any) -> dict[int, Any]:
-    raw = getattr(claims, "per_seed", None)
-    if raw is None:
-        raw = getattr(claims, "seed_results", None)
-    if isinstance(raw, dict):
-        items: list[tuple[Any, Any]] = list(raw.items())
-    elif isinstance(raw, (list, tuple)):
-        items = [(_field(e, "seed"), e) for e in raw]
-    else:
-        return {}
-    out: dict[int, Any] = {}
-    for key, entry in items:
-        try:
-            out[int(key)] = entry
-        except (TypeError, ValueError):
-            continue
-    return out
-
-
-def _field(entry: Any, *names: str) -> Any:
-    for name in names:
-        value = entry.get(name) if isinstance(entry, dict) else getattr(entry, name, None)
-        if value is not None:
-            return value
-    return None
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
+        if entry.val_bpb is not None:
+            c.val_bpb, c.bpb_source, c.bpb_line = entry.val_bpb, path, None
+        if entry.artifact_bytes is not None:
+            c.artifact_bytes, c.bytes_source, c.bytes_line = entry.artifact_bytes, path, None

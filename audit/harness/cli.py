@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vocab-size", type=int, help="VOCAB_SIZE (default: read from the tokenizer)")
     parser.add_argument("--env", action="append", nargs="+", default=[], metavar="K=V",
                         help="extra environment for the run (the submission's declared hyperparameters); repeatable")
+    parser.add_argument("--env-from-readme", action="store_true",
+                        help="also apply the K=V assignments of the README's torchrun command (--env wins)")
     parser.add_argument("--timeout-train", type=float, default=600.0, metavar="S",
                         help="training limit in seconds (default 600)")
     parser.add_argument("--timeout-eval", type=float, default=600.0, metavar="S",
@@ -97,6 +99,7 @@ def options_from_args(args: argparse.Namespace):
         data=Path(args.data) if args.data else None, tokenizer=Path(args.tokenizer) if args.tokenizer else None,
         vocab_size=args.vocab_size, timeout_train=args.timeout_train, timeout_eval=args.timeout_eval,
         timeout_total=args.timeout_total, startup_allowance=args.startup_allowance, grace=args.grace, env=env,
+        env_from_readme=args.env_from_readme,
         resume=args.resume, allow_network=args.allow_network, keep_scratch=args.keep_scratch,
         scratch_root=Path(args.scratch) if args.scratch else None, python=args.python,
         show_progress=not args.no_progress,

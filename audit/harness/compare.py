@@ -61,13 +61,11 @@ def _finding(id_: str, message: str, *, script: str, evidence: list[Evidence], k
 
 
 def _tail_evidence(r: SeedResult, n: int = TAIL_IN_MESSAGE) -> list[Evidence]:
-    out = []
-    if r.error_excerpt:
-        out.append(Evidence(f"seed {r.seed}: the script's error", r.log_file, None, "\n".join(r.error_excerpt)))
+    """The script's own traceback when there is one (torchrun's report after it is noise), else the tail."""
+    if r.error_excerpt and any(ln.startswith("Traceback") for ln in r.error_excerpt):
+        return [Evidence(f"seed {r.seed}: the script's error", r.log_file, None, "\n".join(r.error_excerpt))]
     tail = [ln for ln in r.log_tail if ln.strip()][-n:]
-    if tail:
-        out.append(Evidence(f"seed {r.seed}: last lines of the re-run log", r.log_file, None, "\n".join(tail)))
-    return out
+    return [Evidence(f"seed {r.seed}: last lines of the re-run log", r.log_file, None, "\n".join(tail))] if tail else []
 
 
 def seed_findings(r: SeedResult, script: str, limits: Limits) -> list[Finding]:

@@ -11,6 +11,7 @@ import time
 from types import TracebackType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from audit.harness.launch import Deadlines, Tick
@@ -56,14 +57,18 @@ class ProgressView:
         if d is None:
             return
         limit = d.train_s if t.phase == "train" else d.total_s
-        desc = f"{self._label} [{t.phase}]" + (f" step {t.step}" if t.step else "")
+        desc = f"{self._label} ({t.phase})" + (f" step {t.step}" if t.step else "")
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, description=desc, total=limit, completed=min(t.elapsed_s, limit),
-                                  limit=f"{t.elapsed_s:6.0f}s / {limit:.0f}s", line=t.last_line[:60])
+                                  limit=f"{t.elapsed_s:6.0f}s / {limit:.0f}s", line=escape(t.last_line[:60]))
         elif self.enabled and time.monotonic() - self._last_plain >= self.plain_every_s:
             self._last_plain = time.monotonic()
-            self.console.print(f"{desc}: {t.elapsed_s:.0f}s of {limit:.0f}s | {t.last_line[:80]}")
+            self.console.print(f"{desc}: {t.elapsed_s:.0f}s of {limit:.0f}s | {t.last_line[:80]}", markup=False)
+
+    def note(self, text: str) -> None:
+        if self.enabled:
+            self.console.print(text, markup=False, highlight=False)
 
     def end_seed(self, summary: str) -> None:
         if self.enabled:
-            self.console.print(f"{self._label}: {summary}")
+            self.console.print(f"{self._label}: {summary}", markup=False, highlight=False)

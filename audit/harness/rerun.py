@@ -8,7 +8,7 @@ re-run go to `report.stats["rerun"]`, the sandbox facts to `report.facts["rerun"
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from audit.findings import AuditError, Evidence, Finding, Report
@@ -18,7 +18,15 @@ from audit.harness.claims_view import ClaimSet, collect_claims
 from audit.harness.compare import Limits, claim_findings, network_findings, rerun_stats, seed_findings
 from audit.harness.measure import SeedResult
 from audit.harness.progress import ProgressView
-from audit.harness.runner import RerunOptions, config_key, run_one_seed, scratch_area
+from audit.harness.readme_env import applicable, declared_env
+from audit.harness.runner import (
+    HARNESS_OWNED,
+    RerunOptions,
+    config_key,
+    run_one_seed,
+    scratch_area,
+    shown_env,
+)
 from audit.harness.sandbox import choose_isolation, folder_digest
 from audit.submission import Submission
 
@@ -58,6 +66,7 @@ def rerun(opts: RerunOptions, *, limits: Limits | None = None, static: bool = Tr
             "ships the script that trains and evaluates it as train_gpt.py.", key="no-script", source=c.source))
         return RerunResult(report, sub)
     script = main.path
+    opts, env_note = _readme_env(opts, sub, script)
     digest_before = folder_digest(opts.folder)
     isolation = choose_isolation(opts.allow_network)
     key = config_key(opts, digest_before, script)
@@ -65,12 +74,12 @@ def rerun(opts: RerunOptions, *, limits: Limits | None = None, static: bool = Tr
     results: list[SeedResult] = []
     resumed: list[int] = []
     with scratch_area(opts) as scratch, view:
-        for seed in opts.seeds:
+        for seed in dict.fromkeys(opts.seeds):
             stored = store.load_finished(opts.out, seed, key) if opts.resume else None
             if stored is not None:
                 results.append(SeedResult.from_dict(stored["result"]))
                 resumed.append(seed)
-                view.end_seed(f"seed {seed}: finished earlier, result reused (--resume)")
+                view.note(f"seed {seed}: finished earlier under the same configuration, result reused (--resume)")
                 continue
             result = run_one_seed(opts, seed, script, scratch, isolation, view)
             store.write_json_atomic(store.seed_path(opts.out, seed),
@@ -79,6 +88,7 @@ def rerun(opts: RerunOptions, *, limits: Limits | None = None, static: bool = Tr
     digest_after = folder_digest(opts.folder)
 
     findings = [f for r in results for f in seed_findings(r, script, limits)]
+    findings += [env_note] if env_note is not None else []
     findings += network_findings([r for r in results if r.seed not in resumed] or results, script,
                                  isolation.network_cut, isolation.note)
     findings += claim_findings(results, claims, script, limits)
@@ -101,7 +111,8 @@ def rerun(opts: RerunOptions, *, limits: Limits | None = None, static: bool = Tr
         "isolation": isolation.note, "network_cut": isolation.network_cut, "pid_namespace": isolation.pid_namespace,
         "folder_sha256_before": digest_before, "folder_sha256_after": digest_after, "config_key": key,
         "resumed_seeds": resumed, "nproc": opts.nproc, "limits": limits.__dict__, "out": str(opts.out),
-        "env_dropped": sorted({n for r in results for n in r.env_dropped}),
+        "env_dropped": sorted({n for r in results for n in r.env_dropped}), "env": shown_env(opts.env),
+        "readme_env": declared_env(sub.readme.text) if sub.readme is not None and sub.readme.text else {},
     }
     report.findings.extend(findings)
     report.errors.extend(errors)
@@ -115,6 +126,26 @@ def rerun(opts: RerunOptions, *, limits: Limits | None = None, static: bool = Tr
     }
     store.write_json_atomic(store.summary_path(opts.out), summary)
     return RerunResult(report, sub, results, summary)
+
+
+def _readme_env(opts: RerunOptions, sub: Submission, script: str) -> tuple[RerunOptions, Finding | None]:
+    """Apply the README's run environment when asked; note what of it this run leaves out."""
+    declared = declared_env(sub.readme.text) if sub.readme is not None and sub.readme.text else {}
+    usable, _ = applicable(declared, HARNESS_OWNED)
+    if opts.env_from_readme and usable:
+        opts = replace(opts, env={**usable, **opts.env})
+    left_out = {k: v for k, v in declared.items() if k not in opts.env and k not in HARNESS_OWNED}
+    if not left_out:
+        return opts, None
+    c = check("R-REC-REPRODUCIBLE.rerun-env")
+    shown = " ".join(f"{k}={v}" for k, v in list(left_out.items())[:12]) + (" …" if len(left_out) > 12 else "")
+    return opts, Finding(
+        c.id, c.severity,
+        f"The README's run command sets {len(left_out)} variable(s) this re-run did not ({shown}); the script's "
+        "defaults were used for them. If the claim depends on them, re-run with --env-from-readme (relative paths "
+        "are not applied: pass them as absolute paths with --env).",
+        path="README.md", key="readme-env", source=c.source,
+        evidence=(Evidence("README run command", "README.md", None, shown),))
 
 
 def _static_report(sub: Submission, static: bool) -> Report:

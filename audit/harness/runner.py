@@ -27,7 +27,7 @@ from audit.harness.measure import (
     status_of,
 )
 from audit.harness.progress import ProgressView
-from audit.harness.sandbox import Isolation, copy_submission, file_manifest, scrub_env
+from audit.harness.sandbox import SECRET_PATTERN, Isolation, copy_submission, file_manifest, scrub_env
 from audit.harness.vocab import sentencepiece_vocab_size
 
 HARNESS_VERSION = "1"
@@ -50,6 +50,7 @@ class RerunOptions:
     startup_allowance: float = 300.0  # start-up + compile, which the train clock does not count
     grace: float = 10.0
     env: dict[str, str] = field(default_factory=dict)
+    env_from_readme: bool = False  # also apply the K=V of the README's torchrun command (--env wins)
     resume: bool = False
     allow_network: bool = False
     keep_scratch: bool = False
@@ -138,7 +139,7 @@ def run_one_seed(opts: RerunOptions, seed: int, script: str, scratch: Path, isol
         timed_out=outcome.timed_out, survivors=outcome.survivors, stragglers=outcome.stragglers,
         log_file=str(log_path), log_tail=read_tail(log_path), error_excerpt=error_excerpt(log_path), parsed_log=parsed_from,
         network_cut=isolation.network_cut, isolation_note=isolation.note, env_dropped=dropped,
-        env_set=chosen, notes=[*copy_notes, f"started {started}", "argv: " + " ".join(argv)],
+        env_set=shown_env(chosen), notes=[*copy_notes, f"started {started}", "argv: " + " ".join(argv)],
         launch_error=outcome.launch_error,
     )
     script_path = opts.folder / script
@@ -151,8 +152,9 @@ def run_one_seed(opts: RerunOptions, seed: int, script: str, scratch: Path, isol
 
 
 def outside_writes(seed_dir: Path, workdir: Path) -> list[str]:
-    """Entries the run created next to or above its working copy, inside our scratch area."""
+    """Entries the run created next to or above its working copy, up to the scratch root."""
     found: list[str] = []
+    scratch = seed_dir.parent
     expected = {seed_dir: {"run", "tmp"}, workdir.parent: {workdir.name}}
     for directory, allowed in expected.items():
         try:
@@ -160,4 +162,13 @@ def outside_writes(seed_dir: Path, workdir: Path) -> list[str]:
         except OSError:
             continue
         found += [os.path.relpath(directory / n, workdir) for n in names if n not in allowed]
+    try:
+        found += [os.path.relpath(scratch / n, workdir) for n in sorted(os.listdir(scratch)) if not n.startswith("seed-")]
+    except OSError:
+        pass
     return found
+
+
+def shown_env(chosen: dict[str, str]) -> dict[str, str]:
+    """The variables we set, for the record; a credential-like name passed with --env is masked."""
+    return {k: ("***" if SECRET_PATTERN.search(k.upper()) else v) for k, v in chosen.items()}

@@ -1,0 +1,215 @@
+"""Evaluation-legality analyses (targets, n-gram caches, gates) and their rules, beyond the inline examples.
+
+The inline VALID/INVALID examples run in test_rule_examples.py; here we check the evidence chain,
+aliasing, the shapes that must stay silent, and that bad input never raises.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from audit.analysis.ngram import ngram_facts
+from audit.analysis.targets import target_flow
+from audit.context import AuditContext
+from audit.engine import audit_submission
+from audit.findings import Severity
+from audit.registry import rule_by_id
+from audit.submission import Submission
+from rules import _static_eval_examples as ex
+
+STATIC_EVAL_IDS = ("R-NGRAM-CACHE", "R-EVAL-C2-NORMALIZED", "R-PPM-BYTE-MIXTURE", "R-BOS-BOUNDARY",
+                   "R-ARTIFACT-SELF-CONTAINED", "R-SUB-FILES.code-parses")
+
+
+def _ctx(files: dict[str, str | bytes]) -> AuditContext:
+    files = {k: (textwrap.dedent(v).lstrip("\n") if isinstance(v, str) else v) for k, v in files.items()}
+    return AuditContext(Submission.from_files(files))
+
+
+def _audit(files: dict[str, str | bytes]):
+    files = {k: (textwrap.dedent(v).lstrip("\n") if isinstance(v, str) else v) for k, v in files.items()}
+    rules = [rule_by_id(i) for i in STATIC_EVAL_IDS]
+    return audit_submission(Submission.from_files(files), rules=rules, kinds=("static",))
+
+
+def _loud(report, prefix: str = "") -> list[tuple[str, int | None]]:
+    return [(f.rule_id, f.line) for f in report.findings
+            if f.severity != Severity.INFO and f.rule_id.startswith(prefix or "R-")]
+
+
+# -- targets ---------------------------------------------------------------------------------
+
+def test_shift_pair_marks_the_tail_as_target_and_not_the_input():
+    ctx = _ctx({"train_gpt.py": """
+        def run(buf, model):
+            x = buf[:-1].reshape(1, -1)
+            y = buf[1:].reshape(1, -1)
+            return model(x, y)
+    """})
+    flow = target_flow(ctx)
+    fn = next(f for f in flow.functions if f.name == "run")
+    assert flow.is_target(fn, "y")
+    assert not flow.is_target(fn, "x")
+
+
+def test_prev_cur_slices_combined_in_a_hash_are_inputs_not_targets():
+    ctx = _ctx({"train_gpt.py": """
+        def bigram(ids, table):
+            prev = ids[:, :-1]
+            cur = ids[:, 1:]
+            key = ((cur * 36313) ^ (prev * 27191)) % 4095
+            return table[key]
+    """})
+    flow = target_flow(ctx)
+    fn = next(f for f in flow.functions if f.name == "bigram")
+    assert not flow.is_target(fn, "cur")
+
+
+def test_target_crosses_calls_by_position_and_keyword():
+    ctx = _ctx({"train_gpt.py": """
+        def inner(a, b, *, gold):
+            return gold
+
+        def outer(chunk):
+            inp = chunk[:-1]
+            nxt = chunk[1:]
+            inner(inp, nxt, gold=nxt)
+    """})
+    flow = target_flow(ctx)
+    inner = next(f for f in flow.functions if f.name == "inner")
+    assert flow.is_target(inner, "b") and flow.is_target(inner, "gold")
+    assert not flow.is_target(inner, "a")
+
+
+# -- the n-gram cache evidence chain -----------------------------------------------------------
+
+def test_target_key_lookup_has_a_full_evidence_chain_in_order():
+    report = _audit({"train_gpt.py": ex.TARGET_KEY_CACHE})
+    [finding] = [f for f in report.findings if f.rule_id == "R-NGRAM-CACHE"]
+    lines = [e.line for e in finding.evidence]
+    want = [ex.line_of(ex.TARGET_KEY_CACHE, s) for s in (
+        "y = chunk[1:]", "full_key = ((ctx_hash ^", "full_c = full_table[full_key]", "nll = -np.log(")]
+    assert lines == want, [str(e) for e in finding.evidence]
+    assert "shifted by one" in finding.evidence[0].label
+
+
+def test_aliased_helper_chain_reaches_the_parameter():
+    report = _audit({"train_gpt.py": ex.TARGET_KEY_HELPER})
+    [finding] = [f for f in report.findings if f.rule_id == "R-NGRAM-CACHE"]
+    labels = " | ".join(e.label for e in finding.evidence)
+    assert "predicted token" in labels and "passed as `nxt`" in labels and "realized" in labels
+
+
+def test_update_with_the_target_after_scoring_is_not_a_lookup():
+    report = _audit({"train_gpt.py": """
+        import numpy as np
+
+        def add_counts(table, ctx_hash, y):
+            key = ((ctx_hash ^ (y * 51647)) & 1023).astype(np.int64)
+            np.add.at(table, key, 1)
+            table[key] += 1
+            table[key] = table[key] + 1
+    """})
+    assert not _loud(report)
+
+
+def test_hash_of_target_into_an_embedding_is_not_a_cache_lookup():
+    # A learned table is not a count table: a (weird) target-keyed embedding is a different question.
+    report = _audit({"train_gpt.py": """
+        import torch
+
+        class Head(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.emb = torch.nn.Embedding(4096, 8)
+
+            def forward(self, x, y):
+                h = ((x * 36313) ^ (y * 27191)) % 4095
+                return self.emb(h).sum()
+    """})
+    assert not _loud(report, "R-NGRAM")
+
+
+def test_logsumexp_mixture_is_not_an_oracle_gate():
+    report = _audit({"train_gpt.py": """
+        import math
+        import torch.nn.functional as F
+
+        def score(logits, y, ng_logp, lam):
+            nll = F.cross_entropy(logits, y, reduction="none")
+            a = math.log(1 - lam) - nll
+            b = math.log(lam) + ng_logp(y)
+            mixed = max(a, b) + math.log1p(math.exp(-abs(a - b)))
+            return -mixed
+    """})
+    assert not _loud(report, "R-NGRAM")
+
+
+def test_keeping_the_better_nll_per_token_is_an_oracle_gate():
+    report = _audit({"train_gpt.py": """
+        import torch.nn.functional as F
+
+        def score(logits, y, cache_logp, scored):
+            nll = F.cross_entropy(logits, y, reduction="none")
+            alt = -cache_logp(y)
+            for t in range(len(y)):
+                if alt[t] < nll[t]:
+                    scored[t] = alt[t]
+            return scored
+    """})
+    assert ("R-NGRAM-CACHE.oracle-gate", 7) in _loud(report)
+
+
+def test_facts_are_memoised_per_submission():
+    ctx = _ctx({"train_gpt.py": ex.TARGET_KEY_CACHE})
+    assert ngram_facts(ctx) is ngram_facts(ctx)
+    assert target_flow(ctx) is target_flow(ctx)
+
+
+# -- decoded wrappers ------------------------------------------------------------------------
+
+def test_self_extracting_wrapper_is_analysed_as_its_decoded_program():
+    import base64
+    import lzma
+
+    payload = base64.b85encode(lzma.compress(textwrap.dedent(ex.TARGET_KEY_CACHE).lstrip("\n").encode()))
+    wrapper = f'import lzma as L,base64 as B\nexec(L.decompress(B.b85decode("{payload.decode()}")))\n'
+    report = _audit({"train_gpt.py": wrapper})
+    hits = [f for f in report.findings if f.rule_id == "R-NGRAM-CACHE"]
+    assert hits and hits[0].line == ex.line_of(ex.TARGET_KEY_CACHE, "full_c = full_table[full_key]")
+
+
+# -- bad input never raises ------------------------------------------------------------------
+
+@pytest.mark.parametrize("content", [
+    "def f(:\n",
+    'print "py2"\n',
+    b"import os\x00\n",
+    b"\xff\xfe\x00garbage not utf8 \x80\x81\n",
+    "x = (" * 300 + ")" * 300 + "\n",
+    "",
+])
+def test_broken_code_gives_findings_not_tracebacks(content):
+    report = _audit({"train_gpt.py": content, "helper.py": ex.TARGET_KEY_CACHE})
+    assert not report.errors, report.errors
+    # the helper is still analysed although train_gpt.py is broken
+    assert any(f.rule_id == "R-NGRAM-CACHE" and f.path == "helper.py" for f in report.findings)
+
+
+def test_huge_script_is_reported_not_analysed():
+    big = "x = '" + "a" * 4_500_000 + "'\n"  # 4.5 MB: cheap to parse, too large to analyse
+    report = _audit({"train_gpt.py": big})
+    assert not report.errors
+    assert any(f.rule_id == "R-SUB-FILES.code-parses" and f.severity == Severity.ERROR for f in report.findings)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(ex.TARGET_KEY_CACHE.splitlines() + ex.BIGRAM_EMBEDDING.splitlines()
+                                + ["    ", "def", ":", "(", "\x00", "'''"]), max_size=60))
+def test_random_line_soup_never_raises(lines):
+    report = _audit({"train_gpt.py": "\n".join(lines)})
+    assert not report.errors, report.errors

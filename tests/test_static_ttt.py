@@ -1,0 +1,111 @@
+"""The TTT / val-data rules end to end: evidence chains, wrappers, and inputs that must not crash."""
+
+from __future__ import annotations
+
+import base64
+import lzma
+import textwrap
+
+import pytest
+
+from audit.engine import audit_submission
+from audit.findings import Severity
+from audit.registry import rule_by_id
+from audit.submission import Submission
+from rules._ttt_examples import ADAPT, MAIN_PREQUANT, MAIN_SCORE_FIRST, SCORE_FIRST, program
+
+TTT_RULES = ["R-TTT-PREQUANT", "R-TTT-SCORE-FIRST", "R-TTT-NO-RESCORE", "R-GPTQ-CALIB",
+             "R-DATA-NO-VAL-IN-TRAINING", "R-SLOT", "R-TTT-WARMUP-ON-VAL"]
+
+
+def audit(files: dict[str, str | bytes]):
+    rules = [rule_by_id(r) for r in TTT_RULES]
+    return audit_submission(Submission.from_files(files), rules=rules, kinds=("static",))
+
+
+def lines_of(code: str, needle: str) -> int:
+    return next(i for i, line in enumerate(code.splitlines(), 1) if needle in line)
+
+
+def test_prequant_evidence_chain_source_call_update_score():
+    code = textwrap.dedent(program(ADAPT, MAIN_PREQUANT)).lstrip("\n")
+    report = audit({"train_gpt.py": code})
+    assert not report.errors
+    (f,) = [f for f in report.findings if f.rule_id == "R-TTT-PREQUANT"]
+    assert f.severity == Severity.ERROR and f.line == lines_of(code, "loss.backward()")
+    chain = [(e.label, e.line) for e in f.evidence]
+    want = [lines_of(code, 'val_tokens = load_validation_tokens("data'), lines_of(code, "ttt_adapt(model, val_tokens)"),
+            lines_of(code, "loss.backward()"), lines_of(code, "opt.step()"), lines_of(code, 'print("final"')]
+    got = [line for _, line in chain]
+    assert [w for w in want if w in got] == want, chain  # every link, in this order
+    assert all(e.excerpt for e in f.evidence)
+
+
+def test_score_first_program_is_clean_and_wrapped_prequant_is_not():
+    legal = textwrap.dedent(program(SCORE_FIRST, MAIN_SCORE_FIRST)).lstrip("\n")
+    assert not [f for f in audit({"train_gpt.py": legal}).findings if f.severity != Severity.INFO]
+
+    illegal = textwrap.dedent(program(ADAPT, MAIN_PREQUANT)).lstrip("\n")
+    blob = base64.b85encode(lzma.compress(illegal.encode())).decode()
+    wrapper = f'import lzma as L,base64 as B\nexec(L.decompress(B.b85decode("{blob}")))\n'
+    report = audit({"train_gpt.py": wrapper})
+    hits = [f for f in report.findings if f.rule_id == "R-TTT-PREQUANT"]
+    assert hits and hits[0].path == "train_gpt.py"
+    assert "decoded" in hits[0].message
+
+
+@pytest.mark.parametrize("content", [
+    "def f(:\n    pass\n",                                  # syntax error
+    'print "python 2"\nexec "x = 1"\n',                     # Python 2
+    b"x = '\xff\xfe'\nval_tokens = 1\n",                    # not UTF-8
+    "x = 1\x00\n",                                          # NUL byte
+    "x = " + "(" * 300 + "1" + ")" * 300 + "\n",            # too nested for the parser
+    "y = " + "+".join(["val_tokens"] * 30000) + "\n",      # very deep expression
+    "",                                                     # empty file
+], ids=["syntax", "py2", "non-utf8", "nul", "nested-parens", "deep-expr", "empty"])
+def test_bad_code_never_crashes(content):
+    report = audit({"train_gpt.py": content, "helper.py": program(ADAPT, MAIN_PREQUANT)})
+    assert not report.errors, report.errors
+    # the other (valid) file is still analysed
+    assert any(f.rule_id == "R-TTT-PREQUANT" and f.path == "helper.py" for f in report.findings)
+
+
+def test_huge_source_is_reported_not_walked():
+    big = "x = 1\n" * 600_000  # 3.6 MB of code
+    report = audit({"train_gpt.py": big})
+    assert not report.errors
+    (f,) = [f for f in report.findings if f.rule_id == "R-TTT-PREQUANT"]
+    assert f.severity == Severity.WARNING and "not analysed" in f.message
+
+
+def test_dead_adaptation_code_is_not_flagged():
+    code = program(ADAPT, '''
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    print(eval_val(torch.nn.Linear(8, 8), val_tokens))
+''')
+    assert not [f for f in audit({"train_gpt.py": code}).findings if f.severity != Severity.INFO]
+
+
+def test_diagnostic_probe_on_frozen_features_is_not_adaptation():
+    code = program('''
+def probe_diagnostic(model, val_tokens):
+    with torch.no_grad():
+        feats = model(val_tokens[:-1])
+    probe = torch.nn.Linear(8, 8)
+    opt = torch.optim.Adam(probe.parameters(), lr=1e-3)
+    for _ in range(100):
+        loss = F.cross_entropy(probe(feats), val_tokens[1:])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return float(loss)
+
+
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    model = torch.nn.Linear(8, 8)
+    print("probe", probe_diagnostic(model, val_tokens))
+    print("final", eval_val(model, val_tokens))
+''')
+    assert not [f for f in audit({"train_gpt.py": code}).findings if f.severity != Severity.INFO]
