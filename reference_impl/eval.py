@@ -1,7 +1,9 @@
 """Evaluation: full (the baseline's), sliding-window, and legal score-first TTT.
 
-All three share one accounting: per scored target, fp32 NLL summed in fp64; bytes from the LUTs
-(or a byte sidecar); val_loss = nats / tokens, val_bpb = val_loss / ln 2 * tokens / bytes.
+All three share one accounting: fp64 sums of NLL (the full eval sums the baseline's fp32 batch
+means x counts, to reproduce its digits; the others sum per-target fp32 NLL, as the records do),
+of targets and of bytes (LUTs or a byte sidecar); val_loss = nats / tokens,
+val_bpb = val_loss / ln 2 * tokens / bytes.
 Every target of the trimmed validation stream is scored exactly once in every mode, so the modes
 differ only in how much context each prediction saw (and, for TTT, in the weights that scored it).
 
@@ -200,29 +202,32 @@ class TTTConfig:
 
 
 def _train_on_scored_chunk(model, opt, val_tokens, lo: int, hi: int, seq_len: int, cfg: TTTConfig, lr: float, device) -> None:
-    """SGD on targets lo..hi (all already scored), split into seq_len sequences shared across ranks."""
+    """SGD on targets lo..hi (all already scored), as seq_len sequences shared round-robin across ranks."""
     on, rank, world = _dist_info()
     n = hi - lo + 1
-    spans = [(lo + i * seq_len, seq_len) for i in range(n // seq_len)] or [(lo, n)]
-    mine = spans[rank::world]
+    starts = [lo + i * seq_len for i in range(n // seq_len)]
+    length = seq_len if starts else n  # a chunk shorter than one sequence trains as one short sequence
+    starts = starts or [lo]
+    mine = starts[rank::world]
+    steps = math.ceil(len(starts[0::world]) / max(cfg.batch_seqs, 1))  # rank 0 has the most: all ranks step together
+    params = [p for p in model.parameters() if p.requires_grad]
     for group in opt.param_groups:
         group["lr"] = lr
     model.train()
     for _ in range(cfg.epochs):
-        for b0 in range(0, max(len(spans[0::world]), 1), max(cfg.batch_seqs, 1)):
-            batch = mine[b0 : b0 + cfg.batch_seqs]
+        for k in range(steps):
+            batch = mine[k * cfg.batch_seqs : (k + 1) * cfg.batch_seqs]
             opt.zero_grad(set_to_none=False)
-            for t0, length in batch:
-                seq = val_tokens[t0 - 1 : t0 + length].to(device=device, dtype=torch.int64)
+            if batch:
+                idx = torch.tensor(batch)[:, None] - 1 + torch.arange(length + 1)[None, :]
+                seqs = val_tokens[idx].to(device=device, dtype=torch.int64)
                 with autocast_for(device):
-                    loss = model(seq[None, :-1], seq[None, 1:]) * (length / (seq_len * max(len(batch), 1)))
+                    loss = model(seqs[:, :-1], seqs[:, 1:])
                 loss.backward()
-            params = [p for p in model.parameters() if p.requires_grad]
             for p in params:
                 if p.grad is None:
                     p.grad = torch.zeros_like(p)
-            if on:  # average gradients (SUM then divide: gloo has no AVG)
-                for p in params:
+                if on:  # average over ranks (SUM then divide: gloo has no AVG)
                     dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
                     p.grad /= world
             if cfg.grad_clip > 0:

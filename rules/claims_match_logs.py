@@ -27,7 +27,10 @@ from rules._meta_examples import SEEDS, bpb, folder, log
 # up to one unit of its last decimal from the logs' mean, plus the logs' own rounding.
 LOG_ROUNDING = 0.5e-8
 MIN_DECIMALS = 3  # a claim written with fewer decimals is held to 3 (tolerance 1e-3)
-MAX_COMBINATIONS = 256  # seeds logged more than once: try each choice of one run per seed
+MAX_COMBINATIONS = 256
+# Naming the line or run a claim came from needs a claim precise enough not to match by chance.
+PRECISE_DECIMALS = 4
+RELABEL_DECIMALS = 6  # seeds logged more than once: try each choice of one run per seed
 
 
 def decimals(value: float) -> int:
@@ -169,6 +172,8 @@ class ClaimsMatchLogs(Rule):
                     path=path, severity=Severity.INFO, key="other-label",
                     evidence=[Evidence(f"mean of {label} = {m:.8f}")],
                 )
+        if decimals(claimed) < PRECISE_DECIMALS:
+            return None  # a short claim matches too many lines by chance to name one
         for r in runs:
             for sl in r.scores:
                 if abs(sl.val_bpb - claimed) <= tol and len(pool) > 1:
@@ -207,7 +212,8 @@ class ClaimsMatchLogs(Rule):
             if any(abs(v - value) <= tol for v in _logged_values(mine)):
                 continue
             r = mine[0]
-            elsewhere = [o for o in runs if o not in mine and any(abs(v - value) <= tol for v in _logged_values([o]))]
+            elsewhere = [o for o in runs if o not in mine and decimals(value) >= RELABEL_DECIMALS
+                         and any(abs(v - value) <= tol for v in _logged_values([o]))]
             if elsewhere:
                 o = elsewhere[0]
                 yield self.finding(

@@ -59,7 +59,7 @@ def main():
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
         vf = valflow(ctx)
         for c in vf.results:
-            if c.status != "train_mix":
+            if c.status != "train_mix" or vf.switched_off(c):
                 continue
             path, line, decoded = primary(ctx, c)
             msg = (f"Validation data in the training loop: the update at line {c.event.leaf.site.line} "
@@ -69,7 +69,7 @@ def main():
             yield self.finding(msg, path=path, line=line, evidence=chain_evidence(ctx, c),
                                key=f"mix:{c.event.ref.facts.qualname}")
         for sink in val_sinks(vf):
-            if sink.what != "artifact":
+            if sink.what != "artifact" or vf.site_off(sink.ref, sink.site):
                 continue
             path, decoded = display(ctx, sink.ref.path)
             msg = (f"Validation data written out: `{sink.site.name}` (line {sink.site.line}, in "

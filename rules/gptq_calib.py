@@ -91,8 +91,9 @@ def main():
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
-        for sink in val_sinks(valflow(ctx)):
-            if sink.what != "calibration":
+        vf = valflow(ctx)
+        for sink in val_sinks(vf):
+            if sink.what != "calibration" or vf.site_off(sink.ref, sink.site):
                 continue
             path, decoded = display(ctx, sink.ref.path)
             msg = (f"Quantisation calibration on validation data: `{sink.site.name}` (line {sink.site.line}, "

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
 
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.logs import SeedRun
 from audit.rule import Invalid, Rule, Valid
-from audit.seeds import excerpt, is_non_record, run_seed, scored_runs, seed_runs, seed_table
+from audit.seeds import claimed_seeds, excerpt, is_non_record, run_seed, scored_runs, seed_runs, seed_table
 from rules._meta_examples import SEEDS, folder, log
 
 MIN_SEEDS = 3
@@ -69,7 +70,7 @@ class SeedsSameConfig(Rule):
         scored = scored_runs(ctx)
         if not is_non_record(ctx) and scored:
             yield from self._seed_count(scored)
-        yield from self._same_config(scored)
+        yield from self._same_config(ctx, scored)
 
     def _seed_name(self, ctx: AuditContext, run: SeedRun) -> Iterable[Finding]:
         if run.seed is None or run.seed_from_name is None or run.seed == run.seed_from_name:
@@ -100,27 +101,49 @@ class SeedsSameConfig(Rule):
             evidence=[Evidence(f"seed {run_seed(r)}: val_bpb {r.val_bpb}", r.log_path, r.score_line) for r in scored],
         )
 
-    def _same_config(self, scored: list[SeedRun]) -> Iterable[Finding]:
-        configs = [(r, _config(r)) for r in scored if r.hyperparameters]
-        if len(configs) < 2:
+    def _same_config(self, ctx: AuditContext, scored: list[SeedRun]) -> Iterable[Finding]:
+        """Each claimed seed must have a run with the configuration most of the claim's runs share.
+
+        Only the runs behind the claim are compared: those of the claimed seeds, else (record track)
+        every scored run. Ablation logs of a non-record study without a seed claim are not a claim.
+        """
+        seeds = set(claimed_seeds(ctx))
+        if seeds:
+            runs = [r for r in scored if run_seed(r) in seeds]
+        elif not is_non_record(ctx):
+            runs = list(scored)
+        else:
             return
-        ref_run, ref = configs[0]
-        for run, cfg in configs[1:]:
-            # A key dumped by one log only is a different code version (the log-source check's job).
-            diff = sorted(k for k in set(ref) & set(cfg) if ref[k] != cfg[k])
-            if not diff:
+        configs = [(r, _config(r)) for r in runs if r.hyperparameters]
+        if len({run_seed(r) for r, _ in configs}) < 2:
+            return
+        frozen = Counter(frozenset(c.items()) for _, c in configs)
+        reference = dict(frozen.most_common(1)[0][0])
+        ref_run = next(r for r, c in configs if c == reference)
+        by_seed: dict[object, list[tuple[SeedRun, dict[str, str]]]] = {}
+        for r, c in configs:
+            by_seed.setdefault(run_seed(r), []).append((r, c))
+        for seed_runs_ in by_seed.values():
+            if any(_agrees(c, reference) for _, c in seed_runs_):
                 continue
-            shown = "; ".join(f"{k}: {ref.get(k, '(absent)')} vs {cfg.get(k, '(absent)')}" for k in diff[:6])
+            run, cfg = seed_runs_[0]
+            diff = sorted(k for k in set(reference) & set(cfg) if reference[k] != cfg[k])
+            shown = "; ".join(f"{k}: {reference[k]} vs {cfg[k]}" for k in diff[:6])
             more = f" (+{len(diff) - 6} more)" if len(diff) > 6 else ""
             yield self.finding(
-                f"{run.log_path} and {ref_run.log_path} were run with different configurations: {shown}{more} "
-                "(R-SUB-SEEDS-SAME-CONFIG). The claimed mean must come from seeds of the one submitted "
-                "configuration (a third seed from another config was rejected on #2124). Re-run the odd seed "
-                "with the submitted settings, or explain the difference in the README.",
+                f"{run.log_path} (seed {run_seed(run)}) was run with a different configuration from "
+                f"{ref_run.log_path}: {shown}{more} (R-SUB-SEEDS-SAME-CONFIG). The claimed mean must come from "
+                "seeds of the one submitted configuration (a third seed from another config was rejected on "
+                "#2124). Re-run the odd seed with the submitted settings, or explain the difference in the README.",
                 path=run.log_path, key=f"config:{run.log_path}",
-                evidence=[Evidence(f"{k}: {ref.get(k, '(absent)')} in {ref_run.log_path}, "
-                                   f"{cfg.get(k, '(absent)')} in {run.log_path}", run.log_path) for k in diff[:6]],
+                evidence=[Evidence(f"{k}: {reference[k]} in {ref_run.log_path}, {cfg[k]} in {run.log_path}",
+                                   run.log_path) for k in diff[:6]],
             )
+
+
+def _agrees(cfg: dict[str, str], reference: dict[str, str]) -> bool:
+    """Same values on every key both dumps have (a key dumped by one only is a code-version change)."""
+    return all(cfg[k] == reference[k] for k in set(cfg) & set(reference))
 
 
 def _config(run: SeedRun) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from audit.analysis.api import valflow
-from audit.analysis.chain import chain_evidence, primary, where_note
+from audit.analysis.chain import chain_evidence, primary, switched_off_message, where_note
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
 from audit.rule import Invalid, Rule, Valid
@@ -84,11 +84,17 @@ def main():
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
-        for c in valflow(ctx).results:
-            if not c.slot or c.status == "protected":
+        vf = valflow(ctx)
+        for c in vf.results:
+            if not c.slot or c.status in {"protected", "discarded"}:
                 continue
             path, line, decoded = primary(ctx, c)
             leaf = c.event.leaf
+            if vf.switched_off(c):
+                yield self.finding(switched_off_message(f"SLOT-style optimisation in `{leaf.ref.facts.name}`"),
+                                   path=path, line=line, severity=Severity.INFO,
+                                   evidence=chain_evidence(ctx, c), key=f"off:slot:{leaf.ref.facts.qualname}")
+                continue
             msg = (f"SLOT-style eval-time optimisation in `{leaf.ref.facts.name}`: a freshly created tensor "
                    f"(hidden-state delta or logit bias) is optimised on a loss over validation tokens (line "
                    f"{leaf.site.line}) before those windows are scored. The optimised positions' scores can "

@@ -82,6 +82,8 @@ def main():
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
         vf = valflow(ctx)
         for r in rescoring(vf):
+            if vf.site_off(r.ttt.ref, r.ttt.site) or vf.site_off(r.rescore.ref, r.rescore.site):
+                continue
             path, decoded = display(ctx, r.rescore.path)
             msg = (f"Re-scoring after TTT: `{r.ttt.site.name}` (line {r.ttt.site.line}) already scores the "
                    f"validation tokens while adapting `{r.model}` on them; `{r.rescore.site.name}` (line "
@@ -94,6 +96,8 @@ def main():
                 evidence_line(ctx, r.rescore.path, r.rescore.site.line, "second scoring of the adapted model"),
             ], key=f"{r.ttt.site.name}->{r.rescore.site.name}")
         for c in calibration_on_scored(vf):
+            if vf.site_off(c.ref, c.score.site):
+                continue
             path, decoded = display(ctx, c.ref.path)
             msg = (f"Eval-time knob fitted on scored tokens: the loop at line {c.loop_line} scores the "
                    f"validation set for each candidate setting (`{c.score.site.name}`, line {c.score.site.line}) "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from audit.analysis.api import display, unanalysed_sources, valflow
-from audit.analysis.chain import chain_evidence, primary, where_note
+from audit.analysis.chain import chain_evidence, primary, switched_off_message, where_note
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
 from audit.rule import Invalid, Rule, Valid
@@ -134,6 +134,11 @@ def main():
                 continue
             path, line, decoded = primary(ctx, c)
             top = c.event.chain()[0]
+            if vf.switched_off(c):
+                yield self.finding(switched_off_message("Pre-quant TTT on validation tokens"), path=path,
+                                   line=line, severity=Severity.INFO, evidence=chain_evidence(ctx, c),
+                                   key=f"off:{top.ref.facts.qualname}:{top.site.name}")
+                continue
             if c.status == "adapt_then_score":
                 via = f"through `{top.site.name}` at line" if top.site.kind == "call" else "at line"
                 what = (f"`{top.ref.facts.name}` trains on validation tokens ({via} {top.site.line}) and only "

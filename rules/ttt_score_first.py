@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from audit.analysis.api import valflow
-from audit.analysis.chain import chain_evidence, primary, where_note
+from audit.analysis.chain import chain_evidence, primary, switched_off_message, where_note
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
 from audit.rule import Invalid, Rule, Valid
@@ -144,6 +144,11 @@ class TTTScoreFirst(Rule):
                 continue
             path, line, decoded = primary(ctx, c)
             fn = c.event.ref.facts.name
+            if vf.switched_off(c):
+                yield self.finding(switched_off_message(f"Score-after-update TTT in `{fn}`"), path=path, line=line,
+                                   severity=Severity.INFO, evidence=chain_evidence(ctx, c),
+                                   key=f"off:{c.event.ref.facts.qualname}")
+                continue
             msg = (f"Score-after-update TTT in `{fn}`: inside the loop at line {c.loop_line}, the model is "
                    f"updated on validation tokens (line {c.event.site.line}) before the score that counts "
                    f"them (line {c.score.site.line}) is taken, or the score is taken only on a later epoch. "

@@ -51,8 +51,9 @@ class TTTWarmupOnVal(Rule):
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
-        for c in valflow(ctx).results:
-            if c.status != "warmup":
+        vf = valflow(ctx)
+        for c in vf.results:
+            if c.status != "warmup" or vf.switched_off(c):
                 continue
             path, line, decoded = primary(ctx, c)
             leaf = c.event.leaf

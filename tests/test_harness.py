@@ -313,3 +313,14 @@ def test_outside_writes_and_masked_env(tmp_path):
     (tmp_path / "z.txt").write_text("1")
     assert sorted(outside_writes(seed_dir, work)) == ["../../../z.txt", "../../y.txt", "../x.txt"]
     assert shown_env({"NUM_LAYERS": "2", "HF_TOKEN": "abc"}) == {"NUM_LAYERS": "2", "HF_TOKEN": "***"}
+
+
+def test_network_errors_of_torchrun_itself_are_not_blamed_on_the_script(tmp_path):
+    from audit.harness.compare import _network_error_line
+
+    log = tmp_path / "seed.log"
+    log.write_text("torch.distributed.elastic.rendezvous.api.RendezvousConnectionError: ConnectionError\n"
+                   "step:1/8 train_loss:3.9\n")
+    assert _network_error_line(log) is None
+    log.write_text("step:1/8 train_loss:3.9\nsocket.gaierror: [Errno -3] Temporary failure in name resolution\n")
+    assert _network_error_line(log) == (2, "socket.gaierror: [Errno -3] Temporary failure in name resolution")

@@ -58,7 +58,7 @@ def _run(sub: Path, env_extra: dict[str, str], tiny_env: dict[str, str]) -> tupl
     env.update(env_extra)
     torchrun = Path(sys.executable).with_name("torchrun")
     cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "train_gpt.py"]
-    proc = subprocess.run(cmd, cwd=sub, env=env, capture_output=True, text=True, timeout=110)
+    proc = subprocess.run(cmd, cwd=sub, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = (sub / "logs" / f"{env['RUN_ID']}.txt").read_text(encoding="utf-8")
     return proc.stdout, log

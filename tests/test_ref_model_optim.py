@@ -116,3 +116,16 @@ def test_tiny_env_is_a_valid_config(monkeypatch):
     assert hp.val_files.endswith("fineweb_val_*.bin")
     m = build_model(hp)
     assert m.tok_emb.weight.numel() > 65_536  # the int8 path is exercised, not only passthrough
+
+
+def test_cuda_compile_path_traces_without_graph_breaks():
+    """train.py compiles the model with fullgraph=True on CUDA; dynamo tracing (eager backend) checks it here."""
+    m, _ = _model(bigram_vocab_size=31, bigram_dim=8)
+    compiled = torch.compile(m, dynamic=False, fullgraph=True, backend="eager")
+    x = torch.randint(0, 64, (2, 16))
+    loss = compiled(x[:, :-1], x[:, 1:])
+    loss.backward()
+    assert torch.allclose(loss.detach(), m(x[:, :-1], x[:, 1:]).detach(), atol=1e-6)
+    ns = torch.compile(zeropower_via_newtonschulz5, fullgraph=True, backend="eager")
+    g = torch.randn(8, 12)
+    assert torch.allclose(ns(g, steps=5), zeropower_via_newtonschulz5(g, steps=5), atol=1e-6)

@@ -71,7 +71,7 @@ def test_bad_code_never_crashes(content):
 
 
 def test_huge_source_is_reported_not_walked():
-    big = "x = 1\n" * 600_000  # 3.6 MB of code
+    big = "x = 1\n" * 750_000  # 4.5 MB of code: over the analysed limit, under the reader's 8 MB
     report = audit({"train_gpt.py": big})
     assert not report.errors
     (f,) = [f for f in report.findings if f.rule_id == "R-TTT-PREQUANT"]
@@ -109,3 +109,31 @@ def main():
     print("final", eval_val(model, val_tokens))
 ''')
     assert not [f for f in audit({"train_gpt.py": code}).findings if f.severity != Severity.INFO]
+
+
+def _slot_behind_flag(flag_value: str) -> dict[str, str]:
+    from rules.slot import SLOT_EVAL
+
+    code = program(SLOT_EVAL.replace("SCORED_SLICE", "s:").replace(
+        '    print("final", eval_val_slot(model, val_tokens))',
+        '    args = Hyperparameters()\n'
+        '    if args.slot_enabled:\n'
+        '        print("final", eval_val_slot(model, val_tokens))\n'
+        '    else:\n'
+        '        print("final", eval_val(model, val_tokens))'))
+    log = ("Hyperparameters:\n"
+           f"  slot_enabled: {flag_value}\n  seed: 42\n"
+           "final_int8_zlib_roundtrip_exact val_loss:2.07 val_bpb:1.22\n")
+    return {"train_gpt.py": code, "train_seed42.log": log}
+
+
+def test_code_switched_off_in_every_log_is_noted_not_counted():
+    report = audit(_slot_behind_flag("False"))
+    slot = [f for f in report.findings if f.rule_id == "R-SLOT"]
+    assert slot and all(f.severity == Severity.INFO for f in slot), slot
+    assert "switched off" in slot[0].message
+
+
+def test_code_switched_on_in_the_logs_is_counted():
+    report = audit(_slot_behind_flag("True"))
+    assert any(f.rule_id == "R-SLOT" and f.severity == Severity.WARNING for f in report.findings)

@@ -8,21 +8,18 @@ Every function is memoised in `ctx.memo`, so ten rules asking cost one analysis.
 from __future__ import annotations
 
 from audit.analysis.facts import FunctionFacts, Site
+from audit.analysis.flags import logged_flags
 from audit.analysis.program import Program, build_program
 from audit.analysis.sources import Source, analysis_sources
 from audit.analysis.valflow import Event, ValFlow, analyse
 from audit.findings import Evidence
-
-# Real scripts reach ~230 KB; anything far larger is not a training script to reason about and
-# would make the walk slow, so it is left out (and reported by `unanalysed_sources`).
-MAX_ANALYSED_BYTES = 3_000_000
+from audit.seeds import seed_runs
 
 
 def program(ctx) -> Program:
     """All parseable analysis sources (decoded wrappers included) walked to a fixpoint."""
     def build() -> Program:
-        parsed = [s.parsed for s in analysis_sources(ctx)
-                  if s.parsed.tree is not None and len(s.parsed.source) <= MAX_ANALYSED_BYTES]
+        parsed = [s.parsed for s in analysis_sources(ctx) if s.parsed.tree is not None]
         return build_program(parsed)
     return ctx.memo("analysis.program", build)
 
@@ -31,8 +28,8 @@ def unanalysed_sources(ctx) -> list[tuple[Source, str]]:
     """Sources that parse but were left out of the val-flow analysis, with the reason."""
     out = []
     for s in analysis_sources(ctx):
-        if s.parsed.tree is not None and len(s.parsed.source) > MAX_ANALYSED_BYTES:
-            out.append((s, f"{len(s.parsed.source):,} characters, over the {MAX_ANALYSED_BYTES:,} analysed"))
+        if s.too_large:
+            out.append((s, s.parsed.error or "too large"))
     skipped = set(program(ctx).skipped)
     for s in analysis_sources(ctx):
         funcs = [q for q in skipped if q.startswith(s.path + ":")]
@@ -42,7 +39,12 @@ def unanalysed_sources(ctx) -> list[tuple[Source, str]]:
 
 
 def valflow(ctx) -> ValFlow:
-    return ctx.memo("analysis.valflow", lambda: analyse(program(ctx)))
+    """Val-data flow of the submission, with code switched off by logged flags marked."""
+    def build() -> ValFlow:
+        vf = analyse(program(ctx))
+        vf.switch_off(logged_flags(seed_runs(ctx)))
+        return vf
+    return ctx.memo("analysis.valflow", build)
 
 
 def module_facts(ctx, path: str) -> list[FunctionFacts]:

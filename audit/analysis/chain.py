@@ -83,3 +83,9 @@ def call_name(ev: Event) -> str:
 
 def labels_text(ev: Event) -> str:
     return "validation" if N.VAL in ev.labels else "val-derived (via parameters)"
+
+
+def switched_off_message(what: str) -> str:
+    return (f"{what} — but every seed log shows the flag guarding this code switched off, so it did "
+            "not run in the reported results (noted, not counted). Remove dead code paths that "
+            "train on validation data before reusing this script with other settings.")

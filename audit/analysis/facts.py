@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from audit.analysis import names as N
@@ -52,6 +52,8 @@ class Site:
     loops: tuple[Loop, ...]  # outermost first
     guards: tuple[frozenset[str], ...]  # names in the tests of enclosing `if`s
     grad_off: bool  # under no_grad / inference_mode
+    # enclosing `if` tests, with True when the site is on the else-arm (for flag evaluation)
+    guard_tests: tuple[tuple[ast.expr, bool], ...] = ()
     labels: Labels = EMPTY
     name: str = ""  # dotted callee / receiver / accumulator name
     node: ast.AST | None = None
@@ -87,6 +89,7 @@ class FunctionFacts:
     assign_sources: dict[str, set[str]] = field(default_factory=dict)  # name -> names it came from
     deleted: set[str] = field(default_factory=set)
     local_modules: set[str] = field(default_factory=set)  # names bound to modules built here
+    flag_aliases: dict[str, str] = field(default_factory=dict)  # `use_slot = args.slot_enabled`
     parent: str | None = None  # enclosing function's qualname for nested defs
 
     @property
@@ -178,6 +181,7 @@ class _Walker:
         self.nested_env = nested_env
         self.loops: list[Loop] = []
         self.guards: list[frozenset[str]] = []
+        self.guard_tests: list[tuple[ast.expr, bool]] = []
         self.grad_off = ff.decorated_grad_off
         self.order_of: dict[int, int] = {}
         self.counter = 0
@@ -359,9 +363,11 @@ class _Walker:
                 old.kw_labels = {k: old.kw_labels.get(k, EMPTY) | v for k, v in kw["kw_labels"].items()}
             return
         stmt = self.cur_stmt
-        site = Site(kind=kind, line=getattr(node, "lineno", 0),
-                    end_line=getattr(node, "end_lineno", None) or getattr(node, "lineno", 0),
+        line: int = getattr(node, "lineno", 0)
+        end: int = getattr(node, "end_lineno", None) or line
+        site = Site(kind=kind, line=line, end_line=end,
                     order=self.cur_order, loops=tuple(self.loops), guards=tuple(self.guards),
+                    guard_tests=tuple(self.guard_tests),
                     grad_off=self.grad_off, node=node, **kw)
         if kind == "call" and isinstance(stmt, (ast.Assign, ast.AnnAssign)) and _value_of(stmt) is node:
             site.target = _first_target_name(stmt)
@@ -430,6 +436,10 @@ class _Walker:
 
     def _s_Assign(self, s: ast.Assign) -> None:
         lab = self.labels(s.value)
+        if len(s.targets) == 1 and isinstance(s.targets[0], ast.Name):
+            flag = _flag_read(s.value)
+            if flag:
+                self.ff.flag_aliases[s.targets[0].id] = flag
         for t in s.targets:
             self.assign(t, lab, s.value)
         self._note_optimizer(s, s.targets, s.value)
@@ -457,7 +467,7 @@ class _Walker:
         if isinstance(s.op, (ast.Add, ast.Sub)) and lab:
             self.add_site("accum", s, name=dotted(s.target) or base, labels=lab, mentions=names_in(s.value))
 
-    def _note_optimizer(self, s: ast.stmt, targets: list[ast.AST], value: ast.AST) -> None:
+    def _note_optimizer(self, s: ast.stmt, targets: Sequence[ast.AST], value: ast.AST) -> None:
         if not isinstance(value, ast.Call) or not targets:
             return
         name = dotted(value.func)
@@ -522,12 +532,15 @@ class _Walker:
         self.labels(s.test)
         before = dict(self.env)
         self.guards.append(names_in(s.test))
+        self.guard_tests.append((s.test, False))
         self.block(s.body)
         after_body = self.env
         self.env = before
         self.guards[-1] = frozenset({"<else>"}) | names_in(s.test)
+        self.guard_tests[-1] = (s.test, True)
         self.block(s.orelse)
         self.guards.pop()
+        self.guard_tests.pop()
         for k, v in after_body.items():
             self.env[k] = self.env.get(k, EMPTY) | v
 
@@ -565,6 +578,18 @@ class _Walker:
     _s_Import = _s_Global
     _s_ImportFrom = _s_Global
     _s_Pass = _s_Global
+
+
+def _flag_read(v: ast.AST) -> str | None:
+    """`args.slot_enabled`, `getattr(args, "slot_enabled", False)`, `bool(h.ttt_enabled)`."""
+    if isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id in {"bool", "int"} and v.args:
+        v = v.args[0]
+    if isinstance(v, ast.Attribute):
+        return v.attr
+    if (isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id == "getattr" and len(v.args) >= 2
+            and isinstance(v.args[1], ast.Constant) and isinstance(v.args[1].value, str)):
+        return v.args[1].value
+    return None
 
 
 def _value_of(stmt: ast.stmt) -> ast.AST | None:
@@ -651,6 +676,7 @@ def walk_function(ff: FunctionFacts, body: list[ast.stmt], resolve: ReturnSummar
     ff.assign_sources = {}
     ff.deleted = set()
     ff.local_modules = set()
+    ff.flag_aliases = {}
     env: dict[str, Labels] = dict(outer_env)
     for p in [*ff.params, ff.vararg, ff.kwarg]:
         if p:

@@ -14,13 +14,17 @@ import binascii
 import lzma
 import re
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from audit.analysis.parse import ParsedModule, parse_source
 
 MAX_DECODED = 8 * 1024 * 1024
+# Real scripts reach ~230 KB; far larger sources are not parsed or walked for the val-flow
+# analysis (parsing alone takes many seconds) and are reported as not analysed instead.
+MAX_ANALYSED_BYTES = 4 * 1024 * 1024  # the same limit as eval_code.MAX_ANALYSED_CHARS
 MAX_BLOB = 4 * 1024 * 1024
-BLOB_DECODERS = {"b85decode": base64.b85decode, "b64decode": base64.b64decode,
+BLOB_DECODERS: dict[str, Callable[[str | bytes], bytes]] = {"b85decode": base64.b85decode, "b64decode": base64.b64decode,
                  "a85decode": base64.a85decode, "b32decode": base64.b32decode}
 
 
@@ -32,6 +36,7 @@ class Source:
     path: str
     parsed: ParsedModule
     decoded_from: str | None = None
+    too_large: bool = False  # not parsed: over MAX_ANALYSED_BYTES (parsing alone would take many seconds)
 
     def where(self, line: int | None) -> str:
         if self.decoded_from is None:
@@ -62,6 +67,9 @@ def _sources(ctx) -> list[Source]:
                         out.extend(_decoded_parts(src))
             return out
     for tf in sub.python_files():
+        if len(tf.text or "") > MAX_ANALYSED_BYTES:
+            out.append(_too_large(tf.path, tf.text or "", None))
+            continue
         src = Source(tf.path, ctx.parsed(tf.path))
         out.append(src)
         out.extend(_decoded_parts(src))
@@ -90,9 +98,16 @@ def _from_provided(ctx, it) -> Source | None:
     if path is None or text is None:
         return None
     origin = getattr(it, "decoded_from", None) or getattr(it, "origin", None)
+    if len(text) > MAX_ANALYSED_BYTES:
+        return _too_large(path, text, origin)
     if origin is None and path in ctx.submission.code:
         return Source(path, ctx.parsed(path))
     return Source(path, parse_source(path, text), decoded_from=origin)
+
+
+def _too_large(path: str, text: str, origin: str | None) -> Source:
+    note = f"not parsed: {len(text):,} characters, over the {MAX_ANALYSED_BYTES:,} analysed"
+    return Source(path, ParsedModule(path, text, None, note, None, []), decoded_from=origin, too_large=True)
 
 
 def decode_wrapped(tree: ast.Module) -> list[str]:

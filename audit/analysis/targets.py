@@ -460,10 +460,9 @@ class TargetFlow:
             self.target_nodes[id(sub)] = text
             self._mark(fn, text, sub.lineno, label)
             parent = fn.parent_of.get(id(sub))
-            while isinstance(parent, ast.Call) and isinstance(parent.func, ast.Attribute) \
-                    and parent.func.attr in _CHAIN_METHODS:
-                parent = fn.parent_of.get(id(parent))
-            if isinstance(parent, ast.Attribute):
+            while (isinstance(parent, ast.Attribute) and parent.attr in _CHAIN_METHODS) or (
+                    isinstance(parent, ast.Call) and isinstance(parent.func, ast.Attribute)
+                    and parent.func.attr in _CHAIN_METHODS):
                 parent = fn.parent_of.get(id(parent))
             if isinstance(parent, (ast.Assign, ast.AnnAssign)):
                 names = assigned_names_of_stmt(parent)

@@ -94,6 +94,25 @@ class ValFlow:
         return bind_args(callee.facts, site.node, site.arg_labels, site.kw_labels, site.recv_labels)
 
     _calls: dict[str, list[tuple[Site, list[FunctionRef]]]] = field(default_factory=dict)
+    # Filled by `switch_off`: flags the logs show, and functions only reachable through code they
+    # switch off.
+    flags: dict = field(default_factory=dict)
+    dead: set[str] = field(default_factory=set)
+
+    def site_off(self, ref: FunctionRef, site: Site) -> bool:
+        """The site cannot have run in the logged runs (its function or an enclosing `if` is off)."""
+        from audit.analysis.flags import site_dead
+
+        return ref.facts.qualname in self.dead or site_dead(site, ref.facts, self.flags)
+
+    def switched_off(self, c: Classified) -> bool:
+        return any(self.site_off(e.ref, e.site) for e in c.event.chain())
+
+    def switch_off(self, flags: dict) -> None:
+        from audit.analysis.flags import dead_functions
+
+        self.flags = flags
+        self.dead = dead_functions(self.program, self.calls_in, flags)
 
 
 def analyse(prog: Program) -> ValFlow:
@@ -462,14 +481,14 @@ def _classify(vf: ValFlow) -> None:
             break
     callers = _callers(vf)
     for r in vf.program.functions:
-        for c in done.get(r.facts.qualname, []):
-            if c.status == "unscored":
+        for res in done.get(r.facts.qualname, []):
+            if res.status == "unscored":
                 # reported where it stops: no caller passes val data on (module body, entry points)
                 if r.facts.name == "<module>" or not callers.get(r.facts.qualname):
                     if r.facts.name == "<module>" or _is_entry(r):
-                        vf.results.append(c)
+                        vf.results.append(res)
                 continue
-            vf.results.append(c)
+            vf.results.append(res)
 
 
 def _callers(vf: ValFlow) -> dict[str, list[tuple[FunctionRef, Site]]]:

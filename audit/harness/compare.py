@@ -50,6 +50,8 @@ NETWORK_ERRORS = re.compile(
     r"Failed to establish a new connection|ConnectionError|LocalEntryNotFoundError|"
     r"OfflineModeIsEnabled|\[Errno (?:101|-2|-3)\]"
 )
+# torchrun's own rendezvous on 127.0.0.1 can fail with similar words; that is our infrastructure.
+NOT_THE_SCRIPT = re.compile(r"torch/distributed|torch\.distributed|c10d|[Rr]endezvous|TCPStore")
 TAIL_IN_MESSAGE = 6
 
 
@@ -246,7 +248,7 @@ def _network_error_line(path: Path, max_bytes: int = 32 * 1024 * 1024) -> tuple[
     except OSError:
         return None
     for i, line in enumerate(data.decode("utf-8", "replace").splitlines(), start=1):
-        if NETWORK_ERRORS.search(line):
+        if NETWORK_ERRORS.search(line) and not NOT_THE_SCRIPT.search(line):
             return i, line.strip()
     return None
 

@@ -1,0 +1,113 @@
+"""R-ARTIFACT-CODE-SCOPE: counted code belongs in train_gpt.py.
+
+README: code bytes are those of the script; helper modules that train_gpt.py imports at run time,
+files it exec()s, and C/C++/CUDA sources it compiles (load_inline, cpp_extension, a cc call for a
+ctypes library) are code too, yet records often ship them uncounted (e.g. #2135's
+online_ngram_tilt.py and online_ngram_state.c). Accepted de facto, so this is a warning that
+names the files a reviewer should add to the code size.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterable
+
+from audit.analysis.imports import local_imports, runtime_units
+from audit.analysis.targets import call_name, functions_of, target_flow, walk_nodes
+from audit.context import AuditContext
+from audit.findings import Evidence, Finding, Severity
+from audit.rule import Invalid, Rule, Valid
+
+COMPILE_CALLS = {"load_inline", "load", "CDLL", "cdll", "LoadLibrary", "compile"}
+NATIVE_SRC = re.compile(r"\.(c|cc|cpp|cu|cuh|h|hpp|so)\b")
+
+_SINGLE = '''
+import torch
+
+
+def main():
+    model = torch.nn.Linear(4, 4)
+    torch.save(model.state_dict(), "final_model.pt")
+'''
+
+_HELPER = {"train_gpt.py": "import torch\nfrom ngram_tilt import apply_tilt\n\n\ndef main():\n    apply_tilt()\n",
+           "ngram_tilt.py": "def apply_tilt():\n    return 0\n"}
+
+_INLINE_CPP = '''
+from torch.utils.cpp_extension import load_inline
+
+SRC = "int add(int a, int b) { return a + b; }"
+
+
+def build():
+    return load_inline(name="ext", cpp_sources=[SRC], functions=["add"])
+'''
+
+
+class ArtifactCodeScope(Rule):
+    ID = "R-ARTIFACT-CODE-SCOPE"
+    TITLE = "Run-time code outside train_gpt.py (helper modules, exec, compiled extensions)"
+    SEVERITY = Severity.WARNING
+    KIND = "static"
+    SOURCE = ("RULES.md A R-ARTIFACT-CODE-SCOPE (README FAQ 'What exactly counts toward the 16MB'): "
+              "https://github.com/openai/parameter-golf/pull/2135 ; https://github.com/openai/parameter-golf/pull/1420")
+    VALID = [
+        Valid(_SINGLE, "everything in train_gpt.py"),
+        Valid({"train_gpt.py": _SINGLE, "prepare_data.py": "import train_gpt\n"},
+              "a data-prep script importing the trainer is not run-time code of train_gpt.py"),
+    ]
+    INVALID = [
+        Invalid(_HELPER, "train_gpt.py imports a local helper module", line=2),
+        Invalid(_INLINE_CPP, "C++ compiled at run time with load_inline", line=8),
+    ]
+
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        runtime = {u.path for u in runtime_units(ctx)}
+        files = ctx.submission.files
+        for imp in local_imports(ctx):
+            if imp.importer not in runtime:
+                continue
+            size = files.get(imp.module)
+            yield self.finding(
+                f"R-ARTIFACT-CODE-SCOPE: {imp.importer} uses the local module {imp.module} at run time "
+                f"({imp.how}){f', {size:,} bytes' if size is not None else ''}. Counted code belongs in "
+                "train_gpt.py; helper code that runs during training or evaluation should be inlined or "
+                "added to the reported code size.",
+                path=imp.importer, line=imp.line,
+                evidence=[Evidence("run-time use of a local module", imp.importer, imp.line, None)],
+                key=f"scope:{imp.importer}:{imp.module}",
+            )
+        flow = target_flow(ctx)
+        for unit in runtime_units(ctx):
+            for fn in functions_of(flow, unit.path):
+                for call in fn.calls:
+                    what = _native_build(call)
+                    if what is None:
+                        continue
+                    yield self.finding(
+                        f"R-ARTIFACT-CODE-SCOPE: {unit.path} compiles or loads native code at run time "
+                        f"({what}). Its source is code of the submission: count it with train_gpt.py "
+                        "(as #1420 did) or report the total with helpers.",
+                        path=unit.path, line=call.lineno,
+                        evidence=[Evidence("native code built or loaded", unit.path, call.lineno,
+                                           unit.parsed.line_text(call.lineno)[:200] or None)],
+                        key=f"native:{unit.path}:{what}",
+                    )
+
+
+def _native_build(call: ast.Call) -> str | None:
+    name = call_name(call)
+    consts = " ".join(str(n.value) for n in walk_nodes(call) if isinstance(n, ast.Constant) and isinstance(n.value, str))
+    if name == "load_inline":
+        return "torch.utils.cpp_extension.load_inline"
+    if name == "load" and isinstance(call.func, ast.Attribute) and "cpp_extension" in ast.unparse(call.func):
+        return "torch.utils.cpp_extension.load"
+    if name == "load" and any(k.arg == "sources" for k in call.keywords):
+        return "cpp_extension.load(sources=...)"
+    if name in ("CDLL", "LoadLibrary"):
+        return "ctypes library"
+    if name in ("run", "check_call", "check_output", "Popen", "system") and \
+            re.search(r"\b(gcc|g\+\+|cc|clang|nvcc)\b", consts) and NATIVE_SRC.search(consts):
+        return "a C/C++ compiler call"
+    return None
