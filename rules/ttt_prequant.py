@@ -117,6 +117,24 @@ def main():
     prequant_ttt(model, args)
     print("final", eval_val(model, load_validation_tokens(args.val_files)))
 '''), "val shards read by glob(args.val_files) inside the adaptation function"),
+        Invalid(program('''
+def train_step(model, opt, x, y):
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    opt.zero_grad()
+
+
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    model = torch.nn.Linear(8, 8)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    step = torch.compile(train_step)
+    for epoch in range(3):
+        for i in range(0, val_tokens.numel() - 65, 64):
+            step(model, opt, val_tokens[i:i + 64], val_tokens[i + 1:i + 65])
+    print("final", eval_val(model, val_tokens))
+'''), "a torch.compile'd step function run over the val stream, then scored"),
         Invalid(program(WHOLE_STREAM_THEN_SCORE, MAIN_SCORE_FIRST),
                 "adapt on the whole stream, then score it, inside one eval function"),
     ]

@@ -129,6 +129,21 @@ class TTTScoreFirst(Rule):
         Valid(program(LORA_PER_DOC), "per-document LoRA: score the chunk through a helper, then one step"),
         Valid(program(PHASED_GLOBAL), "phased global SGD over documents already scored in this phase"),
         Valid(SLIDING, "sliding-window eval scoring the last stride of each window"),
+        Valid(program('''
+def eval_val_ttt(model, val_tokens, chunk=64):
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    nlls = []
+    for ci in range((val_tokens.numel() - 1) // chunk):
+        x = val_tokens[ci * chunk:(ci + 1) * chunk][None]
+        y = val_tokens[ci * chunk + 1:(ci + 1) * chunk + 1][None]
+        with torch.no_grad():
+            nlls.append(F.cross_entropy(model(x)[0], y[0], reduction="none"))
+        loss = F.cross_entropy(model(x)[0], y[0])
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    return torch.cat(nlls).mean().item()
+''', MAIN_SCORE_FIRST), "per-chunk scores collected in a list under no_grad, then trained on"),
     ]
     INVALID = [
         Invalid(program(TRAIN_THEN_SCORE_CHUNK, MAIN_SCORE_FIRST), "train on the chunk, then score it",

@@ -324,3 +324,14 @@ def test_network_errors_of_torchrun_itself_are_not_blamed_on_the_script(tmp_path
     assert _network_error_line(log) is None
     log.write_text("step:1/8 train_loss:3.9\nsocket.gaierror: [Errno -3] Temporary failure in name resolution\n")
     assert _network_error_line(log) == (2, "socket.gaierror: [Errno -3] Temporary failure in name resolution")
+
+
+def test_wall_time_after_training_and_log_size_lines():
+    limits = Limits()
+    slow_tail = seed_findings(_result(eval_phase_wall_s=700.0, eval_time_ms=90_000.0), "train_gpt.py", limits)
+    assert [(f.rule_id, f.severity.value) for f in slow_tail] == [("R-EVAL-TIME-600.rerun-wall", "warning")]
+    lying = seed_findings(_result(log_model_bytes=14_000_000), "train_gpt.py", limits)
+    assert [f.rule_id for f in lying] == ["R-ARTIFACT-CAP.rerun-log"]
+    no_model = seed_findings(_result(model_file=None, model_file_bytes=None, artifact_bytes_raw=None,
+                                     artifact_bytes_counted=None), "train_gpt.py", limits)
+    assert [(f.rule_id, f.severity.value) for f in no_model] == [("R-ARTIFACT-CAP.rerun", "warning")]

@@ -125,6 +125,9 @@ def test_hang_is_killed_with_every_process(tmp_path, allow_network):
     assert "R-TRAIN-TIME-600.rerun-timeout" in ids(res, Severity.ERROR)
     assert r.survivors == [] and not res.report.errors
     assert processes_under(tmp_path) == []
+    not_cut = [f for f in res.report.findings if f.rule_id == "R-ARTIFACT-SELF-CONTAINED.rerun-network"]
+    if allow_network:  # the report must say the run could not show the script works offline
+        assert [f.severity for f in not_cut] == [Severity.INFO]
 
 
 def test_no_final_line_is_a_finding(tmp_path):

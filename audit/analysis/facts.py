@@ -90,6 +90,7 @@ class FunctionFacts:
     deleted: set[str] = field(default_factory=set)
     local_modules: set[str] = field(default_factory=set)  # names bound to modules built here
     flag_aliases: dict[str, str] = field(default_factory=dict)  # `use_slot = args.slot_enabled`
+    call_aliases: dict[str, str] = field(default_factory=dict)  # `step = torch.compile(train_step)`
     parent: str | None = None  # enclosing function's qualname for nested defs
 
     @property
@@ -102,7 +103,7 @@ class FunctionFacts:
 
 # Summaries the walker consults for user-defined callees: qualname -> labels of the return value
 # expressed over that callee's parameters, plus the parameter names.
-ReturnSummary = Callable[[ast.Call, str, str | None], list[tuple[FunctionFacts, Labels]]]
+ReturnSummary = Callable[[ast.Call, str, "FunctionFacts"], list[tuple[FunctionFacts, Labels]]]
 
 
 def dotted(node: ast.AST) -> str:
@@ -306,7 +307,10 @@ class _Walker:
             base = root_name(recv)
             if base is not None and all_args:
                 self.weak(base, all_args, recv)
-            if simple == "add_" and all_args and base is not None:
+            # `loss_sum.add_(nll)`, and `nlls.append(nll)` under no_grad (summed later), collect a
+            # score; appends with gradients on are batches being built, not scores
+            if all_args and base is not None and (simple == "add_" or (
+                    simple in {"append", "extend"} and self.grad_off)):
                 self.add_site("accum", e, name=dotted(recv), labels=all_args,
                               mentions=frozenset().union(*(names_in(a) for a in e.args)))
                 if base in self.ff.params:
@@ -322,7 +326,7 @@ class _Walker:
             return EMPTY
         if N.VAL_LOADER.search(simple):
             return frozenset({N.VAL})
-        callees = self.resolve(e, name, self.ff.class_name)
+        callees = self.resolve(e, name, self.ff)
         if callees:
             out: set[str] = set()
             for callee, ret in callees:
@@ -435,6 +439,10 @@ class _Walker:
         return None
 
     def _s_Assign(self, s: ast.Assign) -> None:
+        if (len(s.targets) == 1 and isinstance(s.targets[0], ast.Name) and isinstance(s.value, ast.Call)
+                and s.value.args and isinstance(s.value.args[0], ast.Name)
+                and dotted(s.value.func).rsplit(".", 1)[-1] in {"compile", "partial", "jit", "script"}):
+            self.ff.call_aliases[s.targets[0].id] = s.value.args[0].id
         lab = self.labels(s.value)
         if len(s.targets) == 1 and isinstance(s.targets[0], ast.Name):
             flag = _flag_read(s.value)
@@ -677,6 +685,7 @@ def walk_function(ff: FunctionFacts, body: list[ast.stmt], resolve: ReturnSummar
     ff.deleted = set()
     ff.local_modules = set()
     ff.flag_aliases = {}
+    ff.call_aliases = {}
     env: dict[str, Labels] = dict(outer_env)
     for p in [*ff.params, ff.vararg, ff.kwarg]:
         if p:

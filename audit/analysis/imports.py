@@ -57,7 +57,6 @@ def _local_imports(units: list[CodeUnit], flow: TargetFlow) -> list[LocalImport]
     by_file: dict[str, str] = {}
     for u in units:
         by_module.setdefault(module_name(u.path), u.path)
-        by_module.setdefault(PurePosixPath(u.path).stem, u.path)  # sys.path tricks: bare stem
         by_file.setdefault(PurePosixPath(u.path).name, u.path)
     out: list[LocalImport] = []
     for u in units:
@@ -86,8 +85,11 @@ def _local_imports(units: list[CodeUnit], flow: TargetFlow) -> list[LocalImport]
                             if target and target != u.path:
                                 out.append(LocalImport(u.path, node.lineno, target, f"{fname}(... {s.value!r})"))
                     continue
+            here = str(PurePosixPath(u.path.split("#")[0]).parent)
             for name in names:
                 target = by_module.get(name)
+                if target is None and here not in ("", "."):  # a sibling module of a nested script
+                    target = by_module.get(f"{here.replace('/', '.')}.{name}")
                 if target and target != u.path:
                     out.append(LocalImport(u.path, getattr(node, "lineno", 0), target, how))
                     break

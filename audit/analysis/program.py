@@ -46,11 +46,13 @@ class Program:
     def path_of(self, ff: FunctionFacts) -> str:
         return self.by_qualname[_key(ff)].path
 
-    def callees(self, call: ast.Call, caller_class: str | None) -> list[FunctionRef]:
-        """User functions a call may reach (empty for library calls)."""
+    def callees(self, call: ast.Call, caller_class: str | None,
+                aliases: dict[str, str] | None = None) -> list[FunctionRef]:
+        """User functions a call may reach (empty for library calls). `aliases` maps local names
+        bound to a wrapped function (`step = torch.compile(train_step)`) to that function."""
         func = call.func
         if isinstance(func, ast.Name):
-            name = func.id
+            name = (aliases or {}).get(func.id, func.id)
             if name in self.classes:
                 return [r for r in self.by_name.get("__init__", []) if r.facts.class_name == name]
             return [r for r in self.by_name.get(name, []) if not r.facts.is_method]
@@ -127,9 +129,9 @@ def build_program(modules: list[ParsedModule]) -> Program:
     deps: dict[str, set[str]] = defaultdict(set)  # callee qualname -> callers that used its summary
     current: list[str] = [""]
 
-    def resolve(call: ast.Call, name: str, caller_class: str | None):
+    def resolve(call: ast.Call, name: str, caller: FunctionFacts):
         out = []
-        for r in prog.callees(call, caller_class):
+        for r in prog.callees(call, caller.class_name, caller.call_aliases):
             deps[r.facts.qualname].add(current[0])
             out.append((r.facts, r.facts.returns if r.facts.name != "__init__" else _init_result(r.facts)))
         return out

@@ -121,7 +121,7 @@ def analyse(prog: Program) -> ValFlow:
         calls = []
         for s in r.facts.sites:
             if s.kind == "call" and isinstance(s.node, ast.Call):
-                cs = prog.callees(s.node, r.facts.class_name)
+                cs = prog.callees(s.node, r.facts.class_name, r.facts.call_aliases)
                 if cs:
                     calls.append((s, cs))
         vf._calls[r.facts.qualname] = calls
@@ -182,7 +182,7 @@ def _adapt_summary(vf: ValFlow) -> None:
     for r in vf.program.functions:
         lab: set[str] = set()
         for s in r.facts.sites:
-            if s.kind == "backward" and not _is_slot(r, s):
+            if s.kind == "backward" and not _is_slot(r, s) and not _discarded_module(vf, r, s):
                 lab |= s.labels
         vf.adapts[r.facts.qualname] = frozenset(lab)
     for _ in range(len(vf.program.functions) + 1):

@@ -28,6 +28,7 @@ END_OF_TRAINING = re.compile(
     _PREFIX + r"(?:stopping_early|peak memory|Serialized model|Total submission size|final_\w+ |"
     r"pre-quantization|diagnostic |quantized\w* val_|legal_ttt|ttt_sliding:start|beginning TTT)"
 )
+READ_CHUNK = 1 << 20  # per poll: a script that floods its output cannot make us read gigabytes at once
 STEP = re.compile(_PREFIX + r"(?:step:)?(\d+)/(\d+)\s+(train_loss|val_loss)")
 
 
@@ -145,7 +146,7 @@ def _follow(proc: subprocess.Popen, pgid: int, marker: str, seen: set[procs.Iden
         pending = b""
         while True:
             elapsed = time.monotonic() - start
-            chunk = follow.read()
+            chunk = follow.read(READ_CHUNK)
             if chunk:
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
@@ -168,6 +169,7 @@ def _follow(proc: subprocess.Popen, pgid: int, marker: str, seen: set[procs.Iden
                 break
             time.sleep(poll_s)
         wall = time.monotonic() - start
+        follow.seek(max(follow.tell(), log_path.stat().st_size - READ_CHUNK))  # a flood is not re-read
         tail = follow.read()
         if tail or pending:
             for raw in (pending + tail).split(b"\n"):

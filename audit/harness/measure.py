@@ -128,13 +128,28 @@ def parse_produced_logs(captured: Path, workdir: Path, run_id: str) -> tuple[See
     for path in candidates:
         if not path.is_file():
             continue
-        text = path.read_bytes().decode("utf-8", "replace")
+        text = _bounded_text(path)
         run = parse_log(path.name if path == captured else f"logs/{run_id}.txt", text)
         if first[0] is None:
             first = (run, str(path))
         if run.val_bpb is not None:
             return run, str(path)
     return first
+
+
+MAX_LOG_READ = 64 * 1024 * 1024  # real logs are a few MB; a flood is read head + tail
+
+
+def _bounded_text(path: Path) -> str:
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        if size <= MAX_LOG_READ:
+            data = fh.read()
+        else:
+            head = fh.read(MAX_LOG_READ // 4)
+            fh.seek(size - 3 * MAX_LOG_READ // 4)
+            data = head + b"\n" + fh.read()
+    return data.decode("utf-8", "replace")
 
 
 def produced_files(before: dict[str, tuple[int, str]], after: dict[str, tuple[int, str]]) -> dict[str, int]:
