@@ -1,4 +1,4 @@
-"""`pgolf-audit`: audit submission folders, list the rules, or re-run a submission (harness).
+"""`pgolf-audit`: audit submission folders, re-render a saved report, list the rules, or re-run a submission.
 
 Exit codes: 0 PASS, 1 FAIL or REVIEW (`--fail-on error`: REVIEW exits 0), 2 usage or internal
 error (a crashed rule, a path that does not exist), 130 interrupted. Never a traceback.
@@ -27,7 +27,7 @@ DELEGATES = {
     "rerun": ("audit.harness.cli", "re-run a submission under torchrun and compare with its claims (needs torch)"),
     "probe": ("audit.probes.cli", "dynamic checks of an evaluator: causality and normalisation (needs torch)"),
 }
-SUBCOMMANDS = ("check", "rules", *DELEGATES)
+SUBCOMMANDS = ("check", "rules", "report", *DELEGATES)
 FORMATS = ("terminal", "json", "sarif", "github", "html")
 FILE_NAMES = {"json": "report.json", "sarif": "report.sarif", "html": "report.html"}
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -66,6 +66,8 @@ def _dispatch(args: list[str]) -> int:
     ns = build_parser().parse_args(args)
     if ns.command == "rules":
         return _list_rules(ns)
+    if ns.command == "report":
+        return _rerender(ns)
     return _check(ns)
 
 
@@ -104,6 +106,16 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--changed-since", metavar="GIT_REF",
                        help="audit the record folders this branch adds since GIT_REF (git diff GIT_REF...HEAD), "
                        "and check that it adds exactly one folder (R-SUB-FOLDER)")
+    report = sub.add_parser("report", help="re-render a saved JSON report (no re-audit)",
+                            description="Render a JSON report written by `--format json` in other formats, "
+                            "without auditing again. Exit codes as for check, from the saved results.")
+    report.add_argument("report_json", metavar="REPORT.json", help="a report written by --format json")
+    report.add_argument("--format", default="terminal",
+                        help=f"comma list of {', '.join(FORMATS)} (default terminal)")
+    report.add_argument("--out", metavar="PATH", help="file or directory for json/sarif/html, as for check")
+    report.add_argument("--fail-on", choices=("error", "warning"), default="warning",
+                        help="warning (default): exit 1 on FAIL or REVIEW; error: exit 1 on FAIL only")
+    report.add_argument("--exit-zero", action="store_true", help="exit 0 whatever the saved verdicts")
     rules = sub.add_parser("rules", help="list every rule: ID, severity, kind, title, source")
     rules.add_argument("--markdown", action="store_true", help="print a Markdown table (for docs)")
     for name, (_, description) in DELEGATES.items():
@@ -127,6 +139,23 @@ def _check(ns: argparse.Namespace) -> int:
     except (BrokenPipeError, SystemExit):
         # `pgolf-audit ... | head`: the reader left (rich turns that into SystemExit(1) itself);
         # the verdict still decides the exit code.
+        _silence_stdout()
+    return exit_code(results, ns.fail_on, ns.exit_zero)
+
+
+def _rerender(ns: argparse.Namespace) -> int:
+    """`report REPORT.json`: the saved results in other formats; the verdicts decide the exit code."""
+    from audit.report.load import ReportLoadError, load_report
+
+    formats = parse_formats(ns.format)
+    plan = plan_outputs(formats, ns.out)
+    try:
+        results = load_report(ns.report_json)
+    except ReportLoadError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        emit(results, plan)
+    except (BrokenPipeError, SystemExit):
         _silence_stdout()
     return exit_code(results, ns.fail_on, ns.exit_zero)
 

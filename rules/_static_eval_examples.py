@@ -210,6 +210,61 @@ def eval_val(model, val_tokens, seq_len, luts):
     return val_loss, val_loss / math.log(2.0) * n_tok / n_bytes
 '''
 
+# Illegal, aliased through returns: the keys come back from a helper as a tuple, the tables are
+# filled by a helper that adds bincounts into its parameter, and the target is a slice placed
+# after its context slices (`toks[s:e]` vs `toks[s - k:...]`).
+TARGET_KEY_RETURNED = HEADER + '''
+
+class TwoTableCache:
+    def __init__(self, order=3):
+        self.order = order
+        self.ctx_tables = [np.zeros(BUCKETS, dtype=np.int64) for _ in range(order)]
+        self.full_tables = [np.zeros(BUCKETS, dtype=np.int64) for _ in range(order)]
+
+    def _hashes(self, toks, start, end, n):
+        h = np.zeros(end - start, dtype=np.int64)
+        for k in range(n - 1):
+            offset = start - (n - 1) + k
+            h ^= toks[offset:offset + end - start].astype(np.int64) * PRIMES[k]
+        full = (h ^ (toks[start:end].astype(np.int64) * PRIMES[3])) & MASK
+        return h & MASK, full
+
+    def _add(self, table, idx):
+        table += np.bincount(idx, minlength=BUCKETS)
+
+    def update(self, toks, start, end):
+        for n in range(2, self.order + 1):
+            ctx_h, full_h = self._hashes(toks, start, end, n)
+            self._add(self.ctx_tables[n - 1], ctx_h)
+            self._add(self.full_tables[n - 1], full_h)
+
+    def prob(self, toks, start, end, n):
+        ctx_h, full_h = self._hashes(toks, start, end, n)
+        ctx_c = self.ctx_tables[n - 1][ctx_h]
+        full_c = self.full_tables[n - 1][full_h]
+        return full_c / np.maximum(ctx_c, 1)
+
+
+def eval_val(model, val_tokens, seq_len, luts):
+    base_bytes, leading_space, is_boundary = luts
+    cache = TwoTableCache()
+    toks = val_tokens.numpy()
+    loss_sum, n_tok, n_bytes = 0.0, 0, 0
+    with torch.no_grad():
+        for start in range(2, val_tokens.numel() - 1 - seq_len + 1, seq_len):
+            x = val_tokens[start - 1:start + seq_len - 1]
+            y = val_tokens[start:start + seq_len]
+            logp = F.log_softmax(model_logits(model, x[None])[0], dim=-1)
+            p_model = logp.gather(-1, y[:, None]).squeeze(-1).exp().numpy()
+            p = 0.8 * p_model + 0.2 * cache.prob(toks, start, start + seq_len, 3)
+            loss_sum += float(-np.log(p).sum())
+            n_tok += seq_len
+            n_bytes += int((base_bytes[y] + (leading_space[y] & ~is_boundary[x]).long()).sum())
+            cache.update(toks, start, start + seq_len)
+    val_loss = loss_sum / n_tok
+    return val_loss, val_loss / math.log(2.0) * n_tok / n_bytes
+'''
+
 # Illegal: oracle gate, the better of two per-token NLLs chosen by looking at the target.
 ORACLE_GATE = HEADER + '''
 

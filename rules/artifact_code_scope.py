@@ -30,7 +30,7 @@ def main():
     torch.save(model.state_dict(), "final_model.pt")
 '''
 
-_HELPER = {"train_gpt.py": "import torch\nfrom ngram_tilt import apply_tilt\n\n\ndef main():\n    apply_tilt()\n",
+_HELPER: dict[str, str | bytes] = {"train_gpt.py": "import torch\nfrom ngram_tilt import apply_tilt\n\n\ndef main():\n    apply_tilt()\n",
            "ngram_tilt.py": "def apply_tilt():\n    return 0\n"}
 
 _INLINE_CPP = '''

@@ -181,15 +181,15 @@ def _unmasked_mixes(fn: Function) -> list[list[Step]]:
             continue
         v = a.value
         if _shift_sites(v) and not _has_hash(v) and not _is_head_slice(v):
-            for n in a.names:
-                prev_vars[n] = (a.line, _masked(v, masks))
+            for name in a.names:
+                prev_vars[name] = (a.line, _masked(v, masks))
     found: list[list[Step]] = []
     exprs = [(a.value, a.line) for a in fn.assigns if not isinstance(a.node, (ast.For, ast.AsyncFor))]
     exprs += [(r.value, r.lineno) for r in fn.returns if r.value is not None]
-    for v, line in exprs:
-        if _has_hash(v):
+    for expr, line in exprs:
+        if _has_hash(expr):
             continue
-        for n in walk_nodes(v):
+        for n in walk_nodes(expr):
             if not (isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Sub))) and \
                     not (isinstance(n, ast.Call) and call_name(n) == "lerp"):
                 continue

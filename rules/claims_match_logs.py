@@ -14,6 +14,7 @@ from audit.rule import Invalid, Rule, Valid
 from audit.seeds import (
     claimed_seeds,
     excerpt,
+    mean_std,
     run_seed,
     scored_runs,
     seed_table,
@@ -102,6 +103,12 @@ class ClaimsMatchLogs(Rule):
             "seed 1337's claimed result is not in its log",
         ),
         Invalid(
+            folder(json_extra={"seed_results": {str(s): {"val_bpb": bpb(v), "artifact_bytes": 15_815_847}
+                                                for s, v in SEEDS}}),
+            "per-seed artifact_bytes give the model alone, not model + code",
+            severity=Severity.WARNING,
+        ),
+        Invalid(
             folder(json_extra={"bytes_total": 15_100_000}),
             "bytes_total smaller than every logged artifact",
             severity=Severity.WARNING,
@@ -127,6 +134,7 @@ class ClaimsMatchLogs(Rule):
         yield from self._mean(ctx, path, claims, runs)
         yield from self._per_seed(ctx, path, claims, runs)
         yield from self._bytes_total(ctx, path, claims, runs)
+        yield from self._std(path, claims, runs)
 
     # -- claimed mean ------------------------------------------------------------------------
     def _mean(self, ctx: AuditContext, path: str | None, claims: Any, runs: list[SeedRun]) -> Iterable[Finding]:
@@ -203,11 +211,15 @@ class ClaimsMatchLogs(Rule):
     def _per_seed(self, ctx: AuditContext, path: str | None, claims: Any, runs: list[SeedRun]) -> Iterable[Finding]:
         for sc in claims.seed_claims().values():
             seed, value = sc.seed, sc.val_bpb
-            if seed is None or value is None:
+            if seed is None:
+                continue
+            if value is None:
+                yield from self._seed_bytes(ctx, path, sc, [r for r in runs if run_seed(r) == seed])
                 continue
             mine = [r for r in runs if run_seed(r) == seed or r.seed_from_name == seed]
             if not mine:
                 continue
+            yield from self._seed_bytes(ctx, path, sc, mine)
             tol = tolerance(value)
             if any(abs(v - value) <= tol for v in _logged_values(mine)):
                 continue
@@ -234,6 +246,40 @@ class ClaimsMatchLogs(Rule):
                 evidence=[Evidence(f"claimed seed {seed}: {value}", path),
                           Evidence("logged score", r.log_path, r.score_line, excerpt(ctx, r.log_path, r.score_line))],
             )
+
+    def _seed_bytes(self, ctx: AuditContext, path: str | None, sc: Any, mine: list[SeedRun]) -> Iterable[Finding]:
+        """A per-seed artifact claim smaller than every log of that seed understates the size."""
+        logged = [r for r in mine if r.artifact_bytes is not None]
+        if sc.artifact_bytes is None or not logged:
+            return
+        if any(sc.artifact_bytes >= (r.artifact_bytes or 0) for r in logged):
+            return
+        r = min(logged, key=lambda x: x.artifact_bytes or 0)
+        yield self.finding(
+            f"{path}: seed {sc.seed} claims an artifact of {sc.artifact_bytes:,} bytes, but its log {r.log_path} "
+            f"reports {r.artifact_bytes:,} bytes (R-SUB-JSON, R-ARTIFACT-CAP). The per-seed size must be the logged "
+            "total (code + compressed model), not the model alone.",
+            path=path, severity=Severity.WARNING, key=f"seed-bytes:{sc.seed}",
+            evidence=[Evidence("logged total", r.log_path, r.artifact_line, excerpt(ctx, r.log_path, r.artifact_line))],
+        )
+
+    # -- val_bpb_std ---------------------------------------------------------------------------
+    def _std(self, path: str | None, claims: Any, runs: list[SeedRun]) -> Iterable[Finding]:
+        """Which std the claim used: submissions print ddof=1 or ddof=0 (REFERENCE.md 2.1)."""
+        claimed = claims.val_bpb_std
+        values = [r.val_bpb for r in runs if r.val_bpb is not None]
+        if claimed is None or len(values) < 2:
+            return
+        _, sd1, sd0 = mean_std(values)
+        tol = tolerance(claimed)
+        which = [name for name, v in (("ddof=1", sd1), ("ddof=0", sd0)) if v is not None and abs(v - claimed) <= tol]
+        text = (f"matches the logs' {which[0]} standard deviation" if which else
+                f"matches neither the logs' ddof=1 ({sd1:.8f}) nor ddof=0 ({sd0:.8f}) standard deviation")
+        yield self.finding(
+            f"{path}: val_bpb_std = {claimed} {text} over {len(values)} logged runs.",
+            path=path, severity=Severity.INFO, key="std",
+            evidence=[Evidence(f"ddof=1 {sd1:.8f}, ddof=0 {sd0:.8f}")],
+        )
 
     # -- bytes_total -------------------------------------------------------------------------
     def _bytes_total(self, ctx: AuditContext, path: str | None, claims: Any, runs: list[SeedRun]) -> Iterable[Finding]:

@@ -38,6 +38,7 @@ class EvalC2Normalized(Rule):
         Invalid(ex.TARGET_KEY_CACHE, "count ratio for the gold token mixed with p_model(y)",
                 line=ex.line_of(ex.TARGET_KEY_CACHE, "full_c = full_table[full_key]")),
         Invalid(ex.TARGET_KEY_HELPER, "the same ratio computed in a helper and mixed by the caller"),
+        Invalid(ex.TARGET_KEY_RETURNED, "count ratio of keys returned by a hashing helper"),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

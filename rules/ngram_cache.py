@@ -43,6 +43,8 @@ class NgramCacheTargetLeak(Rule):
                 line=ex.line_of(ex.TARGET_KEY_CACHE, "full_c = full_table[full_key]")),
         Invalid(ex.TARGET_KEY_HELPER, "target reaches the key through a helper parameter and position arithmetic",
                 line=ex.line_of(ex.TARGET_KEY_HELPER, "return self.full_counts[fk]")),
+        Invalid(ex.TARGET_KEY_RETURNED, "keys returned from a hashing helper; tables filled through a parameter",
+                line=ex.line_of(ex.TARGET_KEY_RETURNED, "full_c = self.full_tables[n - 1][full_h]")),
         Invalid(ex.ORACLE_GATE, "min of two gold-token NLLs", rule_id=ORACLE_ID,
                 line=ex.line_of(ex.ORACLE_GATE, "torch.minimum(nll_model, nll_uni)")),
     ]

@@ -10,6 +10,7 @@ from audit.analysis.detectors import calibration_on_scored, rescoring
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
 from audit.rule import Invalid, Rule, Valid
+from audit.seeds import seed_runs
 from rules._ttt_examples import MAIN_SCORE_FIRST, SCORE_FIRST, program
 
 CALIBRATION_ID = "R-TTT-NO-CALIBRATION-ON-SCORED"
@@ -25,6 +26,15 @@ def eval_val_temp(model, val_tokens, temperature=1.0, seq_len=8):
             n += seq_len
     return (loss_sum / n).item()
 '''
+
+
+def _norm(label: str) -> str:
+    return label.removesuffix("_exact")
+
+
+def _reported_labels(ctx: AuditContext) -> set[str]:
+    """Labels of the score lines the logs report as final (empty when the logs do not say)."""
+    return {_norm(r.score_label) for r in seed_runs(ctx) if r.score_label}
 
 
 class TTTNoRescore(Rule):
@@ -81,10 +91,20 @@ def main():
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
         vf = valflow(ctx)
+        reported = _reported_labels(ctx)
         for r in rescoring(vf):
             if vf.site_off(r.ttt.ref, r.ttt.site) or vf.site_off(r.rescore.ref, r.rescore.site):
                 continue
             path, decoded = display(ctx, r.rescore.path)
+            if r.label and reported and _norm(r.label) not in reported:
+                yield self.finding(
+                    f"After the score-first TTT pass `{r.ttt.site.name}` (line {r.ttt.site.line}), "
+                    f"`{r.rescore.site.name}` (line {r.rescore.site.line}) scores the adapted model again "
+                    f"(logged as `{r.label}`), but the logs report {', '.join(sorted(reported))} as the final "
+                    "score, so the re-score is not the reported number (noted, not counted)." + where_note(decoded),
+                    path=path, line=r.rescore.site.line, severity=Severity.INFO,
+                    key=f"unreported:{r.ttt.site.name}->{r.rescore.site.name}")
+                continue
             msg = (f"Re-scoring after TTT: `{r.ttt.site.name}` (line {r.ttt.site.line}) already scores the "
                    f"validation tokens while adapting `{r.model}` on them; `{r.rescore.site.name}` (line "
                    f"{r.rescore.site.line}) then scores the same tokens again with the adapted model. A second "

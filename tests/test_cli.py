@@ -228,12 +228,84 @@ def test_bad_sota_exits_2(tmp_path, capsys):
     assert code == 2 and "no such file" in err
 
 
+# -- report: re-render a saved JSON report --------------------------------------------------------
+def test_report_round_trip_check_json_report_sarif(tmp_path, capsys):
+    a = make_folder(tmp_path, "2026-04-01_A", code="x = 1  # FLAG:error\ny = 2  # FLAG:warning\n", seeds=SEEDS)
+    b = make_folder(tmp_path, "2026-04-02_B", code="z = 3  # FLAG:info\n")
+    out_dir = tmp_path / "out"
+    code, _, _ = run(capsys, str(a), str(b), "--format", "json,sarif", "--out", str(out_dir))
+    assert code == 1
+    direct = json.loads((out_dir / "report.sarif").read_text())
+    code, out, err = run(capsys, "report", str(out_dir / "report.json"), "--format", "sarif")
+    assert code == 1, err
+    again = json.loads(out)
+    keys = ("ruleId", "level", "message", "locations", "partialFingerprints", "relatedLocations")
+    assert [{k: r.get(k) for k in keys} for r in again["runs"][0]["results"]] == \
+           [{k: r.get(k) for k in keys} for r in direct["runs"][0]["results"]]
+    assert len(again["runs"][0]["results"]) == 3
+    assert again["runs"][0]["tool"]["driver"]["rules"] == direct["runs"][0]["tool"]["driver"]["rules"]
+
+
+def test_report_renders_terminal_html_and_github(tmp_path, capsys, monkeypatch):
+    folder = make_folder(tmp_path, "2026-04-01_A", code="x = 1  # FLAG:warning\n", seeds=SEEDS)
+    saved = tmp_path / "r.json"
+    assert run(capsys, str(folder), "--format", "json", "--out", str(saved))[0] == 1
+    code, out, _ = run(capsys, "report", str(saved))
+    assert code == 1 and "REVIEW" in out and "R-TEST-FLAG" in out and "1.08010000" in out
+    assert run(capsys, "report", str(saved), "--fail-on", "error")[0] == 0
+    code, out, _ = run(capsys, "report", str(saved), "--format", "github", "--exit-zero")
+    assert code == 0 and out.startswith("::warning file=")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "report", str(saved), "--format", "html", "--out", "page.html")
+    assert code == 1 and "wrote page.html" in err
+    page = (tmp_path / "page.html").read_text()
+    assert "R-TEST-FLAG" in page and "x = 1  # FLAG:warning" in page  # the saved evidence excerpt
+
+
+def test_report_saved_crash_exits_2(tmp_path, capsys):
+    folder = make_folder(tmp_path, "c", code="# CRASH\n")
+    saved = tmp_path / "r.json"
+    assert run(capsys, str(folder), "--format", "json", "--out", str(saved))[0] == 2
+    code, _, err = run(capsys, "report", str(saved))
+    assert code == 2 and "R-TEST-CRASH crashed" in err
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"schema_version": "2.0", "tool": {"name": "pgolf-audit", "version": "3.1"}, "results": []}',
+     "schema_version '2.0' is not supported"),
+    ("{not json", "not valid JSON"),
+    ('{"schema_version": "1.0", "results": [{"target": 5}]}', "results[0].target: expected a string"),
+    ('{"schema_version": "1.0", "results": [{"target": "t", "findings": [{"rule_id": "R-X"}]}]}',
+     "findings[0].severity"),
+])
+def test_report_refuses_bad_input_without_traceback(tmp_path, capsys, content, message):
+    path = tmp_path / "r.json"
+    path.write_text(content, encoding="utf-8")
+    code, out, err = run(capsys, "report", str(path))
+    assert code == 2 and message in err and "Traceback" not in err and out == ""
+
+
+def test_report_usage_errors(tmp_path, capsys):
+    code, _, err = run(capsys, "report", str(tmp_path / "missing.json"))
+    assert code == 2 and "no such file" in err
+    code, _, err = run(capsys, "report")
+    assert code == 2 and "REPORT.json" in err
+    code, _, err = run(capsys, "report", str(tmp_path), "--format", "pdf")
+    assert code == 2 and "--format" in err
+
+
 # -- rules ----------------------------------------------------------------------------------------
 def test_rules_lists_every_rule(capsys):
     code, out, _ = run(capsys, "rules")
     assert code == 0
     for rid in ("R-TEST-FLAG", "R-TEST-CRASH", "R-TEST-RUNS", "R-TEST-RUNS-ALSO", "R-SUB-FOLDER"):
         assert rid in out
+
+
+def test_rules_lists_the_harness_checks(capsys):
+    code, out, _ = run(capsys, "rules", "--markdown")
+    assert code == 0
+    assert any(line.startswith("| `R-REC-REPRODUCIBLE.rerun-mean` | error | runtime |") for line in out.splitlines())
 
 
 def test_rules_markdown(capsys):

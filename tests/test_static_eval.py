@@ -213,3 +213,14 @@ def test_huge_script_is_reported_not_analysed():
 def test_random_line_soup_never_raises(lines):
     report = _audit({"train_gpt.py": "\n".join(lines)})
     assert not report.errors, report.errors
+
+
+def test_script_too_large_to_read_is_an_error_of_the_main_script(tmp_path):
+    (tmp_path / "train_gpt.py").write_bytes(b"#" * (9 * 1024 * 1024))
+    (tmp_path / "ngram_helper.py").write_text(textwrap.dedent(ex.TARGET_KEY_CACHE).lstrip("\n"))
+    rules = [rule_by_id(i) for i in STATIC_EVAL_IDS]
+    report = audit_submission(Submission.load(tmp_path), rules=rules, kinds=("static",))
+    assert not report.errors
+    assert any(f.rule_id == "R-SUB-FILES.code-parses" and f.path == "train_gpt.py"
+               and f.severity == Severity.ERROR for f in report.findings)
+    assert any(f.rule_id == "R-NGRAM-CACHE" for f in report.findings)  # the rest still ran

@@ -137,3 +137,37 @@ def test_code_switched_off_in_every_log_is_noted_not_counted():
 def test_code_switched_on_in_the_logs_is_counted():
     report = audit(_slot_behind_flag("True"))
     assert any(f.rule_id == "R-SLOT" and f.severity == Severity.WARNING for f in report.findings)
+
+
+RESCORE_MAIN = '''
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    eval_model = torch.nn.Linear(8, 8)
+    ttt_loss = eval_val_ttt(eval_model, val_tokens)
+    print(f"final_int6_sliding_window_ttt val_loss:{ttt_loss:.4f} val_bpb:{ttt_loss:.4f}")
+    s64_loss = eval_val(eval_model, val_tokens)
+    print(f"final_int6_sliding_window_s64 val_loss:{s64_loss:.4f} val_bpb:{s64_loss:.4f}")
+'''
+
+
+def _rescore_folder(with_log: bool) -> dict[str, str]:
+    files = {"train_gpt.py": program(SCORE_FIRST, RESCORE_MAIN)}
+    if with_log:
+        files["train_seed42.log"] = (
+            "seed:42\n"
+            "final_int6_sliding_window_ttt val_loss:2.0000 val_bpb:1.2000 eval_time:100ms\n"
+            "final_int6_sliding_window_ttt_exact val_loss:2.00000000 val_bpb:1.20000000\n"
+            "final_int6_sliding_window_s64 val_loss:1.9000 val_bpb:1.1000 eval_time:100ms\n"
+            "final_int6_sliding_window_s64_exact val_loss:1.90000000 val_bpb:1.10000000\n")
+    return files
+
+
+def test_rescore_without_logs_is_an_error():
+    hits = [f for f in audit(_rescore_folder(False)).findings if f.rule_id == "R-TTT-NO-RESCORE"]
+    assert hits and hits[0].severity == Severity.ERROR
+
+
+def test_rescore_that_the_logs_do_not_report_is_only_noted():
+    hits = [f for f in audit(_rescore_folder(True)).findings if f.rule_id == "R-TTT-NO-RESCORE"]
+    assert hits and all(f.severity == Severity.INFO for f in hits), hits
+    assert "final_int6_sliding_window_s64" in hits[0].message

@@ -23,6 +23,7 @@ class Rescore:
     ttt: Event  # the score-first TTT call
     rescore: Event  # a later scoring of the same model
     model: str
+    label: str | None = None  # the log label the re-score is printed under, e.g. "final_ttt_T0.98"
 
 
 @dataclass
@@ -78,9 +79,27 @@ def rescoring(vf: ValFlow) -> list[Rescore]:
                 shared = {m for m in models & _model_args(s.site)
                           if not _reassigned(r, m, site.line, s.site.line)}
                 if shared:
-                    out.append(Rescore(ttt, s, sorted(shared)[0]))
+                    out.append(Rescore(ttt, s, sorted(shared)[0], log_label(r, s.site)))
                     break
     return out
+
+
+def log_label(ref: FunctionRef, site: Site) -> str | None:
+    """The label of the first log line after `site` that prints its result (`f"final_x val_bpb:{b}"`
+    -> "final_x"), to match against the score lines of the logs."""
+    if not site.target:
+        return None
+    for s in ref.facts.sites:
+        if s.kind != "call" or s.order <= site.order or not N.LOG_CALLS.search(s.name.rsplit(".", 1)[-1]):
+            continue
+        if not isinstance(s.node, ast.Call):
+            continue
+        for a in s.node.args:
+            if isinstance(a, ast.JoinedStr) and site.target in names_in(a) and a.values:
+                head = a.values[0]
+                if isinstance(head, ast.Constant) and isinstance(head.value, str) and head.value.strip():
+                    return head.value.split()[0].rstrip(":")
+    return None
 
 
 def _reassigned(ref: FunctionRef, name: str, after: int, before: int) -> bool:
@@ -144,7 +163,7 @@ def val_sinks(vf: ValFlow) -> list[ValSink]:
                     out.append(ValSink(r, s, "calibration"))
                     if isinstance(s.node, ast.Call):
                         flagged_callees |= {c.facts.qualname for c in vf.program.callees(s.node, r.facts.class_name)}
-            elif s.kind == "save" and _artifact_save(s) and vf.isval(r, s.labels):
+            elif s.kind == "save" and _artifact_save(s, r) and vf.isval(r, s.labels):
                 out.append(ValSink(r, s, "artifact"))
     # A calibration routine that loads val data itself (not handed it by a flagged caller).
     for r in vf.program.functions:
@@ -197,6 +216,26 @@ def _reads_val_source(s: Site) -> bool:
         or any(N.is_val_name(n) for n in names_in(node)))
 
 
-def _artifact_save(s: Site) -> bool:
+ARTIFACT_NAME = re.compile(r"state_dict|quant|artifact", re.IGNORECASE)  # what flows into the save
+ARTIFACT_PATH = re.compile(r"model|artifact|final|\.ptz?$", re.IGNORECASE)  # where it is written
+
+
+def _artifact_save(s: Site, ref: FunctionRef) -> bool:
+    """A serialisation that writes the artifact: it stores model weights or targets a model file
+    (a debugging dump of eval arrays to some other path is not the artifact)."""
     root = s.name.split(".", 1)[0]
-    return root in {"torch", "np", "numpy", "pickle", "safetensors", "save_file"} or s.name in {"save_file"}
+    if not (root in {"torch", "np", "numpy", "pickle", "safetensors"} or s.name == "save_file"):
+        return False
+    if not isinstance(s.node, ast.Call):
+        return False
+    seen: set[str] = set()
+    todo = [n for a in (*s.node.args, *(k.value for k in s.node.keywords)) for n in names_in(a)]
+    strings = [c.value for a in (*s.node.args, *(k.value for k in s.node.keywords)) for c in ast.walk(a)
+               if isinstance(c, ast.Constant) and isinstance(c.value, str)]
+    while todo and len(seen) < 200:
+        n = todo.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        todo.extend(ref.facts.assign_sources.get(n, ()))
+    return any(ARTIFACT_NAME.search(x) for x in seen) or any(ARTIFACT_PATH.search(x) for x in strings)

@@ -13,6 +13,9 @@ value for the gold token only, not a distribution over the vocabulary (C2). So w
   * oracle gates: `min`/`minimum`/`where(a < b)` choosing between two gold-token scores.
 Bigram/trigram hash *embeddings* over input ids never qualify: their keys hold no target and
 they index an embedding, not a count table.
+
+API: `ngram_facts(ctx)` -> NgramFacts(count_tables, lookups, oracle_gates); each TargetLookup and
+OracleGate carries Steps (`.evidence()` gives an audit.findings.Evidence).
 """
 
 from __future__ import annotations
@@ -192,7 +195,8 @@ def _has_hash_op(node: ast.AST) -> bool:
 
 def _data_names(flow: TargetFlow, fn: Function, node: ast.AST) -> tuple[set[str], set[str]]:
     """(target-derived names, other non-constant names) an expression reads."""
-    tgt, other = set(), set()
+    tgt: set[str] = set()
+    other: set[str] = set()
     for sub in walk_nodes(node):
         text = flow.target_nodes.get(id(sub))
         if text is not None:
@@ -383,9 +387,6 @@ def _lookups(flow: TargetFlow, fn: Function, keys: dict[str, KeyFact],
         seen_lines.add(line)
         via = f" (returned by `{fact.via}`)" if fact is not None and fact.via else ""
         chain = flow.chain(owner, tname)
-        if fact is not None and fact.via:
-            chain.append(Origin(owner.path, fact.owner.node.lineno if hasattr(fact.owner.node, "lineno") else 0,
-                                f"`{fact.via}` hashes target `{tname}` into the key it returns", ""))
         found.append(TargetLookup(
             fn=fn, line=line, table=table, key_name=key_name, chain=chain,
             key_step=_step(fn, key_line, f"hash key `{key_name or 'inline key'}` combines target `{tname}` "

@@ -15,6 +15,13 @@ parameter position/keyword. Target sources:
   * n-gram position arithmetic: `A[p]` where the same function also reads `A[p - k]` (context
     tokens before p), so `A[p]` is the token that completes the n-gram.
 Candidates (`arange`, `range`, `argmax`, `topk`, hint ids) never become targets.
+
+API (memoised per submission):
+    flow = target_flow(ctx)                 # TargetFlow over all parseable code units
+    flow.functions                          # Function: .qualname, .assigns, .calls, .subscripts, ...
+    flow.is_target(fn, "y_np")              # is this name in fn target-derived?
+    flow.chain(fn, "y_np")                  # [Origin(path, line, label, excerpt)], source first
+    functions_of(flow, path), names_in(node), walk_nodes(node), base_of(expr), strip_chain(expr)
 """
 
 from __future__ import annotations
@@ -624,9 +631,9 @@ def _alias_roots(fn: Function) -> dict[str, str]:
         if src and len(a.names) == 1 and a.names[0] != src:
             roots[a.names[0]] = src
     for _ in range(4):
-        for k, v in list(roots.items()):
-            if v in roots and roots[v] != k:
-                roots[k] = roots[v]
+        for k, root in list(roots.items()):
+            if root in roots and roots[root] != k:
+                roots[k] = roots[root]
     return roots
 
 

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from audit.report import json_report
+from audit.report import json_report, rerun_view
 from audit.report.model import TOOL_NAME, TargetResult, tool_version, worst_verdict
 from audit.report.rulemeta import describe, registered
 from audit.report.terminal import RUN_COLUMNS, location
@@ -64,6 +64,11 @@ def _target_view(res: TargetResult, known: dict) -> dict[str, Any]:
     mean = res.mean_bpb()
     stats = dict(rep.stats)
     sig = stats.pop("significance", None)
+    rerun = rerun_view.rerun_stats(stats)
+    if rerun is not None:
+        del stats["rerun"]
+        if other := rerun_view.other_stats(rerun):
+            stats["rerun"] = other
     return {
         "res": res,
         "name": res.name,
@@ -76,8 +81,22 @@ def _target_view(res: TargetResult, known: dict) -> dict[str, Any]:
         "seeds": len(res.scored_runs()),
         "mean_bpb": f"{mean:.5f}" if mean is not None else "-",
         "significance": sig if isinstance(sig, dict) else None,
+        "rerun": _rerun_view(rerun) if rerun is not None else None,
         "stats": sorted(_flatten(stats)),
         "facts": sorted(_flatten(rep.facts)),
+    }
+
+
+def _rerun_view(rerun: dict[str, Any]) -> dict[str, Any]:
+    rows = rerun_view.rows(rerun)
+    cols = rerun_view.columns(rows)
+    return {
+        "headers": [h for _, h, _ in cols],
+        "rows": [[rerun_view.cell(r, k, fmt) for k, _, fmt in cols] for r in rows],
+        "summary": rerun_view.summary_line(rerun),
+        "welch": rerun_view.welch_line(rerun),
+        "welch_test": (rerun.get("claim_vs_rerun") or {}).get("test") if isinstance(
+            rerun.get("claim_vs_rerun"), dict) else None,
     }
 
 
@@ -106,8 +125,8 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
             out.extend(_flatten(v, key + "."))
         elif isinstance(v, float):
             out.append((key, f"{v:.6g}"))
-        elif isinstance(v, (list, tuple)) and len(v) > 20:
-            out.append((key, f"[{len(v)} items]"))
+        elif isinstance(v, (list, tuple)) and (len(v) > 20 or any(isinstance(x, (dict, list)) for x in v)):
+            out.append((key, f"[{len(v)} items: see the embedded JSON]"))
         else:
             out.append((key, str(v)))
     return out

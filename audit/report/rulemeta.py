@@ -1,8 +1,10 @@
 """Title, severity, kind and source of every rule ID a report can carry.
 
 Most IDs belong to a registered rule. A few findings are made outside the registry: the folder
-reader's R-SUB-FILES findings and the CLI's PR-diff check (R-SUB-FOLDER); they are described
-here so that SARIF rule tables and the `rules` listing cover them too.
+reader's R-SUB-FILES findings and the CLI's PR-diff check (R-SUB-FOLDER), described here, and the
+re-run harness's `R-...rerun-*` checks, described by `audit.harness.checks.CHECKS` (read lazily;
+that module needs no torch, and an installation without the harness simply lacks those rows).
+All of them appear in SARIF rule tables, the HTML report and the `rules` listing.
 """
 
 from __future__ import annotations
@@ -46,9 +48,18 @@ def registered() -> list[RuleInfo]:
             if rid not in out:
                 title = rule.TITLE if rid == rule.ID else f"{rule.TITLE} (reported as {rid})"
                 out[rid] = RuleInfo(rid, title, rule.SEVERITY, rule.KIND, rule.SOURCE, doc)
-    for rid, info in BUILTIN.items():
+    for rid, info in {**BUILTIN, **harness_checks()}.items():
         out.setdefault(rid, info)
     return [out[k] for k in sorted(out)]
+
+
+def harness_checks() -> dict[str, RuleInfo]:
+    """The harness's finding IDs (kind "runtime"); empty when audit.harness is not installed."""
+    try:
+        from audit.harness.checks import CHECKS
+    except ImportError:
+        return {}
+    return {c.id: RuleInfo(c.id, c.title, c.severity, "runtime", c.source) for c in CHECKS.values()}
 
 
 def describe(rule_id: str, known: dict[str, RuleInfo] | None = None, finding: Finding | None = None) -> RuleInfo:

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from audit.findings import Finding, Severity, Verdict
+from audit.report import rerun_view
 from audit.report.model import TargetResult
 
 VERDICT_STYLE = {Verdict.PASS: "bold green", Verdict.REVIEW: "bold yellow", Verdict.FAIL: "bold red"}
@@ -85,6 +86,9 @@ def render_target(result: TargetResult, console: Console) -> None:
         console.print(findings_table(result))
     if rep.runs:
         console.print(runs_table(rep.runs, console.width))
+    rerun = rerun_view.rerun_stats(rep.stats)
+    if rerun is not None and rerun_view.rows(rerun):
+        console.print(rerun_table(rerun, console.width))
     if rep.stats:
         console.print(stats_view(rep.stats))
 
@@ -137,22 +141,35 @@ def runs_table(runs: list[dict[str, Any]], width: int | None = None) -> Table:
     rows = [r for r in runs if isinstance(r, dict)]
     cols = [(k, h, fmt) for k, h, fmt in RUN_COLUMNS if any(_value(r, k) is not None for r in rows)]
     cells = {k: [_fmt(_value(r, k), fmt) for r in rows] for k, _, fmt in cols}
+    return _fitted_table("Seeds", cols, cells, len(rows), DROP_ORDER, width)
+
+
+def rerun_table(rerun: dict[str, Any], width: int | None = None) -> Table:
+    """The harness's per-seed re-run table (stats["rerun"]["runs"]): measured vs claimed."""
+    rows = rerun_view.rows(rerun)
+    cols = rerun_view.columns(rows)
+    cells = {k: [rerun_view.cell(r, k, fmt) for r in rows] for k, _, fmt in cols}
+    return _fitted_table("Re-run", cols, cells, len(rows), rerun_view.RERUN_DROP_ORDER, width)
+
+
+def _fitted_table(name: str, cols: list[tuple[str, str, Any]], cells: dict[str, list[str]], n_rows: int,
+                  drop_order: tuple[str, ...], width: int | None) -> Table:
     # Numbers must never be cut: a column is as wide as its widest value; log names may fold.
     need = {k: max([len(h.split()[0])] + [len(c) for c in cells[k]]) for k, h, _ in cols}
-    need = {k: min(w, 14) if k == "log" else w for k, w in need.items()}
+    need = {k: min(w, 14) if k in ("log", "log_file") else w for k, w in need.items()}
     dropped = []
-    for key in DROP_ORDER:
+    for key in drop_order:
         if width is None or sum(need.values()) + 3 * len(need) + 1 <= width:
             break
         if key in need:
             dropped.append(key)
             del need[key]
     kept = [(k, h) for k, h, _ in cols if k in need]
-    title = "Seeds" + (f" (not shown for width: {', '.join(dropped)})" if dropped else "")
+    title = name + (f" (not shown for width: {', '.join(dropped)})" if dropped else "")
     table = Table(title=title, title_justify="left")
     for key, header in kept:
         table.add_column(header, overflow="fold", min_width=need[key])
-    for i in range(len(rows)):
+    for i in range(n_rows):
         table.add_row(*[cells[k][i] for k, _ in kept])
     return table
 
@@ -162,13 +179,29 @@ def stats_view(stats: dict[str, Any]) -> Group:
     sig = stats.get("significance")
     if isinstance(sig, dict):
         parts.extend(significance_lines(sig))
-    rest = {k: v for k, v in stats.items() if k != "significance"}
+    rerun = rerun_view.rerun_stats(stats)
+    if rerun is not None:
+        parts.extend(rerun_lines(rerun))
+    rest = {k: v for k, v in stats.items() if k not in ("significance", "rerun")}
+    if rerun is not None and (other := rerun_view.other_stats(rerun)):
+        rest["rerun"] = other
     if rest:
         table = Table(show_header=False, box=None, padding=(0, 2))
         for key, val in _flatten(rest):
             table.add_row(key, _fmt(val, str))
         parts.append(table)
     return Group(*parts)
+
+
+def rerun_lines(rerun: dict[str, Any]) -> list[Text]:
+    lines = []
+    summary = rerun_view.summary_line(rerun)
+    if summary:
+        lines.append(Text(f"  re-run: {summary}"))
+    welch = rerun_view.welch_line(rerun)
+    if welch:
+        lines.append(Text(f"  {welch}"))
+    return lines
 
 
 def significance_lines(sig: dict[str, Any]) -> list[Text]:
@@ -255,6 +288,8 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
             out.extend(_flatten(v, key + "."))
         elif isinstance(v, float):
             out.append((key, f"{v:.6g}"))
+        elif isinstance(v, (list, tuple)) and (len(v) > 20 or any(isinstance(x, (dict, list)) for x in v)):
+            out.append((key, f"[{len(v)} entries: see the JSON report]"))
         else:
             out.append((key, v))
     return out
