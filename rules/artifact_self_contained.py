@@ -193,3 +193,84 @@ class ArtifactSelfContained(Rule):
                     evidence=[Evidence(label, unit.path, node.lineno, unit.parsed.line_text(node.lineno)[:200] or None)],
                     key=f"net:{unit.path}:{what}",
                 )
+
+
+TRAIN_REF = re.compile(r"(train_files|fineweb_train|train_loader|train_tokens|train_shards|train_pattern|train_stream)")
+EVAL_FN = re.compile(r"(eval|ttt|score|slot|test_time)", re.I)
+
+_EVAL_READS_TRAIN = '''
+import glob
+
+import numpy as np
+
+
+def eval_val_ngram(args, model, val_tokens):
+    shards = sorted(glob.glob(args.train_files))
+    table = np.concatenate([np.fromfile(f, dtype="<u2", offset=1024) for f in shards])
+    return model(val_tokens, table)
+'''
+
+_TRAIN_THEN_EVAL = '''
+import glob
+
+import numpy as np
+
+
+def train(args, model):
+    shards = sorted(glob.glob(args.train_files))
+    return model.fit(np.fromfile(shards[0], dtype="<u2", offset=1024))
+
+
+def eval_val(args, model, val_tokens):
+    return model.score(val_tokens)
+'''
+
+
+class DataNoTrainAtEval(Rule):
+    ID = "R-DATA-NO-TRAIN-AT-EVAL"
+    TITLE = "Training shards read by evaluation code"
+    SEVERITY = Severity.ERROR
+    KIND = "static"
+    SOURCE = ("RULES.md C R-DATA-NO-TRAIN-AT-EVAL and A R-ARTIFACT-SELF-CONTAINED (README FAQ; valerio-oai "
+              "on #593/#609, second-hand): https://github.com/openai/parameter-golf/issues/677")
+    VALID = [Valid(_TRAIN_THEN_EVAL, "training reads the train shards, evaluation does not")]
+    INVALID = [Invalid(_EVAL_READS_TRAIN, "an n-gram table built from the train shards inside eval", line=7)]
+
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        flow = target_flow(ctx)
+        for unit in runtime_units(ctx):
+            for fn in functions_of(flow, unit.path):
+                if not EVAL_FN.search(fn.name) or (re.search("train", fn.name, re.I) and "ttt" not in fn.name.lower()):
+                    continue
+                hit = _train_reference(fn.node)
+                if hit is None:
+                    continue
+                line, what = hit
+                tag = " [decoded wrapper text]" if unit.decoded_from else ""
+                def_line = getattr(fn.node, "lineno", line)
+                yield self.finding(
+                    f"R-DATA-NO-TRAIN-AT-EVAL: the evaluation function `{fn.qualname}` reads training data "
+                    f"(`{what}`). Evaluation may not access the training shards unless those bits are paid for "
+                    "inside the 16,000,000-byte artifact; tables or statistics built from training data must "
+                    "be computed during training and shipped in the artifact.",
+                    path=unit.path, line=line,
+                    evidence=[Evidence("evaluation-time function" + tag, unit.path, def_line,
+                                       unit.parsed.line_text(def_line)[:200] or None),
+                              Evidence("training data referenced" + tag, unit.path, line,
+                                       unit.parsed.line_text(line)[:200] or None)],
+                    key=f"train-at-eval:{fn.qualname}",
+                )
+
+
+def _train_reference(fn_node: ast.AST) -> tuple[int, str] | None:
+    for n in walk_nodes(fn_node):
+        text = None
+        if isinstance(n, ast.Name):
+            text = n.id
+        elif isinstance(n, ast.Attribute):
+            text = n.attr
+        elif isinstance(n, ast.Constant) and isinstance(n.value, str) and len(n.value) < 300:
+            text = n.value
+        if text is not None and TRAIN_REF.search(text):
+            return getattr(n, "lineno", 0), text[:60]
+    return None

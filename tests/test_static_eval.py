@@ -224,3 +224,35 @@ def test_script_too_large_to_read_is_an_error_of_the_main_script(tmp_path):
     assert any(f.rule_id == "R-SUB-FILES.code-parses" and f.path == "train_gpt.py"
                and f.severity == Severity.ERROR for f in report.findings)
     assert any(f.rule_id == "R-NGRAM-CACHE" for f in report.findings)  # the rest still ran
+
+
+def test_unmasked_smear_in_a_record_dated_before_the_ruling_is_a_note():
+    from rules.bos_boundary import _SMEAR
+
+    files = {"train_gpt.py": textwrap.dedent(_SMEAR).lstrip("\n"),
+             "submission.json": '{"date": "2026-03-20", "val_bpb": 1.2}'}
+    report = audit_submission(Submission.from_files(files), rules=[rule_by_id("R-BOS-BOUNDARY")], kinds=("static",))
+    severities = {f.severity for f in report.findings if f.rule_id == "R-BOS-BOUNDARY"}
+    assert severities == {Severity.INFO}
+    files["submission.json"] = '{"date": "2026-04-29", "val_bpb": 1.2}'
+    report = audit_submission(Submission.from_files(files), rules=[rule_by_id("R-BOS-BOUNDARY")], kinds=("static",))
+    assert {f.severity for f in report.findings if f.rule_id == "R-BOS-BOUNDARY"} == {Severity.WARNING}
+
+
+@pytest.mark.parametrize("read", ["full_counts.gather(0, key)", "torch.gather(full_counts, 0, key)",
+                                  "full_counts.index_select(0, key)", "np.take(full_counts, key)"])
+def test_method_and_function_reads_of_a_count_table_are_lookups(read):
+    report = _audit({"train_gpt.py": f"""
+        import numpy as np
+        import torch
+
+        def score(full_counts, ctx_hash, chunk, p_model):
+            inp = chunk[:-1]
+            y = chunk[1:]
+            key = (ctx_hash ^ (y * 51647)) % 4096
+            p = {read} / 10.0
+            nll = -torch.log(0.5 * p_model + 0.5 * p)
+            full_counts.index_add_(0, key, torch.ones_like(key))
+            return nll, inp
+    """})
+    assert ("R-NGRAM-CACHE", 8) in _loud(report)

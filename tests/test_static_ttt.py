@@ -171,3 +171,67 @@ def test_rescore_that_the_logs_do_not_report_is_only_noted():
     hits = [f for f in audit(_rescore_folder(True)).findings if f.rule_id == "R-TTT-NO-RESCORE"]
     assert hits and all(f.severity == Severity.INFO for f in hits), hits
     assert "final_int6_sliding_window_s64" in hits[0].message
+
+
+def test_ttt_on_a_deep_copy_then_scoring_the_original_is_not_a_rescore():
+    code = program(SCORE_FIRST.replace(
+        "    opt = torch.optim.SGD(model.parameters(), lr=1e-3)",
+        "    model = copy.deepcopy(model)\n    opt = torch.optim.SGD(model.parameters(), lr=1e-3)"), RESCORE_MAIN)
+    hits = [f for f in audit({"train_gpt.py": code}).findings if f.rule_id == "R-TTT-NO-RESCORE"]
+    assert not hits, hits
+
+
+def test_warmup_announced_by_a_log_line_is_a_warmup():
+    code = program(SCORE_FIRST, '''
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    model = torch.nn.Linear(8, 8)
+    print("ttt: warming up compiled kernels")
+    adapter = torch.nn.Linear(8, 8)
+    opt = torch.optim.SGD(adapter.parameters(), lr=1e-3)
+    for _ in range(3):
+        loss = F.cross_entropy(model(val_tokens[:64]) + adapter(val_tokens[:64]), val_tokens[1:65])
+        loss.backward()
+        opt.step()
+    print("final", eval_val_ttt(model, val_tokens))
+''')
+    rules = {f.rule_id: f.severity for f in audit({"train_gpt.py": code}).findings}
+    assert rules.get("R-TTT-WARMUP-ON-VAL") == Severity.WARNING and "R-TTT-PREQUANT" not in rules
+
+
+def test_per_window_slot_module_is_slot_not_ttt():
+    code = program('''
+class SlotDelta(torch.nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.delta = torch.nn.Parameter(torch.zeros(dim))
+
+    def forward(self, h):
+        return h + self.delta
+
+
+def eval_val_slot(model, val_tokens, seq_len=64):
+    loss_sum = torch.zeros(())
+    n = 0
+    for ws in range(0, val_tokens.numel() - seq_len - 1, seq_len):
+        x = val_tokens[ws:ws + seq_len]
+        y = val_tokens[ws + 1:ws + seq_len + 1]
+        slot = SlotDelta(8)
+        opt = torch.optim.AdamW(slot.parameters(), lr=1e-2)
+        for _ in range(4):
+            loss = F.cross_entropy(model(x, slot=slot), y)
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            loss_sum += F.cross_entropy(model(x, slot=slot), y, reduction="sum")
+            n += seq_len
+    return (loss_sum / n).item()
+
+
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    print("final", eval_val_slot(torch.nn.Linear(8, 8), val_tokens))
+''')
+    found = {(f.rule_id, f.severity) for f in audit({"train_gpt.py": code}).findings}
+    assert ("R-SLOT", Severity.WARNING) in found
+    assert not any(sev == Severity.ERROR for _, sev in found), found

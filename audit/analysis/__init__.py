@@ -7,8 +7,9 @@ How to use it from a rule (everything is memoised per submission in `ctx.memo`):
 
 - `analysis_sources(ctx) -> list[Source]`: the code to analyse. Every `.py` file, plus the
   program hidden in self-extracting wrappers (`exec(lzma.decompress(b85decode("...")))`), as
-  `Source(path, parsed, decoded_from)`. `parsed.tree is None` when it does not parse (skip it;
-  the parse-failure finding belongs to one rule). Decoded paths look like `train_gpt.py#decoded`;
+  `Source(path, parsed, decoded_from, too_large)`. `parsed.tree is None` when it does not parse
+  (skip it; the parse-failure finding belongs to one rule) or when `too_large` (over
+  `sources.MAX_ANALYSED_BYTES`, not parsed at all). Bundled C++/CUDA parts are dropped. Decoded paths look like `train_gpt.py#decoded`;
   `api.display(ctx, path)` gives the file a reviewer opens and whether lines are decoded-text lines.
 - `program(ctx) -> Program` (program.py): every function of every source (`FunctionRef.facts`
   is a `FunctionFacts`, `.path` its source), call resolution `Program.callees(call, cls)`.
@@ -24,9 +25,13 @@ How to use it from a rule (everything is memoised per submission in `ctx.memo`):
   (training updates on val data), `vf.results` (each update classified: protected |
   score_after_update | adapt_then_score | unscored | warmup | train_mix, `.slot` for SLOT-style
   fresh-tensor optimisation), `vf.calls_in(ref)`, `vf.binding(callee, site)`.
-- `detectors.py`: `rescoring(vf)`, `calibration_on_scored(vf)`, `val_sinks(vf)`.
+  `vf.site_off(ref, site)` / `vf.switched_off(result)`: code the logged hyperparameters switch off
+  (`flags.py`: only explicit log evidence counts; a default of 0 in the source proves nothing).
+- `detectors.py`: `rescoring(vf)`, `calibration_on_scored(vf)`, `val_sinks(vf)`, `log_label`.
 - `chain.py`: evidence chains (source -> calls -> update -> score) for findings.
 - `names.py`: the vocabulary (what counts as a val name, an optimizer, a log call, ...).
+- `parse.py`: `parse_source` also reads Python 3.12 f-strings on older interpreters
+  (`fstrings.py` rewrites them line-for-line; `ParsedModule.downgraded_fstrings`).
 
 Facts are built from the stdlib `ast` (one parse per file via `ctx.parsed`), never by importing
 or executing submission code. `facts.py` documents the taint model.

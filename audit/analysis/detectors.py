@@ -65,7 +65,8 @@ def rescoring(vf: ValFlow) -> list[Rescore]:
         for site, callees in vf.calls_in(r):
             adapts = False
             for c in callees:
-                if vf.isval(r, substitute(vf.adapts.get(c.facts.qualname, frozenset()), vf.binding(c, site))):
+                if vf.isval(r, substitute(vf.adapts.get(c.facts.qualname, frozenset()), vf.binding(c, site))) \
+                        and _adapts_in_place(c):
                     adapts = True
             if not adapts:
                 continue
@@ -82,6 +83,33 @@ def rescoring(vf: ValFlow) -> list[Rescore]:
                     out.append(Rescore(ttt, s, sorted(shared)[0], log_label(r, s.site)))
                     break
     return out
+
+
+def _adapts_in_place(callee: FunctionRef) -> bool:
+    """False when the TTT routine trains a deep copy of the model, or puts the saved weights back
+    after its last update: the caller's model is then not the adapted one."""
+    ff = callee.facts
+    backs = [s for s in ff.sites if s.kind == "backward"]
+    if not backs:
+        return True  # the updates happen further down; assume in place
+    for o in (s for s in ff.sites if s.kind == "optim"):
+        seen: set[str] = set()
+        todo = list(o.mentions)
+        while todo and len(seen) < 100:
+            n = todo.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            todo.extend(ff.assign_sources.get(n, ()))
+        if "deepcopy" in seen:
+            return False
+    last = max(b.order for b in backs)
+    for s in ff.sites:
+        if s.kind == "call" and s.order > last and s.name.endswith("load_state_dict"):
+            root = s.name.split(".", 1)[0]
+            if root in ff.params:
+                return False
+    return True
 
 
 def log_label(ref: FunctionRef, site: Site) -> str | None:

@@ -104,9 +104,9 @@ def _compute(ctx) -> NgramFacts:  # type: ignore[no-untyped-def]
     gates: list[OracleGate] = []
     defs_by_fn: dict[int, _KeyDefs] = {}
     keys_by_fn = {id(fn): _target_hash_keys(flow, fn, defs_by_fn) for fn in flow.functions}
-    _returned_keys(flow, keys_by_fn)
+    returns = _returned_keys(flow, keys_by_fn)
     for fn in flow.functions:
-        lookups.extend(_lookups(flow, fn, keys_by_fn[id(fn)], tables, defs_by_fn.get(id(fn))))
+        lookups.extend(_lookups(flow, fn, keys_by_fn[id(fn)], tables, defs_by_fn.get(id(fn)), returns))
         gates.extend(_oracle_gates(flow, fn))
     return NgramFacts(tables, lookups, gates)
 
@@ -266,22 +266,26 @@ def _target_hash_keys(flow: TargetFlow, fn: Function, defs_by_fn: dict[int, _Key
     return keys
 
 
-def _returned_keys(flow: TargetFlow, keys_by_fn: dict[int, dict[str, KeyFact]]) -> None:
+def _returned_keys(flow: TargetFlow, keys_by_fn: dict[int, dict[str, KeyFact]]) -> dict[str, dict[int | None, KeyFact]]:
     """`full_keys = hash_full(ctx, targets)` / `ctx_h, full_h, _ = self._hashes(...)`: keys that a
     helper returns become keys in its caller (by tuple position)."""
+    returns: dict[str, dict[int | None, KeyFact]] = {}
     for _ in range(3):
-        returns: dict[str, dict[int | None, KeyFact]] = {}
+        returns = {}
         for fn in flow.functions:
             keys = keys_by_fn[id(fn)]
-            if not keys:
-                continue
             for r in fn.returns:
                 v = strip_chain(r.value) if r.value is not None else None
                 elts = list(v.elts) if isinstance(v, ast.Tuple) else [v] if v is not None else []
                 for i, e in enumerate(elts):
+                    slot = i if isinstance(v, ast.Tuple) else None
                     k = next((n for n in names_in(e) if n in keys), None)
                     if k is not None:
-                        returns.setdefault(fn.name, {})[i if isinstance(v, ast.Tuple) else None] = keys[k]
+                        returns.setdefault(fn.name, {})[slot] = keys[k]
+                        continue
+                    inline = _combines_target(flow, fn, e)  # `return (ctx ^ (target * P)) & mask`
+                    if inline is not None:
+                        returns.setdefault(fn.name, {})[slot] = KeyFact(r.lineno, inline, fn)
         grew = False
         for fn in flow.functions:
             keys = keys_by_fn[id(fn)]
@@ -305,6 +309,7 @@ def _returned_keys(flow: TargetFlow, keys_by_fn: dict[int, dict[str, KeyFact]]) 
                             grew = True
         if not grew:
             break
+    return returns
 
 
 class _KeyDefs:
@@ -325,8 +330,8 @@ class _KeyDefs:
 
 # -- lookups ---------------------------------------------------------------------------------
 
-def _is_update_context(fn: Function, sub: ast.Subscript, table: str) -> bool:
-    """`T[k] = T[k] + 1` reads T only to write it back."""
+def _is_update_context(fn: Function, sub: ast.AST, table: str) -> bool:
+    """`T[k] = T[k] + 1` / `T[k] = T.get(k, 0) + 1` read T only to write it back."""
     node: ast.AST | None = sub
     while node is not None and not isinstance(node, ast.stmt):
         node = fn.parent_of.get(id(node))
@@ -345,7 +350,8 @@ def _enclosing_stmt(fn: Function, node: ast.AST) -> ast.AST:
 
 
 def _lookups(flow: TargetFlow, fn: Function, keys: dict[str, KeyFact],
-             tables: dict[str, Step], defs: _KeyDefs | None) -> list[TargetLookup]:
+             tables: dict[str, Step], defs: _KeyDefs | None,
+             returns: dict[str, dict[int | None, KeyFact]]) -> list[TargetLookup]:
     found: list[TargetLookup] = []
     reads: list[tuple[ast.AST, str, ast.AST]] = []  # (node, table, key expr)
     for sub in fn.subscripts:
@@ -355,14 +361,15 @@ def _lookups(flow: TargetFlow, fn: Function, keys: dict[str, KeyFact],
                 reads.append((sub, table, sub.slice))
     for call in fn.calls:
         name = call_name(call)
-        if name in ("get", "index_select", "take") and isinstance(call.func, ast.Attribute) and call.args:
-            table = base_of(call.func.value)
-            if table in tables:
-                reads.append((call, table, call.args[-1]))
-        elif name == "take" and len(call.args) >= 2:
-            table = base_of(call.args[0])
-            if table in tables:
-                reads.append((call, table, call.args[1]))
+        method_table = base_of(call.func.value) if isinstance(call.func, ast.Attribute) else None
+        if method_table in tables and _is_update_context(fn, call, method_table):
+            continue
+        if name in ("get", "index_select", "take", "gather") and call.args and method_table in tables:
+            # `t.get(k, 0)`, `t.take(k)`: the key is first; `t.index_select(0, k)`, `t.gather(0, k)`: last
+            reads.append((call, method_table, call.args[0] if name in ("get", "take") else call.args[-1]))
+        elif name in ("take", "gather", "index_select") and len(call.args) >= 2 and base_of(call.args[0]) in tables:
+            # `np.take(t, k)`, `torch.gather(t, 0, k)`, `torch.index_select(t, 0, k)`
+            reads.append((call, base_of(call.args[0]) or "", call.args[-1]))
     seen_lines: set[int] = set()
     for node, table, key in reads:
         line = getattr(node, "lineno", 0)
@@ -377,6 +384,11 @@ def _lookups(flow: TargetFlow, fn: Function, keys: dict[str, KeyFact],
         else:
             tname = _combines_target(flow, fn, key) or ""
             key_line, owner, fact = line, fn, None
+            helper = strip_chain(key) if isinstance(key, ast.expr) else key
+            if not tname and isinstance(helper, ast.Call) and None in returns.get(call_name(helper), {}):
+                fact = returns[call_name(helper)][None]  # `T.get(hash_pair(ctx, target))`
+                fact = KeyFact(line, fact.target, fact.owner, call_name(helper))
+                tname, owner = fact.target, fact.owner
             if not tname:
                 continue
         stmt = _enclosing_stmt(fn, node)

@@ -295,7 +295,8 @@ def _fill(fn: Function) -> Function:
             # `rows.append((k, v))` stores into `rows` as far as the taint is concerned
             if isinstance(node.func, ast.Attribute) and node.func.attr in ("append", "extend", "add") and node.args:
                 base = base_of(node.func.value)
-                if base:
+                # `self.history.append(y)` is state that later serves as *context*: not a target copy
+                if base and not base.startswith(("self.", "cls.")):
                     fn.assigns.append(Assignment([base], node.args[0], node.lineno, ast.Expr(node)))
         elif isinstance(node, ast.Subscript):
             fn.subscripts.append(node)

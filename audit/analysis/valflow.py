@@ -28,6 +28,11 @@ from audit.analysis.facts import EMPTY, Labels, Site, bind_args, substitute
 from audit.analysis.program import FunctionRef, Program
 
 EPOCH_LOOP = re.compile(r"epoch|(?:^|_)ep(?:_|$)|pass|round", re.IGNORECASE)
+SLOT_NAME = re.compile(r"slot|(?:^|_)delta(?:_|$)|logit_bias", re.IGNORECASE)
+# How far (in statements) a warm-up log line may sit from the update it announces.
+WARMUP_LOG_WINDOW = 12
+# "warming up", "warm-up", "compile warmup" — not a logged `warmup_steps:20` setting
+WARMUP_TEXT = re.compile(r"warming|warm[- ]up|warmup(?![_\w])", re.IGNORECASE)
 
 
 @dataclass
@@ -155,6 +160,8 @@ def _is_slot(ref: FunctionRef, b: Site) -> bool:
     """The optimizer stepped after this backward only holds freshly created tensors."""
     ff = ref.facts
     fresh = {s.name for s in ff.sites if s.kind == "fresh_param"}
+    # a per-window module or tensor named for what SLOT optimises (`slot`, `delta`, `logit_bias`)
+    fresh |= {s.name for s in ff.sites if s.kind == "optim" and any(SLOT_NAME.search(n) for n in s.mentions)}
     if not fresh:
         return False
     inner = b.loops[-1].node_id if b.loops else None
@@ -165,7 +172,7 @@ def _is_slot(ref: FunctionRef, b: Site) -> bool:
     for st in steps:
         o = optims.get(st.name)
         if o is not None:
-            kinds.append(bool(o.mentions & fresh))
+            kinds.append(bool(o.mentions & fresh) or o.name in fresh)
     return bool(kinds) and all(kinds)
 
 
@@ -360,7 +367,16 @@ def _warmup(ref: FunctionRef, e: Event) -> bool:
     for lp in e.site.loops:
         if any(N.is_warmup_name(n) for n in lp.header_names):
             return True
-    return e.site.kind == "call" and N.is_warmup_name(e.site.name.rsplit(".", 1)[-1])
+    if e.site.kind == "call" and N.is_warmup_name(e.site.name.rsplit(".", 1)[-1]):
+        return True
+    # a log line announcing a warm-up right before the update (`log("ttt: warming up compile")`)
+    for s in ff.sites:
+        if (s.kind == "call" and e.site.order - WARMUP_LOG_WINDOW <= s.order <= e.site.order
+                and N.LOG_CALLS.search(s.name.rsplit(".", 1)[-1]) and isinstance(s.node, ast.Call)):
+            for c in ast.walk(s.node):
+                if isinstance(c, ast.Constant) and isinstance(c.value, str) and WARMUP_TEXT.search(c.value):
+                    return True
+    return False
 
 
 def _discarded_module(vf: ValFlow, ref: FunctionRef, b: Site) -> bool:
