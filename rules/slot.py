@@ -90,7 +90,7 @@ def main():
                 continue
             path, line, decoded = primary(ctx, c)
             leaf = c.event.leaf
-            if vf.switched_off(c):
+            if vf.switched_off(c, soft=True):
                 yield self.finding(switched_off_message(f"SLOT-style optimisation in `{leaf.ref.facts.name}`"),
                                    path=path, line=line, severity=Severity.INFO,
                                    evidence=chain_evidence(ctx, c), key=f"off:slot:{leaf.ref.facts.qualname}")

@@ -53,7 +53,7 @@ class TTTWarmupOnVal(Rule):
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
         vf = valflow(ctx)
         for c in vf.results:
-            if c.status != "warmup" or vf.switched_off(c):
+            if c.status != "warmup" or vf.switched_off(c, soft=True):
                 continue
             path, line, decoded = primary(ctx, c)
             leaf = c.event.leaf

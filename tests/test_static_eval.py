@@ -256,3 +256,9 @@ def test_method_and_function_reads_of_a_count_table_are_lookups(read):
             return nll, inp
     """})
     assert ("R-NGRAM-CACHE", 8) in _loud(report)
+
+
+def test_leading_byte_order_mark_is_valid_python():
+    report = _audit({"train_gpt.py": "\ufeff" + textwrap.dedent(ex.TARGET_KEY_CACHE).lstrip("\n")})
+    assert not [f for f in report.findings if f.rule_id == "R-SUB-FILES.code-parses"]
+    assert any(f.rule_id == "R-NGRAM-CACHE" for f in report.findings)

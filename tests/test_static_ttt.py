@@ -131,7 +131,7 @@ def test_code_switched_off_in_every_log_is_noted_not_counted():
     report = audit(_slot_behind_flag("False"))
     slot = [f for f in report.findings if f.rule_id == "R-SLOT"]
     assert slot and all(f.severity == Severity.INFO for f in slot), slot
-    assert "switched off" in slot[0].message
+    assert "off in the submitted runs" in slot[0].message
 
 
 def test_code_switched_on_in_the_logs_is_counted():
@@ -235,3 +235,37 @@ def main():
     found = {(f.rule_id, f.severity) for f in audit({"train_gpt.py": code}).findings}
     assert ("R-SLOT", Severity.WARNING) in found
     assert not any(sev == Severity.ERROR for _, sev in found), found
+
+
+def _env_gated(snippet_main: str, helpers: str) -> str:
+    return program(helpers, snippet_main).replace(
+        "import torch\n", 'import os\nimport torch\nUSE_IT = bool(int(os.environ.get("FEATURE_ENABLED", "0")))\n', 1)
+
+
+def test_off_by_default_env_flag_softens_warnings_only():
+    from rules.slot import SLOT_EVAL
+
+    slot_code = _env_gated('''
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    model = torch.nn.Linear(8, 8)
+    if USE_IT:
+        print("final", eval_val_slot(model, val_tokens))
+''', SLOT_EVAL.replace("SCORED_SLICE", "s:").split("\n\ndef main():")[0])
+    assert {f.severity for f in audit({"train_gpt.py": slot_code}).findings if f.rule_id == "R-SLOT"} == {
+        Severity.INFO}
+    readme = "# run\n\n`FEATURE_ENABLED=1 torchrun --nproc_per_node=8 train_gpt.py`\n"
+    sev = {f.severity for f in audit({"train_gpt.py": slot_code, "README.md": readme}).findings
+           if f.rule_id == "R-SLOT"}
+    assert sev == {Severity.WARNING}
+
+    prequant = _env_gated('''
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    model = torch.nn.Linear(8, 8)
+    if USE_IT:
+        ttt_adapt(model, val_tokens)
+    print("final", eval_val(model, val_tokens))
+''', ADAPT)
+    assert any(f.rule_id == "R-TTT-PREQUANT" and f.severity == Severity.ERROR
+               for f in audit({"train_gpt.py": prequant}).findings)

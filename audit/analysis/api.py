@@ -8,7 +8,7 @@ Every function is memoised in `ctx.memo`, so ten rules asking cost one analysis.
 from __future__ import annotations
 
 from audit.analysis.facts import FunctionFacts, Site
-from audit.analysis.flags import logged_flags
+from audit.analysis.flags import default_off_flags, logged_flags
 from audit.analysis.program import Program, build_program
 from audit.analysis.sources import Source, analysis_sources
 from audit.analysis.valflow import Event, ValFlow, analyse
@@ -42,7 +42,11 @@ def valflow(ctx) -> ValFlow:
     """Val-data flow of the submission, with code switched off by logged flags marked."""
     def build() -> ValFlow:
         vf = analyse(program(ctx))
-        vf.switch_off(logged_flags(seed_runs(ctx)))
+        sub = ctx.submission
+        texts = [t.text or "" for t in (sub.readme, *sub.logs.values()) if t is not None]
+        if sub.json_data is not None:
+            texts.append(repr(sub.json_data))
+        vf.switch_off(logged_flags(seed_runs(ctx)), default_off_flags(vf.program, texts))
         return vf
     return ctx.memo("analysis.valflow", build)
 

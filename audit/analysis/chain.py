@@ -86,6 +86,7 @@ def labels_text(ev: Event) -> str:
 
 
 def switched_off_message(what: str) -> str:
-    return (f"{what} — but every seed log shows the flag guarding this code switched off, so it did "
-            "not run in the reported results (noted, not counted). Remove dead code paths that "
-            "train on validation data before reusing this script with other settings.")
+    return (f"{what} — but the flag guarding this code is off in the submitted runs (shown off in "
+            "every seed log, or off by default and never set in the README, logs or submission.json), "
+            "so it did not produce the reported results (noted, not counted). Remove dead code "
+            "paths that train on validation data before reusing this script with other settings.")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from audit.analysis.parse import ParsedModule
+from audit.analysis.parse import ParsedModule, parse_source
 from audit.analysis.sources import analysis_sources
 
 if TYPE_CHECKING:
@@ -48,8 +48,16 @@ def _build_units(ctx: AuditContext) -> list[CodeUnit]:
         if len(src.parsed.source) > MAX_ANALYSED_CHARS:
             continue
         origin = src.decoded_from or src.path
-        units.append(CodeUnit(src.path, origin == main_path, src.parsed, src.decoded_from))
+        units.append(CodeUnit(src.path, origin == main_path, _without_bom(src.parsed), src.decoded_from))
     # A wrapper and its decoded text are both sources; analyse the decoded one only.
     decoded_origins = {u.decoded_from for u in units if u.decoded_from and u.parsed.tree is not None}
     return [u for u in units if u.decoded_from is not None or u.path not in decoded_origins]
 
+
+def _without_bom(parsed: ParsedModule) -> ParsedModule:
+    """A UTF-8 byte-order mark before the first line is valid for Python (it runs the file);
+    `ast.parse` on the decoded text rejects it, so parse again without it (lines unchanged)."""
+    if parsed.tree is not None or not parsed.source.startswith("\ufeff"):
+        return parsed
+    again = parse_source(parsed.path, parsed.source[1:])
+    return again if again.tree is not None else parsed

@@ -10,6 +10,7 @@ of 0 in the source proves nothing, since runs set flags through the environment)
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 
 from audit.analysis.facts import FunctionFacts, Site
@@ -126,3 +127,39 @@ def dead_functions(prog: Program, calls, flags: dict[str, Value]) -> set[str]:
                 live.add(q)
                 changed = True
     return {r.facts.qualname for r in prog.functions} - live
+
+
+def default_off_flags(prog: Program, texts: list[str]) -> dict[str, Value]:
+    """Flags read from the environment with an off default (`os.environ.get("SLOT_ENABLED", "0")`)
+    whose variable is never set in the README, run scripts or logs. Weaker evidence than logged
+    hyperparameters, so rules use it only to soften warnings, never to drop errors."""
+    out: dict[str, Value] = {}
+    blob = "\n".join(texts)
+    for pm in prog.modules:
+        assert pm.tree is not None
+        for node in ast.walk(pm.tree):
+            if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
+                continue
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = [t.id if isinstance(t, ast.Name) else t.attr for t in targets
+                     if isinstance(t, (ast.Name, ast.Attribute))]
+            env = _env_default(node.value)
+            if not names or env is None:
+                continue
+            var, default = env
+            if default is False and not re.search(rf"\b{re.escape(var)}\s*[=:]", blob):
+                for n in names:
+                    out[n.lower()] = False
+    return out
+
+
+def _env_default(v: ast.AST) -> tuple[str, Value | None] | None:
+    """(`VAR`, parsed default) for `os.environ.get("VAR", d)` / `os.getenv("VAR", d)` inside casts."""
+    for n in ast.walk(v):
+        if (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in {"get", "getenv"}
+                and len(n.args) == 2 and isinstance(n.args[0], ast.Constant) and isinstance(n.args[0].value, str)
+                and isinstance(n.args[1], ast.Constant)):
+            raw = n.args[1].value
+            low = str(raw).strip().lower()
+            return n.args[0].value, (False if low in FALSY else None)
+    return None

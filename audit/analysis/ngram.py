@@ -259,9 +259,19 @@ def _target_hash_keys(flow: TargetFlow, fn: Function, defs_by_fn: dict[int, _Key
         for a in fn.assigns:
             v = strip_chain(a.value)
             src = base_of(v) if isinstance(v, (ast.Subscript, ast.Name, ast.Attribute)) else None
+            if src is None and isinstance(v, ast.Call) and call_name(v) in flow.by_name and len(v.args) == 1:
+                # `full_key = self._bucket(full_h)`: a user helper that only buckets the hash
+                inner = strip_chain(v.args[0])
+                src = base_of(inner) if isinstance(inner, (ast.Subscript, ast.Name, ast.Attribute)) else None
+            if src is None and isinstance(v, ast.BinOp) and isinstance(v.op, (ast.BitAnd, ast.Mod)):
+                # `full_key = (full_hash & mask)`: masking a key keeps it a key
+                inner = strip_chain(v.left)
+                src = base_of(inner) if isinstance(inner, (ast.Subscript, ast.Name, ast.Attribute)) else None
             if src in keys:
                 for n in a.names:
-                    keys.setdefault(n, keys[src])
+                    if n not in keys:
+                        keys[n] = keys[src]
+                        defs.add(n, a.line)
     defs_by_fn[id(fn)] = defs
     return keys
 
@@ -410,6 +420,10 @@ def _lookups(flow: TargetFlow, fn: Function, keys: dict[str, KeyFact],
 
 
 def assigned_names_of(stmt: ast.AST) -> list[str]:
+    if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) \
+            and isinstance(stmt.value.func, ast.Attribute) and stmt.value.func.attr in ("append", "extend"):
+        base = base_of(stmt.value.func.value)  # `rows.append(table[key])`
+        return [base] if base else []
     if isinstance(stmt, ast.Assign):
         return [n for t in stmt.targets for n in assigned_names(t)]
     if isinstance(stmt, (ast.AnnAssign, ast.AugAssign)):

@@ -44,6 +44,7 @@ _WRAP_CALLS = {"as_tensor", "asarray", "array", "tensor", "from_numpy", "asconti
 TARGET_NAME = re.compile(
     r"^(y|ys|yb|y_?batch|y_np|y_flat|y_t|y_all|tgt|tgts|target|targets|target_ids|target_tokens|"
     r"tgt_ids|labels?|gold|gold_ids|next_tokens?|next_ids)(_[a-z0-9]+)*$"
+    r"|^(?!(is|has|n|num|max|min|use|no)_)[a-z0-9]+_(tgt|tgts|targets|target_ids|labels|gold)(_[a-z0-9]+)*$"
 )
 CANDIDATE_NAME = re.compile(r"(hint|cand|pred|guess|argmax|top)", re.I)
 _CANDIDATE_CALLS = {"arange", "range", "argmax", "topk", "argsort", "multinomial", "sort", "max_indices"}
@@ -400,6 +401,7 @@ class TargetFlow:
                 if b:
                     self._mark(fn, b, sub.lineno, f"`{b}` indexes the byte table `{table}` (bytes of the scored token)")
         self._ngram_positions(fn)
+        self._next_position_reads(fn)
 
     def _shift_pairs(self, fn: Function) -> None:
         heads: dict[str, list[tuple[list[str], int]]] = {}
@@ -433,6 +435,19 @@ class TargetFlow:
                     for n in names:
                         self._mark(fn, n, line, f"`{n}` is the input stream shifted by one "
                                                f"(paired with the input slice at line {head_line})")
+
+    def _next_position_reads(self, fn: Function) -> None:
+        """`tgt = tokens[p + 1]`: the token one position after p is p's target."""
+        for a in fn.assigns:
+            v = strip_chain(a.value)
+            if isinstance(v, ast.Subscript) and isinstance(v.slice, ast.BinOp) \
+                    and isinstance(v.slice.op, ast.Add) and _is_const(v.slice.right, 1) \
+                    and isinstance(v.slice.left, (ast.Name, ast.Attribute, ast.Subscript)) \
+                    and not isinstance(a.node, (ast.For, ast.AsyncFor)) and not a.unpacks:
+                text = ast.unparse(v)
+                for n in a.names:
+                    self._mark(fn, n, a.line, f"`{n}` = `{text}` is the token one position after the "
+                                              "scored position (its target)")
 
     def _ngram_positions(self, fn: Function) -> None:
         """The n-gram's completing token: `A[p]` (or `A[s:e]`) when the same function reads the

@@ -103,6 +103,9 @@ class ValFlow:
     # switch off.
     flags: dict = field(default_factory=dict)
     dead: set[str] = field(default_factory=set)
+    # Weaker: flags off by default and never set anywhere in the folder (softens warnings only).
+    soft_flags: dict = field(default_factory=dict)
+    soft_dead: set[str] = field(default_factory=set)
 
     def site_off(self, ref: FunctionRef, site: Site) -> bool:
         """The site cannot have run in the logged runs (its function or an enclosing `if` is off)."""
@@ -110,14 +113,25 @@ class ValFlow:
 
         return ref.facts.qualname in self.dead or site_dead(site, ref.facts, self.flags)
 
-    def switched_off(self, c: Classified) -> bool:
-        return any(self.site_off(e.ref, e.site) for e in c.event.chain())
+    def switched_off(self, c: Classified, soft: bool = False) -> bool:
+        """Cannot have run: by the logged flags, or (`soft`) also by off-by-default flags."""
+        if any(self.site_off(e.ref, e.site) for e in c.event.chain()):
+            return True
+        if not soft or not self.soft_flags:
+            return False
+        from audit.analysis.flags import site_dead
 
-    def switch_off(self, flags: dict) -> None:
+        return any(e.ref.facts.qualname in self.soft_dead or site_dead(e.site, e.ref.facts, self.soft_flags)
+                   for e in c.event.chain())
+
+    def switch_off(self, flags: dict, soft_flags: dict | None = None) -> None:
         from audit.analysis.flags import dead_functions
 
         self.flags = flags
         self.dead = dead_functions(self.program, self.calls_in, flags)
+        if soft_flags:
+            self.soft_flags = {**soft_flags, **flags}
+            self.soft_dead = dead_functions(self.program, self.calls_in, self.soft_flags)
 
 
 def analyse(prog: Program) -> ValFlow:
