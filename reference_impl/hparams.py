@@ -96,6 +96,7 @@ class Hyperparameters:
     quant_method: str = "rtn"  # rtn | gptq (gptq uses training-data Hessians)
     gptq_calib_batches: int = 4
     gptq_calib_source: str = "train"  # train (training-stream batches) | selfgen (text sampled from the model)
+    gptq_reserve_seconds: float = 10.0  # train-data calibration runs inside the 600 s, so the loop stops earlier
     compressor: str = "zlib"  # zlib | zstd | lzma | brotli
     caseops_enabled: bool = False  # bytes from fineweb_val_bytes_*.bin instead of the tokenizer LUTs
     eval_stride: int = 0  # > 0: also run sliding-window eval with this stride

@@ -214,6 +214,9 @@ def main() -> None:
         train_loader = DistributedTokenLoader(hp.train_files, rank, world_size, device)
 
     max_wallclock_ms = 1000.0 * hp.max_wallclock_seconds if hp.max_wallclock_seconds > 0 else None
+    if max_wallclock_ms is not None and hp.quant_method == "gptq" and hp.gptq_calib_source == "train":
+        max_wallclock_ms -= 1000.0 * hp.gptq_reserve_seconds  # train-data Hessians must fit in the budget
+        log0(f"gptq:reserving {hp.gptq_reserve_seconds:g}s, effective={max_wallclock_ms:.0f}ms")
     training_time_ms = 0.0
     stop_after_step: int | None = None
     sync(device)
@@ -270,12 +273,29 @@ def main() -> None:
             f"peak memory allocated: {torch.cuda.max_memory_allocated() // 1024 // 1024} MiB "
             f"reserved: {torch.cuda.max_memory_reserved() // 1024 // 1024} MiB"
         )
-    serialize_and_score(hp, base_model, code, master, distributed, device, val_tokens, luts, token_bytes, val_batch_seqs, log0)
+    t_cal = time.perf_counter()
+    hessians = gptq_calibration(hp, base_model, device) if master else None
+    if hessians is not None:
+        log0(f"GPTQ:collected {len(hessians)} Hessians in {time.perf_counter() - t_cal:.1f}s")
+    serialize_and_score(hp, base_model, code, master, distributed, device, val_tokens, luts, token_bytes, val_batch_seqs, log0, hessians)
     if distributed:
+        dist.barrier()  # gloo aborts a rank that tears down while its peer is still in a collective
         dist.destroy_process_group()
 
 
-def serialize_and_score(hp, base_model, code, master, distributed, device, val_tokens, luts, token_bytes, val_batch_seqs, log0) -> None:
+def gptq_calibration(hp, base_model, device):
+    """GPTQ Hessians from training (or self-generated) text, never validation; part of training time."""
+    if hp.quant_method != "gptq":
+        return None
+    if hp.gptq_calib_source == "selfgen":
+        batches = iter(generate_calibration(base_model, 8 * hp.gptq_calib_batches, hp.train_seq_len, seed=hp.seed).split(8))
+    else:
+        calib = DistributedTokenLoader(hp.train_files, 0, 1, device)
+        batches = (calib.next_batch(hp.train_batch_tokens // 8, hp.train_seq_len, 1)[0] for _ in range(hp.gptq_calib_batches))
+    return {k: v.cpu() for k, v in collect_hessians(base_model, batches).items()}
+
+
+def serialize_and_score(hp, base_model, code, master, distributed, device, val_tokens, luts, token_bytes, val_batch_seqs, log0, hessians) -> None:
     """Write final_model.pt and the quantised artifact (rank 0), reload it everywhere, score it."""
     tag = f"int{hp.quant_bits}+{hp.compressor}"
     label = f"final_int{hp.quant_bits}_{hp.compressor}"
@@ -287,15 +307,6 @@ def serialize_and_score(hp, base_model, code, master, distributed, device, val_t
         log0(f"Serialized model: {model_bytes} bytes")
         log0(f"Code size: {code_bytes} bytes")
         log0(f"Total submission size: {model_bytes + code_bytes} bytes")
-        hessians = None
-        if hp.quant_method == "gptq":  # calibration on training or self-generated text, never validation
-            if hp.gptq_calib_source == "selfgen":
-                text = generate_calibration(base_model, 8 * hp.gptq_calib_batches, hp.train_seq_len, seed=hp.seed)
-                batches = iter(text.split(8))
-            else:
-                calib = DistributedTokenLoader(hp.train_files, 0, 1, device)
-                batches = (calib.next_batch(hp.train_batch_tokens // 8, hp.train_seq_len, 1)[0] for _ in range(hp.gptq_calib_batches))
-            hessians = {k: v.cpu() for k, v in collect_hessians(base_model, batches).items()}
         state = {k: v.detach().cpu() for k, v in base_model.state_dict().items()}
         obj, stats = quantize_state_dict(state, hp.quant_bits, hp.keep_fp32_patterns, hessians)
         blob, raw_bytes = serialize_quantized(obj, hp.compressor)

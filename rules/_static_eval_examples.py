@@ -74,6 +74,34 @@ def eval_val(model, val_tokens, seq_len, luts):
     return val_loss, val_loss / math.log(2.0) * n_tok / n_bytes
 '''
 
+# Legal: sliding-window evaluation that scores only the last `stride` targets of each window,
+# with a score-first TTT step on the already-scored chunk.
+SLIDING_WINDOW_TTT = HEADER + '''
+
+def eval_val(model, val_tokens, seq_len, luts, stride=64, lr=1e-3):
+    base_bytes, leading_space, is_boundary = luts
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    loss_sum, n_tok, n_bytes = 0.0, 0, 0
+    total = val_tokens.numel() - 1
+    for ws in range(0, total - seq_len + 1, stride):
+        chunk = val_tokens[ws:ws + seq_len + 1]
+        x = chunk[:-1][None]
+        y = chunk[1:][None]
+        s = 0 if ws == 0 else seq_len - stride
+        with torch.no_grad():
+            logits = model_logits(model, x)
+            nll = F.cross_entropy(logits[0], y[0], reduction="none")[s:]
+        loss_sum += nll.sum().item()
+        n_tok += nll.numel()
+        n_bytes += int((base_bytes[y[0, s:]] + (leading_space[y[0, s:]] & ~is_boundary[x[0, s:]]).long()).sum())
+        loss = F.cross_entropy(model_logits(model, x)[0, s:], y[0, s:])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    val_loss = loss_sum / n_tok
+    return val_loss, val_loss / math.log(2.0) * n_tok / n_bytes
+'''
+
 # Legal: backward-looking cache. The lookup reads a full row over the vocabulary keyed by the
 # context only; the target enters the *update*, after the position was scored; entropy gate.
 CAUSAL_CACHE = HEADER + '''

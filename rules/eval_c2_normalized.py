@@ -31,6 +31,7 @@ class EvalC2Normalized(Rule):
     )
     VALID = [
         Valid(ex.CAUSAL_CACHE, "full-vocab cache distribution mixed with the softmax, then the target read"),
+        Valid(ex.SLIDING_WINDOW_TTT, "sliding window scoring the last stride, then a score-first TTT step"),
         Valid(ex.NGRAM_TILT, "boost of a hinted token followed by log_softmax over the vocabulary"),
         Valid(ex.BIGRAM_EMBEDDING, "bigram hash embedding: no cache probability at all"),
     ]

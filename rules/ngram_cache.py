@@ -35,6 +35,7 @@ class NgramCacheTargetLeak(Rule):
     VALID = [
         Valid(ex.BIGRAM_EMBEDDING, "bigram hash embeddings over input ids (t[i-1], t[i]), also aliased"),
         Valid(ex.CAUSAL_CACHE, "context-keyed full-vocab cache; target used only in the update after scoring"),
+        Valid(ex.SLIDING_WINDOW_TTT, "sliding window scoring the last stride, then a score-first TTT step"),
         Valid(ex.NGRAM_TILT, "token-only n-gram tilt: hint from the prefix, full-vocab renormalisation"),
         Valid(ex.ENTROPY_GATE, "gate on the model's own entropy"),
     ]

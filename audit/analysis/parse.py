@@ -32,8 +32,20 @@ class ParsedModule:
         return self.lines[lineno - 1].strip()
 
 
+# ast.parse of a multi-megabyte file of simple statements takes tens of seconds; no real
+# submission script comes near this (the largest records are ~200 KB).
+MAX_PARSE_CHARS = 4 * 1024 * 1024
+
+
 def parse_source(path: str, source: str) -> ParsedModule:
+    # Python runs a file with a UTF-8 byte-order mark; ast.parse of the decoded str does not.
+    source = source.removeprefix("\ufeff")
     lines = source.splitlines()
+    if len(source) > MAX_PARSE_CHARS:
+        return ParsedModule(
+            path, source, None,
+            f"not parsed: {len(source):,} characters, over the {MAX_PARSE_CHARS:,}-character limit", None, lines,
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # SyntaxWarning for invalid escapes in old scripts
