@@ -8,7 +8,9 @@ these numbers compare like with like against the logs' `Code size` lines.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import PurePosixPath
 
 from audit.codesize import CodeSizes, code_sizes
@@ -17,25 +19,33 @@ from audit.context import AuditContext
 LAUNCHER_MAX_BYTES = 1_024
 
 
-@dataclass(frozen=True)
+@dataclass
 class CountedCode:
     files: tuple[str, ...]  # the main script first, then files a launcher runs
     raw: int  # bytes as shipped (convention a)
-    compressed: int  # wrapper bytes as shipped, or the minified+compressed estimate (convention b)
     wrapper: bool  # the counted code already is a self-extracting wrapper
+    # Minify+compress of a 150 KB script takes seconds: computed only when a rule needs it.
+    _estimate: Callable[[], int] = field(repr=False, compare=False)
+
+    @cached_property
+    def compressed(self) -> int:
+        """Wrapper bytes as shipped, or the minified+compressed estimate (convention b)."""
+        return self._estimate()
 
     @property
     def smallest(self) -> int:
         return min(self.raw, self.compressed)
 
 
-def sizes_of(ctx: AuditContext, path: str) -> CodeSizes | None:
-    """code_sizes of one file of the folder, computed once (the estimate compresses ~100 KB)."""
+def sizes_of(ctx: AuditContext, path: str, *, estimate: bool = False) -> CodeSizes | None:
+    """code_sizes of one file of the folder, computed once; the slow estimate only on request."""
     tf = ctx.submission.code.get(path)
     if tf is None or tf.text is None:
         return None
     text = tf.text
-    return ctx.memo(f"codesize:{path}", lambda: code_sizes(text))
+    if estimate:
+        return ctx.memo(f"codesize:{path}", lambda: code_sizes(text))
+    return ctx.memo(f"codesize-raw:{path}", lambda: code_sizes(text, estimate=False))
 
 
 def counted_code(ctx: AuditContext) -> CountedCode | None:
@@ -55,7 +65,11 @@ def _counted(ctx: AuditContext) -> CountedCode | None:
         files += [p for p in sorted(sub.code)
                   if p != main.path and PurePosixPath(p).name in main.text]
     # A launcher's own bytes are negligible once the file it runs is counted.
-    measured = [s for s in (sizes_of(ctx, p) for p in (files[1:] or files)) if s is not None]
-    raw = sum(s.raw for s in measured)
-    compressed = sum(s.compressed_estimate if s.compressed_estimate is not None else s.raw for s in measured)
-    return CountedCode(tuple(files), raw, compressed, all(s.wrapper for s in measured))
+    counted = files[1:] or files
+    measured = [s for s in (sizes_of(ctx, p) for p in counted) if s is not None]
+
+    def estimate() -> int:
+        full = [s for s in (sizes_of(ctx, p, estimate=True) for p in counted) if s is not None]
+        return sum(s.compressed_estimate if s.compressed_estimate is not None else s.raw for s in full)
+
+    return CountedCode(tuple(files), sum(s.raw for s in measured), all(s.wrapper for s in measured), estimate)

@@ -25,7 +25,6 @@ PROG = "pgolf-audit"
 # name -> (module with add_arguments(parser) and run(args) -> int, description).
 DELEGATES = {
     "rerun": ("audit.harness.cli", "re-run a submission under torchrun and compare with its claims (needs torch)"),
-    "probe": ("audit.probes.cli", "dynamic checks of an evaluator: causality and normalisation (needs torch)"),
 }
 SUBCOMMANDS = ("check", "rules", "report", *DELEGATES)
 FORMATS = ("terminal", "json", "sarif", "github", "html")
@@ -474,7 +473,7 @@ def _list_rules(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# -- rerun, probe: delegated ---------------------------------------------------------------------
+# -- rerun: delegated ---------------------------------------------------------------------
 def _delegate(name: str, args: list[str]) -> int:
     import importlib
 

@@ -120,8 +120,10 @@ class ArtifactCap(Rule):
         if not models:
             return
         counted = counted_code(ctx)
-        code = counted.smallest if counted is not None else 0
         for rel, n in models:
+            if counted is not None and n + counted.raw <= ARTIFACT_CAP_BYTES:
+                continue  # fits with the code counted raw: no need for the (slow) compressed estimate
+            code = counted.smallest if counted is not None else 0
             if n + code <= ARTIFACT_CAP_BYTES:
                 continue
             yield self.finding(

@@ -460,10 +460,10 @@ def test_hook_and_workflow_commands_parse():
         cli.plan_outputs(cli.parse_formats(ns.format), ns.out)
 
 
-def test_probe_without_module_exits_2(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "audit.probes.cli", None)
-    code, _, err = run(capsys, "probe", "x")
-    assert code == 2 and "`probe` is not available" in err
+def test_rerun_without_harness_module_exits_2(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "audit.harness.cli", None)
+    code, _, err = run(capsys, "rerun", "x")
+    assert code == 2 and "`rerun` is not available" in err
 
 
 @pytest.mark.parametrize("formats, out, expected", [

@@ -81,9 +81,13 @@ class FunctionFacts:
     decorated_grad_off: bool = False
     sites: list[Site] = field(default_factory=list)
     returns: Labels = EMPTY
+    returns_detached: bool = False  # every `return <value>` runs with gradients off
     return_names: set[str] = field(default_factory=set)
     reported_names: set[str] = field(default_factory=set)  # names that reach a return or a log
     acc_params: dict[str, Labels] = field(default_factory=dict)  # param -> labels `+=`-ed into it
+    # nested functions: enclosing-scope name -> labels `+=`-ed into it (`totals[0] += nll.sum()` in
+    # a closure accumulates into the enclosing function's `totals`)
+    free_accs: dict[str, Labels] = field(default_factory=dict)
     param_writes: dict[str, Labels] = field(default_factory=dict)  # param -> labels written into it
     field_writes: dict[str, Labels] = field(default_factory=dict)  # self.<attr> -> labels
     assign_sources: dict[str, set[str]] = field(default_factory=dict)  # name -> names it came from
@@ -192,6 +196,10 @@ class _Walker:
         self.returns: set[str] = set()
         self.factory_names: set[str] = set()  # names bound to new tensors (zeros, clone, ...)
         self.classes: frozenset[str] = frozenset()
+        self.free: frozenset[str] = frozenset()  # enclosing-scope names a nested function writes into
+        self.nested_defs: list[str] = []
+        self.detached: set[str] = set()  # names holding values that carry no autograd graph
+        self.zero_inits: set[str] = set()  # names last set to 0 / torch.zeros(...): accumulators
 
     # -- labels of expressions ----------------------------------------------------------
     def labels(self, e: ast.AST | None) -> Labels:
@@ -310,11 +318,11 @@ class _Walker:
             # `loss_sum.add_(nll)`, and `nlls.append(nll)` under no_grad (summed later), collect a
             # score; appends with gradients on are batches being built, not scores
             if all_args and base is not None and (simple == "add_" or (
-                    simple in {"append", "extend"} and self.grad_off)):
+                    simple in {"append", "extend"} and (self.grad_off or (
+                        e.args and all(self._detached(a) for a in e.args))))):
                 self.add_site("accum", e, name=dotted(recv), labels=all_args,
                               mentions=frozenset().union(*(names_in(a) for a in e.args)))
-                if base in self.ff.params:
-                    self.ff.acc_params[base] = self.ff.acc_params.get(base, EMPTY) | all_args
+                self._accumulated(base, all_args)
         if (simple == "requires_grad_" and isinstance(recv, ast.Name) and recv.id in self.factory_names
                 and isinstance(self.cur_stmt, ast.Expr)):
             # `delta = torch.zeros(...)` then `delta.requires_grad_()`: a fresh trainable tensor
@@ -336,14 +344,70 @@ class _Walker:
             return frozenset(out)
         return recv_lab | all_args
 
+    def _detached(self, e: ast.AST) -> bool:
+        """A value without an autograd graph: computed under no_grad, `.item()`/`float()`, or
+        returned by a function whose returns are all computed with gradients off (a scorer).
+        Collecting such values (`losses.append(s)`) is keeping scores, not building batches."""
+        if self.grad_off:
+            return True
+        if isinstance(e, ast.Name):
+            return e.id in self.detached
+        if isinstance(e, (ast.Tuple, ast.List)):
+            return bool(e.elts) and all(self._detached(x) for x in e.elts)
+        if isinstance(e, ast.Constant):
+            return True
+        if isinstance(e, ast.Subscript):
+            return self._detached(e.value)
+        if isinstance(e, ast.Call):
+            name = dotted(e.func)
+            simple = name.rsplit(".", 1)[-1]
+            if simple in {"item", "tolist", "detach", "float", "int"} and (
+                    simple != "float" or isinstance(e.func, ast.Name)):
+                return True
+            callees = self.resolve(e, name, self.ff)
+            return bool(callees) and all(c.returns_detached for c, _ in callees)
+        return False
+
+    def _note_detached(self, targets: Sequence[ast.AST], value: ast.AST) -> None:
+        det = self._detached(value)
+        for t in targets:
+            for n in ast.walk(t):
+                if isinstance(n, ast.Name):
+                    (self.detached.add if det else self.detached.discard)(n.id)
+
+    def _accumulated(self, base: str, lab: Labels) -> None:
+        """`base` was summed into: a parameter (the caller's accumulator) or, in a nested function,
+        a name of the enclosing scope."""
+        if not lab:
+            return
+        if base in self.ff.params:
+            self.ff.acc_params[base] = self.ff.acc_params.get(base, EMPTY) | lab
+        elif base in self.free:
+            self.ff.free_accs[base] = self.ff.free_accs.get(base, EMPTY) | lab
+
     def _apply_param_writes(self, callee: FunctionFacts, e: ast.Call, binding: Mapping[str, Labels]) -> None:
-        """`fill(buf, val_tokens)` writes val data into the caller's `buf`."""
+        """`fill(buf, val_tokens)` writes val data into the caller's `buf`; `totals.add(nll)` into
+        the receiver `totals`; a closure into the enclosing function's names."""
+        for name, lab in callee.free_accs.items():
+            got = substitute(lab, binding)
+            if got:
+                self.weak(name, got, e)
+                self._accumulated(name, got)  # a nested closure passes the write on outwards
         writes = {**callee.param_writes}
         for p, lab in callee.acc_params.items():
             writes[p] = writes.get(p, EMPTY) | lab
         if not writes:
             return
-        params = callee.params[1:] if (callee.is_method and isinstance(e.func, ast.Attribute)) else callee.params
+        params = callee.params
+        if callee.is_method and isinstance(e.func, ast.Attribute):
+            params = callee.params[1:]
+            recv = root_name(e.func.value)
+            if recv is not None and callee.params[0] in writes:
+                lab = substitute(writes[callee.params[0]], binding)
+                if lab:
+                    self.weak(recv, lab, e.func.value)
+                    if callee.params[0] in callee.acc_params:
+                        self._accumulated(recv, lab)
         for i, a in enumerate(e.args):
             if i < len(params) and params[i] in writes and isinstance(a, ast.Name):
                 lab = substitute(writes[params[i]], binding)
@@ -430,8 +494,11 @@ class _Walker:
             self.cur_stmt, self.cur_order = prev_stmt, prev_order
 
     def _s_FunctionDef(self, s: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
-        # A nested function sees the enclosing names as they are where it is defined.
-        self.nested_env[f"{self.ff.qualname}.{s.name}"] = dict(self.env)
+        # A nested function sees the enclosing names as they are where it is defined (widened by
+        # `walk_function` with their values at the end: a closure reads them when it is called).
+        q = f"{self.ff.qualname}.{s.name}"
+        self.nested_env[q] = dict(self.env)
+        self.nested_defs.append(q)
 
     _s_AsyncFunctionDef = _s_FunctionDef
 
@@ -450,12 +517,28 @@ class _Walker:
                 self.ff.flag_aliases[s.targets[0].id] = flag
         for t in s.targets:
             self.assign(t, lab, s.value)
+        self._note_detached(s.targets, s.value)
         self._note_optimizer(s, s.targets, s.value)
+        t0 = s.targets[0]
+        if len(s.targets) == 1 and isinstance(t0, ast.Name):
+            if _zero_init(s.value):
+                self.zero_inits.add(t0.id)
+            elif (isinstance(s.value, ast.BinOp) and isinstance(s.value.op, ast.Add)
+                    and isinstance(s.value.left, ast.Name) and s.value.left.id == t0.id
+                    and t0.id in self.zero_inits):
+                # `loss_sum = 0.0` ... `loss_sum = loss_sum + nll.sum()` is `loss_sum += ...`
+                # (not `x = x + block(x)`: a residual stream does not start from zero)
+                added = self.labels(s.value.right)
+                if added:
+                    self.add_site("accum", s, name=t0.id, labels=added, mentions=names_in(s.value.right))
+            else:
+                self.zero_inits.discard(t0.id)
 
     def _s_AnnAssign(self, s: ast.AnnAssign) -> None:
         if s.value is not None:
             lab = self.labels(s.value)
             self.assign(s.target, lab, s.value)
+            self._note_detached([s.target], s.value)
             self._note_optimizer(s, [s.target], s.value)
 
     def _s_AugAssign(self, s: ast.AugAssign) -> None:
@@ -466,12 +549,11 @@ class _Walker:
         if isinstance(s.target, ast.Name):
             self.env[base] = self.env.get(base, EMPTY) | lab
             self.ff.assign_sources.setdefault(base, set()).update(names_in(s.value))
-            if base in self.ff.params and lab:
-                self.ff.acc_params[base] = self.ff.acc_params.get(base, EMPTY) | lab
         else:
             self.weak(base, lab, s.target)
-            if base in self.ff.params and lab:  # `acc[0] += loss` into a caller's accumulator
-                self.ff.acc_params[base] = self.ff.acc_params.get(base, EMPTY) | lab
+        # `acc[0] += loss` into a caller's accumulator, `nonlocal total; total += loss` into the
+        # enclosing function's
+        self._accumulated(base, lab)
         if isinstance(s.op, (ast.Add, ast.Sub)) and lab:
             self.add_site("accum", s, name=dotted(s.target) or base, labels=lab, mentions=names_in(s.value))
 
@@ -623,6 +705,19 @@ TENSOR_FACTORY = re.compile(r"(?:^|\.)(?:zeros|ones|empty|full|randn|rand|zeros_
                             r"full_like|randn_like|clone|detach|tensor)$")
 
 
+def _zero_init(v: ast.AST) -> bool:
+    """`0`, `0.0`, `torch.zeros(())`, `torch.tensor(0.0)`: how an accumulator starts."""
+    if isinstance(v, ast.Constant):
+        return isinstance(v.value, (int, float)) and not isinstance(v.value, bool) and v.value == 0
+    if isinstance(v, ast.Call):
+        name = dotted(v.func).rsplit(".", 1)[-1]
+        if name in {"zeros", "zeros_like"}:
+            return True
+        if name == "tensor" and v.args and isinstance(v.args[0], ast.Constant):
+            return v.args[0].value == 0
+    return False
+
+
 def _creates_fresh_param(call: ast.Call) -> bool:
     """`torch.zeros(..., requires_grad=True)` or `nn.Parameter(...)`: a new trainable tensor."""
     if dotted(call.func).endswith("Parameter"):
@@ -679,6 +774,7 @@ def walk_function(ff: FunctionFacts, body: list[ast.stmt], resolve: ReturnSummar
     """(Re)compute `ff.sites`, `ff.returns` and friends."""
     ff.return_names = set()
     ff.acc_params = {}
+    ff.free_accs = {}
     ff.param_writes = {}
     ff.field_writes = {}
     ff.assign_sources = {}
@@ -692,10 +788,45 @@ def walk_function(ff: FunctionFacts, body: list[ast.stmt], resolve: ReturnSummar
             env[p] = frozenset({N.PARAM + p})
     w = _Walker(ff, env, resolve, fields, nested_env)
     w.classes = classes
+    if ff.parent is not None and not ff.parent.endswith("<module>"):
+        w.free = _enclosing_names(ff, body)
     w.block(body)
+    for q in w.nested_defs:
+        seen = nested_env[q]
+        for k, v in w.env.items():
+            seen[k] = seen.get(k, EMPTY) | v
     ff.sites = sorted(w.sites.values(), key=lambda s: (s.order, s.line, s.kind))
     ff.returns = frozenset(w.returns)
+    valued = [s for s in ff.sites if s.kind == "return" and isinstance(s.node, ast.Return) and s.node.value is not None]
+    ff.returns_detached = bool(valued) and all(s.grad_off for s in valued)
     ff.reported_names = _reported_names(ff)
+
+
+def _enclosing_names(ff: FunctionFacts, body: list[ast.stmt]) -> frozenset[str]:
+    """Names a nested function uses but does not bind (or declares `nonlocal`): they live in
+    the enclosing function, so writes into them are the enclosing function's."""
+    bound = {p for p in (*ff.params, ff.vararg, ff.kwarg) if p}
+    used: set[str] = set()
+    nonlocal_: set[str] = set()
+    todo: list[ast.AST] = list(body)
+    while todo:
+        n = todo.pop()
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            if not isinstance(n, ast.Lambda):
+                bound.add(n.name)
+            continue  # their own scope
+        if isinstance(n, ast.Nonlocal):
+            nonlocal_.update(n.names)
+        elif isinstance(n, ast.Global):
+            bound.update(n.names)
+        elif isinstance(n, ast.Name):
+            (bound if isinstance(n.ctx, (ast.Store, ast.Del)) else used).add(n.id)
+        elif isinstance(n, ast.alias):
+            bound.add((n.asname or n.name).split(".", 1)[0])
+        elif isinstance(n, ast.ExceptHandler) and n.name:
+            bound.add(n.name)
+        todo.extend(ast.iter_child_nodes(n))
+    return frozenset((used - bound) | nonlocal_)
 
 
 def _reported_names(ff: FunctionFacts) -> set[str]:

@@ -173,7 +173,8 @@ def build_program(modules: list[ParsedModule]) -> Program:
 
 def _summary(ff: FunctionFacts) -> tuple:
     return (ff.returns, tuple(sorted(ff.param_writes.items())), tuple(sorted(ff.acc_params.items())),
-            tuple(sorted(ff.field_writes.items())))
+            tuple(sorted(ff.field_writes.items())), tuple(sorted(ff.free_accs.items())),
+            ff.returns_detached)
 
 
 def _field_signature(prog: Program) -> dict[str, tuple]:

@@ -41,10 +41,17 @@ _CHAIN_METHODS = {
     "view_as", "reshape_as", "expand", "expand_as", "tolist", "item",
 }
 _WRAP_CALLS = {"as_tensor", "asarray", "array", "tensor", "from_numpy", "ascontiguousarray", "int", "long"}
+# Names that *describe* targets without holding their ids: positions, masks, lengths, losses.
+_TARGET_META_SUFFIX = (
+    r"(?!.*_(pos|poss|position|positions|idx|indices|index|len|lens|length|lengths|mask|masks|"
+    r"start|end|offset|offsets|size|shape|dtype|device|count|counts|bytes|loss|nll|bpb|prob|probs|"
+    r"logp|logits|p)$)"
+)
 TARGET_NAME = re.compile(
-    r"^(y|ys|yb|y_?batch|y_np|y_flat|y_t|y_all|tgt|tgts|target|targets|target_ids|target_tokens|"
+    _TARGET_META_SUFFIX +
+    r"(^(y|ys|yb|y_?batch|y_np|y_flat|y_t|y_all|tgt|tgts|target|targets|target_ids|target_tokens|"
     r"tgt_ids|labels?|gold|gold_ids|next_tokens?|next_ids)(_[a-z0-9]+)*$"
-    r"|^(?!(is|has|n|num|max|min|use|no)_)[a-z0-9]+_(tgt|tgts|targets|target_ids|labels|gold)(_[a-z0-9]+)*$"
+    r"|^(?!(is|has|n|num|max|min|use|no)_)[a-z0-9]+_(tgt|tgts|targets|target_ids|labels|gold)(_[a-z0-9]+)*$)"
 )
 CANDIDATE_NAME = re.compile(r"(hint|cand|pred|guess|argmax|top)", re.I)
 _CANDIDATE_CALLS = {"arange", "range", "argmax", "topk", "argsort", "multinomial", "sort", "max_indices"}
@@ -520,16 +527,63 @@ class TargetFlow:
             for a in fn.assigns:
                 if a.unpacks and not isinstance(a.value, (ast.Tuple, ast.List)):
                     continue  # `a, b = rows[i]`: which element is which is unknown; do not smear
-                src = next((n for n in names_in(a.value) if self.is_target(fn, n)), None)
-                if src is None:
-                    continue
-                for n in a.names:
-                    if n != src and self._mark(fn, n, a.line, f"`{n}` derives from `{src}`", self.key(fn, src)):
-                        step = True
+                for names, values in self._element_flows(fn, a):
+                    src = next((n for v in values for n in names_in(v) if self.is_target(fn, n)), None)
+                    if src is None:
+                        continue
+                    for n in names:
+                        if n != src and self._mark(fn, n, a.line, f"`{n}` derives from `{src}`", self.key(fn, src)):
+                            step = True
             changed |= step
             if not step:
                 break
         return changed
+
+    def _element_flows(self, fn: Function, a: Assignment) -> list[tuple[list[str], list[ast.expr]]]:
+        """Which assigned names read which value expressions, element by element where the
+        shapes are known: `a, b = x, y`; `for i, r in enumerate(rows)`; `for p, t in zip(P, T)`;
+        `for (p, t) in segs` where every `segs.append(...)` stores a tuple of that length.
+        Otherwise every name reads the whole value (the flow-insensitive default)."""
+        node = a.node
+        target: ast.expr | None = None
+        if isinstance(node, (ast.For, ast.AsyncFor)):
+            target = node.target
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+        if target is None or not isinstance(target, (ast.Tuple, ast.List)):
+            return [(a.names, [a.value])]
+        per = self._split(fn, target, a.value, isinstance(node, (ast.For, ast.AsyncFor)))
+        return per if per is not None else [(a.names, [a.value])]
+
+    def _split(self, fn: Function, target: ast.expr, value: ast.expr,
+               iterates: bool) -> list[tuple[list[str], list[ast.expr]]] | None:
+        if not isinstance(target, (ast.Tuple, ast.List)):
+            return [(assigned_names(target), [value])]
+        elts = target.elts
+        if any(isinstance(e, ast.Starred) for e in elts):
+            return None
+        columns: list[list[ast.expr]] | None = None
+        if not iterates and isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(elts):
+            columns = [[v] for v in value.elts]
+        elif iterates and isinstance(value, ast.Call) and call_name(value) == "enumerate" \
+                and isinstance(value.func, ast.Name) and len(elts) == 2 and value.args:
+            rest = self._split(fn, elts[1], value.args[0], True)
+            return None if rest is None else rest  # the index is a counter, never a token
+        elif iterates and isinstance(value, ast.Call) and call_name(value) == "zip" \
+                and isinstance(value.func, ast.Name) and len(value.args) == len(elts) \
+                and not any(isinstance(x, ast.Starred) for x in value.args):
+            out: list[tuple[list[str], list[ast.expr]]] = []
+            for e, arg in zip(elts, value.args):
+                sub = self._split(fn, e, arg, True)
+                if sub is None:
+                    return None
+                out += sub
+            return out
+        elif iterates:
+            columns = _appended_columns(fn, value, len(elts))
+        if columns is None:
+            return None
+        return [(assigned_names(e), col) for e, col in zip(elts, columns)]
 
     def _calls(self, fn: Function) -> bool:
         changed = False
@@ -569,6 +623,32 @@ class TargetFlow:
         if len(out) > limit:
             out = out[:2] + out[-(limit - 2):]
         return out
+
+
+def _appended_columns(fn: Function, container: ast.expr, width: int) -> list[list[ast.expr]] | None:
+    """For `for (a, b) in rows`: the k-th element of every tuple appended to `rows` in this
+    function, when all appends are tuples of `width` (else None: the shape is unknown)."""
+    name = dotted(container) if isinstance(container, (ast.Name, ast.Attribute)) else None
+    if name is None:
+        return None
+    columns: list[list[ast.expr]] = [[] for _ in range(width)]
+    seen = False
+    for a in fn.assigns:
+        if a.names != [name] or isinstance(a.node, (ast.For, ast.AsyncFor)):
+            continue
+        call = a.node.value if isinstance(a.node, ast.Expr) else None
+        if not (isinstance(call, ast.Call) and call_name(call) == "append"):
+            if isinstance(a.value, (ast.List, ast.ListComp)) and not getattr(a.value, "elts", True):
+                continue  # `rows = []`
+            return None
+        item = call.args[0]
+        if not isinstance(item, ast.Tuple) or len(item.elts) != width \
+                or any(isinstance(e, ast.Starred) for e in item.elts):
+            return None
+        for k, e in enumerate(item.elts):
+            columns[k].append(e)
+        seen = True
+    return columns if seen else None
 
 
 def _arithmetic_pairs(fn: Function) -> set[tuple[str, str]]:

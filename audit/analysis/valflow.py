@@ -24,7 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from audit.analysis import names as N
-from audit.analysis.facts import EMPTY, Labels, Site, bind_args, substitute
+from audit.analysis.facts import EMPTY, Labels, Site, bind_args, dotted, substitute
 from audit.analysis.program import FunctionRef, Program
 
 EPOCH_LOOP = re.compile(r"epoch|(?:^|_)ep(?:_|$)|pass|round", re.IGNORECASE)
@@ -233,8 +233,12 @@ def _training_names(ref: FunctionRef, acc: Site) -> frozenset[str]:
     return frozenset(out)
 
 
+def _root(name: str) -> str:
+    return name.split(".", 1)[0]
+
+
 def _is_reported(ref: FunctionRef, name: str) -> bool:
-    root = name.split(".", 1)[0]
+    root = _root(name)
     return root in ref.facts.reported_names or root in ref.facts.params
 
 
@@ -270,7 +274,11 @@ def _score_events(vf: ValFlow) -> None:
                         arg = _arg_name(c, site, p)
                         if arg is not None and _is_reported(r, arg):
                             lab |= substitute(acc, b)
-                            reaches = reaches or arg in returned or arg in r.facts.params
+                            reaches = reaches or _root(arg) in returned or _root(arg) in r.facts.params
+                    for name, acc in c.facts.free_accs.items():  # a closure summing into our `name`
+                        if _is_reported(r, name):
+                            lab |= substitute(acc, b)
+                            reaches = reaches or name in returned or name in r.facts.params
                 if lab:
                     evs.append(Event("score", r, site, frozenset(lab), inner=inner, reaches_return=reaches))
             for site in callbacks[r.facts.qualname]:
@@ -342,6 +350,8 @@ def _arg_name(callee: FunctionRef, site: Site, param: str) -> str | None:
     assert isinstance(call, ast.Call)
     params = list(callee.facts.params)
     if callee.facts.is_method and isinstance(call.func, ast.Attribute):
+        if param == params[0]:  # `totals.add(nll)`: the method accumulates into its receiver
+            return dotted(call.func.value) or None
         params = params[1:]
     for i, a in enumerate(call.args):
         if i < len(params) and params[i] == param:
