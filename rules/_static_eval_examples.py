@@ -293,6 +293,265 @@ def eval_val(model, val_tokens, seq_len, luts):
     return val_loss, val_loss / math.log(2.0) * n_tok / n_bytes
 '''
 
+# Legal: a hashed cache keyed by the tokens *before* each scored position. The positions are
+# called `target_pos`, and (positions, targets) pairs travel together in a list of tuples; only
+# the targets are the scored tokens, the positions and the context hash hold no target.
+CAPTURED_SEGMENTS_CACHE = HEADER + '''
+
+class ContextRows:
+    def __init__(self, vocab):
+        self.rows = np.zeros((4096, vocab), dtype=np.float32)
+
+    def key(self, toks, target_pos):
+        h = np.zeros(len(target_pos), dtype=np.int64)
+        for k in range(1, 3):
+            h ^= toks[np.maximum(target_pos - k, 0)].astype(np.int64) * PRIMES[k]
+        return h % 4096
+
+    def dist(self, toks, target_pos):
+        ctx_key = self.key(toks, target_pos)
+        rows = self.rows[ctx_key] + 0.1
+        return rows / rows.sum(axis=1, keepdims=True)
+
+    def update(self, toks, target_pos, targets):
+        np.add.at(self.rows, (self.key(toks, target_pos), targets), 1.0)
+
+
+def eval_val(model, val_tokens, seq_len, luts):
+    base_bytes, leading_space, is_boundary = luts
+    cache = ContextRows(model.emb.weight.shape[0])
+    toks = val_tokens.numpy()
+    loss_sum, n_tok, n_bytes = 0.0, 0, 0
+    with torch.no_grad():
+        for start in range(0, val_tokens.numel() - 1 - seq_len + 1, seq_len):
+            x = val_tokens[start:start + seq_len]
+            probs = F.softmax(model_logits(model, x[None])[0], dim=-1)
+            all_pos = np.arange(start + 1, start + seq_len + 1)
+            y_np = toks[start + 1:start + seq_len + 1]
+            segments = []
+            for off in range(0, seq_len, 16):
+                positions = all_pos[off:off + 16]
+                segments.append((positions, y_np[off:off + 16], off))
+            for positions, targets, off in segments:
+                p_cache = torch.from_numpy(cache.dist(toks, positions))
+                mixed = 0.8 * probs[off:off + len(positions)] + 0.2 * p_cache
+                tgt = torch.from_numpy(targets)
+                loss_sum += float(-torch.log(mixed.gather(-1, tgt[:, None])).sum())
+                prev = x[off:off + len(positions)]
+                n_bytes += int((base_bytes[tgt] + (leading_space[tgt] & ~is_boundary[prev]).long()).sum())
+                n_tok += len(positions)
+            for positions, targets, _ in segments:
+                cache.update(toks, positions, targets)
+    val_loss = loss_sum / n_tok
+    return val_loss, val_loss / math.log(2.0) * n_tok / n_bytes
+'''
+
+# Illegal: the same segment bookkeeping, but the cache probability is read at a key that hashes
+# the segment's next tokens (carried through the tuples) into the context.
+CAPTURED_SEGMENTS_TARGET_KEY = HEADER + '''
+
+class PairCounts:
+    def __init__(self):
+        self.ctx_counts = np.zeros(BUCKETS, dtype=np.float64)
+        self.pair_counts = np.zeros(BUCKETS, dtype=np.float64)
+
+    def keys(self, toks, pos, nxt):
+        h = toks[np.maximum(pos - 1, 0)].astype(np.int64) * PRIMES[0]
+        return h & MASK, (h ^ (nxt.astype(np.int64) * PRIMES[1])) & MASK
+
+    def prob(self, toks, pos, nxt):
+        ck, pk = self.keys(toks, pos, nxt)
+        return self.pair_counts[pk] / np.maximum(self.ctx_counts[ck], 1.0)
+
+    def update(self, toks, pos, nxt):
+        ck, pk = self.keys(toks, pos, nxt)
+        np.add.at(self.ctx_counts, ck, 1.0)
+        np.add.at(self.pair_counts, pk, 1.0)
+
+
+def eval_val(model, val_tokens, seq_len, luts):
+    base_bytes, leading_space, is_boundary = luts
+    cache = PairCounts()
+    toks = val_tokens.numpy()
+    loss_sum, n_tok, n_bytes = 0.0, 0, 0
+    with torch.no_grad():
+        for start in range(0, val_tokens.numel() - 1 - seq_len + 1, seq_len):
+            x = val_tokens[start:start + seq_len]
+            probs = F.softmax(model_logits(model, x[None])[0], dim=-1).numpy()
+            all_pos = np.arange(start + 1, start + seq_len + 1)
+            y_np = toks[start + 1:start + seq_len + 1]
+            segments = []
+            for off in range(0, seq_len, 16):
+                segments.append((all_pos[off:off + 16], y_np[off:off + 16], off))
+            for pos, nxt, off in segments:
+                p_model = probs[np.arange(off, off + len(pos)), nxt]
+                p = 0.8 * p_model + 0.2 * cache.prob(toks, pos, nxt)
+                loss_sum += float(-np.log(p).sum())
+                tgt = torch.from_numpy(nxt)
+                prev = x[off:off + len(pos)]
+                n_bytes += int((base_bytes[tgt] + (leading_space[tgt] & ~is_boundary[prev]).long()).sum())
+                n_tok += len(pos)
+            for pos, nxt, _ in segments:
+                cache.update(toks, pos, nxt)
+    val_loss = loss_sum / n_tok
+    return val_loss, val_loss / math.log(2.0) * n_tok / n_bytes
+'''
+
+# Legal (C3): a cache method adds the previous chunk's n-grams at the top of the loop, then the
+# current chunk is scored; its own n-grams are added only on the next iteration.
+DEFERRED_CACHE_UPDATE = HEADER + '''
+
+class ContextRows:
+    def __init__(self, vocab):
+        self.rows = np.zeros((4096, vocab), dtype=np.float32)
+
+    def key(self, toks, start, end):
+        prev = toks[start - 1:end - 1].astype(np.int64)
+        prev2 = toks[start - 2:end - 2].astype(np.int64)
+        return ((prev * PRIMES[0]) ^ (prev2 * PRIMES[1])) % 4096
+
+    def dist(self, toks, start, end):
+        rows = self.rows[self.key(toks, start, end)] + 0.1
+        return torch.from_numpy(rows / rows.sum(axis=1, keepdims=True))
+
+    def update(self, toks, start, end):
+        np.add.at(self.rows, (self.key(toks, start, end), toks[start:end]), 1.0)
+
+
+def eval_val(model, val_tokens, seq_len, luts):
+    base_bytes, leading_space, is_boundary = luts
+    cache = ContextRows(model.emb.weight.shape[0])
+    toks = val_tokens.numpy()
+    loss_sum, n_tok, n_bytes = 0.0, 0, 0
+    with torch.no_grad():
+        prev = None
+        for start in range(2, val_tokens.numel() - seq_len + 1, seq_len):
+            end = start + seq_len
+            if prev is not None:
+                cache.update(toks, prev[0], prev[1])
+            x = val_tokens[start - 1:end - 1]
+            y = val_tokens[start:end]
+            probs = F.softmax(model_logits(model, x[None])[0], dim=-1)
+            mixed = 0.8 * probs + 0.2 * cache.dist(toks, start, end)
+            loss_sum += float(-torch.log(mixed.gather(-1, y[:, None])).sum())
+            n_tok += y.numel()
+            n_bytes += int((base_bytes[y] + (leading_space[y] & ~is_boundary[x]).long()).sum())
+            prev = (start, end)
+    val_loss = loss_sum / n_tok
+    return val_loss, val_loss / math.log(2.0) * n_tok / n_bytes
+'''
+
+# Legal (C3): score the chunk from the cache, then add the chunk's n-grams.
+SCORE_THEN_UPDATE_CACHE = HEADER + '''
+
+class ContextRows:
+    def __init__(self, vocab):
+        self.rows = np.zeros((4096, vocab), dtype=np.float32)
+
+    def key(self, toks, start, end):
+        prev = toks[start - 1:end - 1].astype(np.int64)
+        prev2 = toks[start - 2:end - 2].astype(np.int64)
+        return ((prev * PRIMES[0]) ^ (prev2 * PRIMES[1])) % 4096
+
+    def dist(self, toks, start, end):
+        rows = self.rows[self.key(toks, start, end)] + 0.1
+        return torch.from_numpy(rows / rows.sum(axis=1, keepdims=True))
+
+    def update(self, toks, start, end):
+        np.add.at(self.rows, (self.key(toks, start, end), toks[start:end]), 1.0)
+
+
+def eval_val(model, val_tokens, seq_len, luts):
+    base_bytes, leading_space, is_boundary = luts
+    cache = ContextRows(model.emb.weight.shape[0])
+    toks = val_tokens.numpy()
+    loss_sum, n_tok, n_bytes = 0.0, 0, 0
+    with torch.no_grad():
+        for start in range(2, val_tokens.numel() - seq_len + 1, seq_len):
+            end = start + seq_len
+            x = val_tokens[start - 1:end - 1]
+            y = val_tokens[start:end]
+            probs = F.softmax(model_logits(model, x[None])[0], dim=-1)
+            mixed = 0.8 * probs + 0.2 * cache.dist(toks, start, end)
+            loss_sum += float(-torch.log(mixed.gather(-1, y[:, None])).sum())
+            n_tok += y.numel()
+            n_bytes += int((base_bytes[y] + (leading_space[y] & ~is_boundary[x]).long()).sum())
+            cache.update(toks, start, end)
+    val_loss = loss_sum / n_tok
+    return val_loss, val_loss / math.log(2.0) * n_tok / n_bytes
+'''
+
+# Illegal (C3): the chunk's n-grams are added first, then the same chunk is scored from the cache,
+# so every token's own count is in the table when it is scored.
+UPDATE_THEN_SCORE_CACHE = HEADER + '''
+
+class ContextRows:
+    def __init__(self, vocab):
+        self.rows = np.zeros((4096, vocab), dtype=np.float32)
+
+    def key(self, toks, start, end):
+        prev = toks[start - 1:end - 1].astype(np.int64)
+        prev2 = toks[start - 2:end - 2].astype(np.int64)
+        return ((prev * PRIMES[0]) ^ (prev2 * PRIMES[1])) % 4096
+
+    def dist(self, toks, start, end):
+        rows = self.rows[self.key(toks, start, end)] + 0.1
+        return torch.from_numpy(rows / rows.sum(axis=1, keepdims=True))
+
+    def update(self, toks, start, end):
+        np.add.at(self.rows, (self.key(toks, start, end), toks[start:end]), 1.0)
+
+
+def eval_val(model, val_tokens, seq_len, luts):
+    base_bytes, leading_space, is_boundary = luts
+    cache = ContextRows(model.emb.weight.shape[0])
+    toks = val_tokens.numpy()
+    loss_sum, n_tok, n_bytes = 0.0, 0, 0
+    with torch.no_grad():
+        for start in range(2, val_tokens.numel() - seq_len + 1, seq_len):
+            end = start + seq_len
+            cache.update(toks, start, end)
+            x = val_tokens[start - 1:end - 1]
+            y = val_tokens[start:end]
+            probs = F.softmax(model_logits(model, x[None])[0], dim=-1)
+            mixed = 0.8 * probs + 0.2 * cache.dist(toks, start, end)
+            loss_sum += float(-torch.log(mixed.gather(-1, y[:, None])).sum())
+            n_tok += y.numel()
+            n_bytes += int((base_bytes[y] + (leading_space[y] & ~is_boundary[x]).long()).sum())
+    val_loss = loss_sum / n_tok
+    return val_loss, val_loss / math.log(2.0) * n_tok / n_bytes
+'''
+
+# Illegal (C3): CAUSAL_CACHE with the count increment moved before the lookup of the same keys.
+INLINE_UPDATE_THEN_SCORE = HEADER + '''
+
+def eval_val(model, val_tokens, seq_len, luts):
+    base_bytes, leading_space, is_boundary = luts
+    vocab = model.emb.weight.shape[0]
+    counts = np.zeros((4096, vocab), dtype=np.float32)
+    loss_sum, n_tok, n_bytes = 0.0, 0, 0
+    with torch.no_grad():
+        for start in range(0, val_tokens.numel() - 1 - seq_len + 1, seq_len):
+            chunk = val_tokens[start:start + seq_len + 1]
+            x = chunk[:-1]
+            y = chunk[1:]
+            logp = F.log_softmax(model_logits(model, x[None])[0], dim=-1)
+            x_np = x.numpy()
+            ctx_key = ((x_np.astype(np.int64) * PRIMES[0]) ^ 7) % 4096
+            np.add.at(counts, (ctx_key, y.numpy()), 1.0)
+            rows = counts[ctx_key] + 0.1
+            p_cache = torch.from_numpy(rows / rows.sum(axis=1, keepdims=True))
+            entropy = -(logp.exp() * logp).sum(-1, keepdim=True)
+            alpha = 0.2 * torch.sigmoid(entropy - 3.0)
+            mixed = (1 - alpha) * logp.exp() + alpha * p_cache
+            nll = -torch.log(mixed.gather(-1, y[:, None]).squeeze(-1))
+            loss_sum += nll.sum().item()
+            n_tok += y.numel()
+            n_bytes += int((base_bytes[y] + (leading_space[y] & ~is_boundary[x]).long()).sum())
+    val_loss = loss_sum / n_tok
+    return val_loss, val_loss / math.log(2.0) * n_tok / n_bytes
+'''
+
 # Illegal: oracle gate, the better of two per-token NLLs chosen by looking at the target.
 ORACLE_GATE = HEADER + '''
 

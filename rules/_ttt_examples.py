@@ -141,3 +141,127 @@ def eval_val_ttt(model, val_tokens, chunk=64, epochs=2):
         loss_sum += F.cross_entropy(model(val_tokens[:-1]), val_tokens[1:], reduction="sum")
     return (loss_sum / (val_tokens.numel() - 1)).item()
 '''
+
+# -- Score-first TTT whose scoring lives in a helper (the totals kept somewhere other than a local
+# `loss_sum += ...`). Each helper below scores one chunk with gradients off; `accumulating_ttt`
+# puts it in a chunk loop before (legal) or after (illegal) `train_chunk` on the same chunk.
+TRAIN_CHUNK = '''
+def train_chunk(model, opt, x, y):
+    loss = F.cross_entropy(model(x)[0], y[0])
+    loss.backward()
+    opt.step()
+    opt.zero_grad()
+'''
+
+TOTALS_OBJECT = '''
+class _Totals:
+    def __init__(self):
+        self.sums = torch.zeros(2, dtype=torch.float64)
+
+    def add(self, nll):
+        self.sums[0] += nll.double().sum()
+        self.sums[1] += nll.numel()
+
+    def result(self):
+        return (self.sums[0] / self.sums[1]).item()
+
+
+@torch.inference_mode()
+def score_chunk(model, x, y, totals):
+    totals.add(F.cross_entropy(model(x)[0], y[0], reduction="none"))
+'''
+
+STATS_DICT = '''
+def score_chunk(model, x, y, stats):
+    with torch.no_grad():
+        nll = F.cross_entropy(model(x)[0], y[0], reduction="none")
+    stats["loss"] += nll.sum().item()
+    stats["tokens"] += nll.numel()
+'''
+
+TOTALS_LIST = '''
+def score_chunk(model, x, y, acc):
+    with torch.no_grad():
+        nll = F.cross_entropy(model(x)[0], y[0], reduction="none")
+    acc[0] += nll.sum().item()
+    acc[1] += nll.numel()
+'''
+
+RETURNS_TUPLE = '''
+@torch.no_grad()
+def score_chunk(model, x, y):
+    nll = F.cross_entropy(model(x)[0], y[0], reduction="none")
+    return nll.sum().item(), nll.numel()
+'''
+
+# (helpers, setup lines, the scoring statements, the returned expression) per shape
+ACCUMULATION_SHAPES: dict[str, tuple[str, list[str], list[str], str]] = {
+    "accumulator object filled by `totals.add(...)` in an inference-mode helper": (
+        TOTALS_OBJECT, ["totals = _Totals()"], ["score_chunk(model, x, y, totals)"], "totals.result()"),
+    "running totals in a dict": (
+        STATS_DICT, ['stats = {"loss": 0.0, "tokens": 0}'], ["score_chunk(model, x, y, stats)"],
+        'stats["loss"] / stats["tokens"]'),
+    "running totals in a list": (
+        TOTALS_LIST, ["acc = [0.0, 0]"], ["score_chunk(model, x, y, acc)"], "acc[0] / acc[1]"),
+    "a @torch.no_grad() helper returns (loss, count), summed by the caller": (
+        RETURNS_TUPLE, ["loss_sum, count = 0.0, 0"],
+        ["s, n = score_chunk(model, x, y)", "loss_sum += s", "count += n"], "loss_sum / count"),
+    "per-chunk scores appended to lists, summed at the end": (
+        RETURNS_TUPLE, ["losses, counts = [], []"],
+        ["s, n = score_chunk(model, x, y)", "losses.append(s)", "counts.append(n)"], "sum(losses) / sum(counts)"),
+    "a nested @torch.inference_mode() closure summing into the enclosing function's list": (
+        "", ["totals = [0.0, 0]", "", "@torch.inference_mode()", "def score_chunk():",
+             '    nll = F.cross_entropy(model(x)[0], y[0], reduction="none")',
+             "    totals[0] += nll.sum().item()", "    totals[1] += nll.numel()", ""],
+        ["score_chunk()"], "totals[0] / totals[1]"),
+    "a nested closure with `nonlocal` running sums": (
+        "", ["loss_sum, count = 0.0, 0", "", "def score_chunk():", "    nonlocal loss_sum, count",
+             "    with torch.no_grad():",
+             '        nll = F.cross_entropy(model(x)[0], y[0], reduction="none")',
+             "    loss_sum += nll.sum().item()", "    count += nll.numel()", ""],
+        ["score_chunk()"], "loss_sum / count"),
+}
+
+
+def accumulating_ttt(shape: str, score_first: bool = True) -> str:
+    """A whole program: chunked TTT whose per-chunk score goes through `shape`'s helper, taken
+    before (`score_first`) or after training on the same chunk."""
+    helpers, setup, score, result = ACCUMULATION_SHAPES[shape]
+    steps = [*score, "train_chunk(model, opt, x, y)"] if score_first else ["train_chunk(model, opt, x, y)", *score]
+    body = "\n".join([
+        "def eval_val_ttt(model, val_tokens, chunk=64):",
+        "    opt = torch.optim.SGD(model.parameters(), lr=1e-3)",
+        *(f"    {line}" if line else "" for line in setup),
+        "    for ci in range((val_tokens.numel() - 1) // chunk):",
+        "        x = val_tokens[ci * chunk:(ci + 1) * chunk][None]",
+        "        y = val_tokens[ci * chunk + 1:(ci + 1) * chunk + 1][None]",
+        *(f"        {line}" for line in steps),
+        f"    return {result}",
+    ])
+    parts = [TRAIN_CHUNK, body, MAIN_ACCUMULATING]
+    if helpers:
+        parts.insert(1, helpers)
+    return program(*parts)
+
+
+MAIN_ACCUMULATING = '''
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    model = torch.nn.Linear(8, 8)
+    print("final", eval_val_ttt(model, val_tokens))
+'''
+
+# Pre-quant twin of the accumulator-object shape: the same helpers, but the whole val stream is
+# trained on before the scoring loop runs.
+TOTALS_OBJECT_PREQUANT = program(TRAIN_CHUNK, TOTALS_OBJECT, '''
+def eval_val_ttt(model, val_tokens, chunk=64):
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    for _ in range(2):
+        train_chunk(model, opt, val_tokens[:-1][None], val_tokens[1:][None])
+    totals = _Totals()
+    for ci in range((val_tokens.numel() - 1) // chunk):
+        x = val_tokens[ci * chunk:(ci + 1) * chunk][None]
+        y = val_tokens[ci * chunk + 1:(ci + 1) * chunk + 1][None]
+        score_chunk(model, x, y, totals)
+    return totals.result()
+''', MAIN_ACCUMULATING)

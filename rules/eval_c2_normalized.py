@@ -34,12 +34,16 @@ class EvalC2Normalized(Rule):
         Valid(ex.SLIDING_WINDOW_TTT, "sliding window scoring the last stride, then a score-first TTT step"),
         Valid(ex.NGRAM_TILT, "boost of a hinted token followed by log_softmax over the vocabulary"),
         Valid(ex.BIGRAM_EMBEDDING, "bigram hash embedding: no cache probability at all"),
+        Valid(ex.CAPTURED_SEGMENTS_CACHE, "context-only key over positions named `target_pos`; "
+              "(positions, targets) carried together in tuples"),
     ]
     INVALID = [
         Invalid(ex.TARGET_KEY_CACHE, "count ratio for the gold token mixed with p_model(y)",
                 line=ex.line_of(ex.TARGET_KEY_CACHE, "full_c = full_table[full_key]")),
         Invalid(ex.TARGET_KEY_HELPER, "the same ratio computed in a helper and mixed by the caller"),
         Invalid(ex.TARGET_KEY_RETURNED, "count ratio of keys returned by a hashing helper"),
+        Invalid(ex.CAPTURED_SEGMENTS_TARGET_KEY, "next tokens carried through segment tuples into the key",
+                line=ex.line_of(ex.CAPTURED_SEGMENTS_TARGET_KEY, "return self.pair_counts[pk]")),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

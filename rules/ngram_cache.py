@@ -38,6 +38,8 @@ class NgramCacheTargetLeak(Rule):
         Valid(ex.SLIDING_WINDOW_TTT, "sliding window scoring the last stride, then a score-first TTT step"),
         Valid(ex.NGRAM_TILT, "token-only n-gram tilt: hint from the prefix, full-vocab renormalisation"),
         Valid(ex.ENTROPY_GATE, "gate on the model's own entropy"),
+        Valid(ex.CAPTURED_SEGMENTS_CACHE, "context-only key over positions named `target_pos`; "
+              "(positions, targets) carried together in tuples"),
     ]
     INVALID = [
         Invalid(ex.TARGET_KEY_CACHE, "full key = ctx_hash ^ (y * prime) looked up to score y",
@@ -46,6 +48,8 @@ class NgramCacheTargetLeak(Rule):
                 line=ex.line_of(ex.TARGET_KEY_HELPER, "return self.full_counts[fk]")),
         Invalid(ex.TARGET_KEY_RETURNED, "keys returned from a hashing helper; tables filled through a parameter",
                 line=ex.line_of(ex.TARGET_KEY_RETURNED, "full_c = self.full_tables[n - 1][full_h]")),
+        Invalid(ex.CAPTURED_SEGMENTS_TARGET_KEY, "next tokens carried through segment tuples into the key",
+                line=ex.line_of(ex.CAPTURED_SEGMENTS_TARGET_KEY, "return self.pair_counts[pk]")),
         Invalid(ex.ORACLE_GATE, "min of two gold-token NLLs", rule_id=ORACLE_ID,
                 line=ex.line_of(ex.ORACLE_GATE, "torch.minimum(nll_model, nll_uni)")),
     ]

@@ -10,13 +10,16 @@ from audit.context import AuditContext
 from audit.findings import Finding, Severity
 from audit.rule import Invalid, Rule, Valid
 from rules._ttt_examples import (
+    ACCUMULATION_SHAPES,
     ADAPT,
     MAIN_PREQUANT,
     MAIN_SCORE_FIRST,
     SCORE_FIRST,
     SLIDING,
+    TOTALS_OBJECT_PREQUANT,
     TRAINING_WITH_PERIODIC_VAL,
     WHOLE_STREAM_THEN_SCORE,
+    accumulating_ttt,
     program,
 )
 
@@ -48,6 +51,9 @@ def main():
     model = torch.nn.Linear(8, 8)
     print("final", eval_val(model, val_tokens))
 '''), "an adaptation routine that is never called"),
+        # score-first TTT whose chunk score goes through a helper (object, dict, list, tuple, closure)
+        *(Valid(accumulating_ttt(shape), f"score-first TTT, {shape}, then train on the chunk")
+          for shape in ACCUMULATION_SHAPES),
     ]
     INVALID = [
         Invalid(program(ADAPT, MAIN_PREQUANT), "adapt on val for 3 epochs, then score", line=28),
@@ -137,6 +143,8 @@ def main():
 '''), "a torch.compile'd step function run over the val stream, then scored"),
         Invalid(program(WHOLE_STREAM_THEN_SCORE, MAIN_SCORE_FIRST),
                 "adapt on the whole stream, then score it, inside one eval function"),
+        Invalid(TOTALS_OBJECT_PREQUANT, "train on the whole stream, then score it into a `_Totals` object "
+                "through an inference-mode helper"),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

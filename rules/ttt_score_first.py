@@ -9,7 +9,14 @@ from audit.analysis.chain import chain_evidence, primary, switched_off_message, 
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
 from audit.rule import Invalid, Rule, Valid
-from rules._ttt_examples import MAIN_SCORE_FIRST, SCORE_FIRST, SLIDING, program
+from rules._ttt_examples import (
+    ACCUMULATION_SHAPES,
+    MAIN_SCORE_FIRST,
+    SCORE_FIRST,
+    SLIDING,
+    accumulating_ttt,
+    program,
+)
 
 LORA_PER_DOC = '''
 def _accumulate(ptl, lo, hi, loss_sum, token_count):
@@ -144,12 +151,17 @@ def eval_val_ttt(model, val_tokens, chunk=64):
         opt.zero_grad()
     return torch.cat(nlls).mean().item()
 ''', MAIN_SCORE_FIRST), "per-chunk scores collected in a list under no_grad, then trained on"),
+        *(Valid(accumulating_ttt(shape), f"{shape}: score the chunk, then train on it")
+          for shape in ACCUMULATION_SHAPES),
     ]
     INVALID = [
         Invalid(program(TRAIN_THEN_SCORE_CHUNK, MAIN_SCORE_FIRST), "train on the chunk, then score it",
                 line=29),
         Invalid(program(LAST_EPOCH_SCORE, MAIN_SCORE_FIRST),
                 "multi-epoch over the stream, score taken on the last epoch"),
+        # the twins of the VALID helper shapes: the same helper, called after training on the chunk
+        *(Invalid(accumulating_ttt(shape, score_first=False), f"{shape}: train on the chunk, then score it")
+          for shape in ACCUMULATION_SHAPES),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

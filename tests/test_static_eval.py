@@ -69,6 +69,78 @@ def test_prev_cur_slices_combined_in_a_hash_are_inputs_not_targets():
     assert not flow.is_target(fn, "cur")
 
 
+@pytest.mark.parametrize("name,is_target", [
+    ("targets", True), ("tgt_np", True), ("seg_targets_np", True), ("target_ids", True),
+    ("target_pos", False), ("target_mask", False), ("y_len", False), ("tgt_idx", False), ("targets_nll", False),
+])
+def test_names_that_describe_targets_are_not_target_ids(name, is_target):
+    ctx = _ctx({"train_gpt.py": f"""
+        def f(toks, {name}):
+            return toks[{name}]
+    """})
+    flow = target_flow(ctx)
+    fn = next(f for f in flow.functions if f.name == "f")
+    assert flow.is_target(fn, name) is is_target
+
+
+def test_tuple_elements_keep_their_own_taint_through_lists_zip_and_enumerate():
+    ctx = _ctx({"train_gpt.py": """
+        def run(buf, starts):
+            x = buf[:-1]
+            y = buf[1:]
+            segs = [] if starts else None
+            for s in starts:
+                segs.append((s, y[s:s + 4], x[s:s + 4]))
+            for pos, nxt, inp in segs:
+                use(pos, nxt, inp)
+            for i, (pos2, nxt2, _) in enumerate(segs):
+                use(i, pos2, nxt2)
+            for a, b in zip(starts, y):
+                use(a, b)
+            c, d = starts, y
+            return c, d
+    """})
+    flow = target_flow(ctx)
+    fn = next(f for f in flow.functions if f.name == "run")
+    assert flow.is_target(fn, "nxt") and flow.is_target(fn, "nxt2") and flow.is_target(fn, "b")
+    assert flow.is_target(fn, "d")
+    for name in ("pos", "inp", "pos2", "i", "a", "c"):
+        assert not flow.is_target(fn, name), name
+
+
+def test_unknown_tuple_shapes_still_carry_the_taint():
+    ctx = _ctx({"train_gpt.py": """
+        def run(buf, rows):
+            y = buf[1:]
+            x = buf[:-1]
+            rows = load(rows)
+            rows.append((x, y))
+            for p, q in rows:
+                use(p, q)
+    """})
+    flow = target_flow(ctx)
+    fn = next(f for f in flow.functions if f.name == "run")
+    assert flow.is_target(fn, "q") and flow.is_target(fn, "p")
+
+
+def test_counts_read_at_a_target_key_do_not_make_later_context_keys_targets():
+    ctx = _ctx({"train_gpt.py": """
+        def backoff(toks, pos, tgt, ctx_t, full_t):
+            matched = pos < 0
+            for n in (3, 2):
+                elig = pos[~matched]
+                ctx_key = (toks[elig - 1] * 31 ^ toks[elig - 2]) % 4096
+                full_key = (ctx_key ^ (tgt[~matched] * 7)) % 4096
+                found = full_t[full_key] > 0
+                matched = matched | found
+            return ctx_t[ctx_key]
+    """})
+    flow = target_flow(ctx)
+    fn = next(f for f in flow.functions if f.name == "backoff")
+    assert flow.is_target(fn, "full_key")
+    assert not flow.is_target(fn, "found") and not flow.is_target(fn, "ctx_key")
+
+
 def test_target_crosses_calls_by_position_and_keyword():
     ctx = _ctx({"train_gpt.py": """
         def inner(a, b, *, gold):
@@ -262,3 +334,89 @@ def test_leading_byte_order_mark_is_valid_python():
     report = _audit({"train_gpt.py": "\ufeff" + textwrap.dedent(ex.TARGET_KEY_CACHE).lstrip("\n")})
     assert not [f for f in report.findings if f.rule_id == "R-SUB-FILES.code-parses"]
     assert any(f.rule_id == "R-NGRAM-CACHE" for f in report.findings)
+
+
+# -- cache update order (R-EVAL-C3 for caches) ---------------------------------------------------
+
+def _c3(code: str) -> list[tuple[str, int | None, Severity]]:
+    files = {"train_gpt.py": textwrap.dedent(code).lstrip("\n")}
+    report = audit_submission(Submission.from_files(files), rules=[rule_by_id("R-EVAL-C3-SCORE-BEFORE-UPDATE.cache")],
+                              kinds=("static",))
+    return [(f.rule_id, f.line, f.severity) for f in report.findings]
+
+
+_C3_TABLE = """
+    import numpy as np
+    def score_all(toks, L, probs):
+        rows = np.zeros((4096, 1024))
+        loss = 0.0
+        {body}
+        return loss
+"""
+
+
+def test_update_then_score_in_a_while_loop_is_an_error():
+    found = _c3(_C3_TABLE.format(body="""pos = 2
+        while pos < len(toks):
+            key = (toks[pos - 1:pos + L - 1] * 31 ^ toks[pos - 2:pos + L - 2]) % 4096
+            np.add.at(rows, (key, toks[pos:pos + L]), 1)
+            p = rows[key] / rows[key].sum(axis=1, keepdims=True)
+            loss += -np.log(p[np.arange(L), toks[pos:pos + L]]).sum()
+            pos += L"""))
+    assert [(f[1], f[2]) for f in found] == [(9, Severity.ERROR)]
+
+
+def test_update_in_the_other_arm_of_an_if_is_not_ordered_before_the_score():
+    found = _c3(_C3_TABLE.format(body="""for pos in range(2, len(toks), L):
+            key = (toks[pos - 1:pos + L - 1] * 31 ^ toks[pos - 2:pos + L - 2]) % 4096
+            if pos % 2:
+                np.add.at(rows, (key, toks[pos:pos + L]), 1)
+            else:
+                p = rows[key] / rows[key].sum(axis=1, keepdims=True)
+                loss += -np.log(p[np.arange(L), toks[pos:pos + L]]).sum()"""))
+    assert found == []
+
+
+def test_prefill_loop_before_the_scoring_loop_is_not_this_check():
+    found = _c3(_C3_TABLE.format(body="""for pos in range(2, 100, L):
+            key = (toks[pos - 1:pos + L - 1] * 31 ^ toks[pos - 2:pos + L - 2]) % 4096
+            np.add.at(rows, (key, toks[pos:pos + L]), 1)
+        for pos in range(100, len(toks), L):
+            key = (toks[pos - 1:pos + L - 1] * 31 ^ toks[pos - 2:pos + L - 2]) % 4096
+            p = rows[key] / rows[key].sum(axis=1, keepdims=True)
+            loss += -np.log(p[np.arange(L), toks[pos:pos + L]]).sum()"""))
+    assert found == []
+
+
+def test_per_position_statistics_indexed_by_counters_are_not_caches():
+    found = _c3(_C3_TABLE.format(body="""hits = np.zeros(8)
+        for pos in range(2, len(toks), L):
+            for n in range(8):
+                hits[n] += 1
+            loss += -np.log(probs[pos] * hits[n] / hits.sum())"""))
+    assert found == []
+
+
+def test_update_whose_arguments_include_more_than_the_chunk_is_a_warning():
+    found = _c3("""
+        import numpy as np
+        class Cache:
+            def __init__(self):
+                self.rows = np.zeros((4096, 1024))
+            def key(self, toks, s, e):
+                return (toks[s - 1:e - 1] * 31 ^ toks[s - 2:e - 2]) % 4096
+            def add(self, toks, s, e, extra):
+                np.add.at(self.rows, (self.key(toks, s, e + extra), toks[s:e]), 1)
+            def dist(self, toks, s, e):
+                r = self.rows[self.key(toks, s, e)]
+                return r / r.sum(axis=1, keepdims=True)
+        def score_all(toks, L, cache, extra_list):
+            loss = 0.0
+            for s in range(2, len(toks), L):
+                extra = extra_list[s]
+                cache.add(toks, s, s + L, extra)
+                p = cache.dist(toks, s, s + L)
+                loss += -np.log(p[np.arange(L), toks[s:s + L]]).sum()
+            return loss
+    """)
+    assert [(f[1], f[2]) for f in found] == [(17, Severity.WARNING)]

@@ -269,3 +269,192 @@ def main():
 ''', ADAPT)
     assert any(f.rule_id == "R-TTT-PREQUANT" and f.severity == Severity.ERROR
                for f in audit({"train_gpt.py": prequant}).findings)
+
+
+# -- false alarms found on real PRs, reduced to their shape (hand-written, not copied) ---------
+def _loud(code: str, rule_id: str) -> list[tuple[str, int | None]]:
+    report = audit({"train_gpt.py": textwrap.dedent(code).lstrip("\n")})
+    return [(f.rule_id, f.line) for f in report.findings if f.rule_id == rule_id and f.severity != Severity.INFO]
+
+
+GPTQ_ON_TRAIN = '''
+class Hyperparameters:
+    def __init__(self):
+        self.train_files = "data/fineweb_train_*.bin"
+        self.val_files = "data/fineweb_val_*.bin"
+        self.ttt_source = "val"
+        self.ttt_files = self.train_files if self.ttt_source == "train" else self.val_files
+
+
+class ValidationData:
+    def __init__(self, h):
+        self.val_tokens = load_validation_tokens(h.val_files)
+        self.extra = []
+        self.extra.append(self.val_tokens[:8])
+
+
+class TrainLoader:
+    def __init__(self, h):
+        self.tokens = torch.load(h.train_files)
+
+
+def train_model(h, val_data):
+    model = torch.nn.Linear(8, 8)
+    summary = {"val_loss": eval_val(model, val_data.val_tokens)}
+    return model, summary
+
+
+def collect_hessians(model, loader):
+    return [model(loader.tokens[:8])]
+
+
+def main():
+    h = Hyperparameters()
+    val_data = ValidationData(h)
+    model, summary = train_model(h, val_data)
+    hessians = collect_hessians(model, TrainLoader(h))
+    torch.save({"model": model.state_dict(), "hessians": hessians}, "final_model.pt")
+    print("final", eval_val(model, val_data.val_tokens))
+'''
+
+
+def test_config_object_and_tuple_returns_do_not_make_the_model_val_data():
+    # `ValidationData(h)` binds `h` to the parameter after `self`; a config attribute naming the
+    # val files does not make `h` val data; `model, summary = train_model(...)` keeps the
+    # val-derived summary off the model.
+    code = program(GPTQ_ON_TRAIN)
+    assert not _loud(code, "R-GPTQ-CALIB")
+    assert not _loud(code, "R-DATA-NO-VAL-IN-TRAINING")
+    on_val = code.replace("collect_hessians(model, TrainLoader(h))", "collect_hessians(model, val_data)")
+    on_val = on_val.replace("return [model(loader.tokens[:8])]", "return [model(loader.val_tokens[:8])]")
+    assert _loud(on_val, "R-GPTQ-CALIB")
+
+
+def test_training_names_on_a_val_chunk_are_not_training_data():
+    code = program('''
+def eval_val_ttt(model, tokens, chunk=64):
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    loss_sum = torch.zeros(())
+    for ci in range((tokens.numel() - 1) // chunk):
+        local = tokens[ci * chunk:(ci + 1) * chunk + 1]
+        with torch.no_grad():
+            loss_sum += F.cross_entropy(model(local[:-1]), local[1:], reduction="sum")
+        train_tokens = local
+        x_train = train_tokens[:-1]
+        y_train = train_tokens[1:]
+        loss = F.cross_entropy(model(x_train), y_train)
+        loss.backward()
+        opt.step()
+    return loss_sum.item()
+
+
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    print("final", eval_val_ttt(torch.nn.Linear(8, 8), val_tokens))
+''')
+    assert not _loud(code, "R-DATA-NO-VAL-IN-TRAINING")
+    assert not _loud(code, "R-TTT-PREQUANT") and not _loud(code, "R-TTT-SCORE-FIRST")
+
+
+def test_a_val_metric_saved_with_a_checkpoint_is_not_val_data():
+    code = program('''
+def save_checkpoint(model, step, val_bpb, path):
+    torch.save({"step": step, "val_bpb": val_bpb, "model_state_dict": model.state_dict()}, path)
+
+
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    model = torch.nn.Linear(8, 8)
+    save_checkpoint(model, 100, eval_val(model, val_tokens), "final_model.pt")
+''')
+    assert not _loud(code, "R-DATA-NO-VAL-IN-TRAINING")
+
+
+TEMPERATURE_SEARCH = '''
+def find_temperature(model, val_tokens):
+    best_t, best = 1.0, float("inf")
+    for t in [0.9, 1.0, 1.1]:
+        loss = eval_val(model, val_tokens * 1, seq_len=int(8 * t))
+        if loss < best:
+            best, best_t = loss, t
+    return best_t
+
+
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    train_tokens = torch.load("data/fineweb_train_000000.bin")
+    model = torch.nn.Linear(8, 8)
+    t = find_temperature(model, CALIB)
+    print("final", eval_val(model, val_tokens), t)
+'''
+
+
+def test_temperature_fitted_on_training_tokens_is_not_calibration_on_scored():
+    on_train = program(TEMPERATURE_SEARCH.replace("CALIB", "train_tokens[:4096]"))
+    assert not _loud(on_train, "R-TTT-NO-CALIBRATION-ON-SCORED")
+    on_val = program(TEMPERATURE_SEARCH.replace("CALIB", "val_tokens"))
+    assert _loud(on_val, "R-TTT-NO-CALIBRATION-ON-SCORED")
+
+
+def test_hand_written_step_on_a_fresh_delta_is_slot_not_model_training():
+    code = program('''
+def eval_val_slot(model, val_tokens, newton=True, seq_len=64):
+    loss_sum = torch.zeros(())
+    for ws in range(0, val_tokens.numel() - seq_len - 1, seq_len):
+        x = val_tokens[ws:ws + seq_len][None]
+        y = val_tokens[ws + 1:ws + seq_len + 1][None]
+        with torch.no_grad():
+            hidden = model(x)
+        if newton:
+            delta = torch.zeros(1, 1, 8, requires_grad=True)
+            loss = F.cross_entropy((hidden + delta)[0], y[0])
+            loss.backward()
+            delta = (-0.1 * delta.grad).detach()
+        else:
+            delta = torch.zeros(1, 1, 8).requires_grad_(True)
+            params = [delta]
+            opt = torch.optim.LBFGS(params, lr=1.0)
+
+            def closure():
+                opt.zero_grad()
+                inner = F.cross_entropy((hidden + delta)[0], y[0])
+                inner.backward()
+                return inner
+            opt.step(closure)
+        with torch.no_grad():
+            loss_sum += F.cross_entropy((hidden + delta)[0], y[0], reduction="sum")
+    return loss_sum.item()
+
+
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    print("final", eval_val_slot(torch.nn.Linear(8, 8), val_tokens))
+''')
+    assert not _loud(code, "R-TTT-SCORE-FIRST") and not _loud(code, "R-TTT-PREQUANT")
+    assert _loud(code, "R-SLOT")
+
+
+def test_a_penalty_summed_into_the_loss_is_not_a_score():
+    code = program('''
+def prequant_ttt(model, val_tokens, epochs=2):
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    anchors = [p.detach().clone() for p in model.parameters()]
+    for _ in range(epochs):
+        for i in range(0, val_tokens.numel() - 9, 8):
+            loss = F.cross_entropy(model(val_tokens[i:i + 8]), val_tokens[i + 1:i + 9])
+            penalty = torch.zeros(())
+            for p, a in zip(model.parameters(), anchors):
+                penalty = penalty + (p - a).pow(2).sum()
+            loss = loss + 0.1 * penalty
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+
+
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    model = torch.nn.Linear(8, 8)
+    prequant_ttt(model, val_tokens)
+    print("final", eval_val(model, val_tokens))
+''')
+    assert _loud(code, "R-TTT-PREQUANT")

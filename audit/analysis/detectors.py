@@ -155,10 +155,34 @@ def calibration_on_scored(vf: ValFlow) -> list[Calibration]:
             result = e.site.target
             if not result:
                 continue
+            # the tokens handed to the scorer must be val data: a scorer whose parameter is called
+            # `val_tokens` run on held-out training tokens (`find_temp(..., train_slice)`) is not
+            if not any(vf.isval(r, lab) for lab in (*e.site.arg_labels, *e.site.kw_labels.values())):
+                continue
+            if not _callers_pass_val(vf, r, e.site):
+                continue
             cmp_line = _compares(loop, result)
             if cmp_line is not None:
                 out.append(Calibration(r, lp.line, e, cmp_line))
     return out
+
+
+def _callers_pass_val(vf: ValFlow, ref: FunctionRef, site: Site) -> bool:
+    """When the scored tokens arrive through parameters of `ref`, some caller hands it val data.
+    A helper's parameter named `val_tokens` says nothing when every caller passes a held-out
+    slice of the training stream (`find_best_temperature(..., calib_tokens)`)."""
+    call = site.node
+    if not isinstance(call, ast.Call):
+        return True
+    used = set().union(*(names_in(a) for a in (*call.args, *(k.value for k in call.keywords))))
+    params = used & set(ref.facts.params)
+    if not params:
+        return True
+    sites = [(c, cs) for c in vf.program.functions for cs, callees in vf.calls_in(c)
+             if any(x.facts.qualname == ref.facts.qualname for x in callees)]
+    if not sites:
+        return True  # an entry point: its parameter names are all there is to go on
+    return any(vf.isval(c, vf.binding(ref, cs).get(p, frozenset())) for c, cs in sites for p in params)
 
 
 def _candidate_loop(loop: ast.For) -> bool:
@@ -191,7 +215,7 @@ def val_sinks(vf: ValFlow) -> list[ValSink]:
                     out.append(ValSink(r, s, "calibration"))
                     if isinstance(s.node, ast.Call):
                         flagged_callees |= {c.facts.qualname for c in vf.program.callees(s.node, r.facts.class_name)}
-            elif s.kind == "save" and _artifact_save(s, r) and vf.isval(r, s.labels):
+            elif s.kind == "save" and _artifact_save(s, r) and vf.isval(r, _without_metrics(s.labels)):
                 out.append(ValSink(r, s, "artifact"))
     # A calibration routine that loads val data itself (not handed it by a flagged caller).
     for r in vf.program.functions:
@@ -246,6 +270,16 @@ def _reads_val_source(s: Site) -> bool:
 
 ARTIFACT_NAME = re.compile(r"state_dict|quant|artifact", re.IGNORECASE)  # what flows into the save
 ARTIFACT_PATH = re.compile(r"model|artifact|final|\.ptz?$", re.IGNORECASE)  # where it is written
+
+
+# A parameter holding a number measured on val (`save_checkpoint(model, step, val_bpb, ...)`):
+# writing it next to the weights records a metric, it does not store validation data.
+METRIC_PARAM = re.compile(r"(?:^|_)(?:bpb|loss|nll|ppl|perplexity|score|metric|acc|accuracy)(?:$|_)", re.IGNORECASE)
+
+
+def _without_metrics(labels: frozenset[str]) -> frozenset[str]:
+    return frozenset(lab for lab in labels
+                     if not (lab.startswith(N.PARAM) and METRIC_PARAM.search(lab[len(N.PARAM):])))
 
 
 def _artifact_save(s: Site, ref: FunctionRef) -> bool:

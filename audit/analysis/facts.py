@@ -82,6 +82,9 @@ class FunctionFacts:
     sites: list[Site] = field(default_factory=list)
     returns: Labels = EMPTY
     returns_detached: bool = False  # every `return <value>` runs with gradients off
+    # every `return` is a tuple of this many elements: their labels, position by position, so
+    # `model, summary = train_model(...)` does not give `model` what went into `summary`
+    return_elts: tuple[Labels, ...] | None = None
     return_names: set[str] = field(default_factory=set)
     reported_names: set[str] = field(default_factory=set)  # names that reach a return or a log
     acc_params: dict[str, Labels] = field(default_factory=dict)  # param -> labels `+=`-ed into it
@@ -183,6 +186,7 @@ class _Walker:
         self.env = env
         self.resolve = resolve
         self.fields = fields
+        self.path_fields: Mapping[str, Labels] = {}
         self.nested_env = nested_env
         self.loops: list[Loop] = []
         self.guards: list[frozenset[str]] = []
@@ -200,6 +204,11 @@ class _Walker:
         self.nested_defs: list[str] = []
         self.detached: set[str] = set()  # names holding values that carry no autograd graph
         self.zero_inits: set[str] = set()  # names last set to 0 / torch.zeros(...): accumulators
+        # names last bound to a slice / reshape of another variable (`x_train = chunk[:-1]`): what
+        # they hold is what that variable holds, whatever the new name says
+        self.views: set[str] = set()
+        self.ret_elts: list[Labels] | None = []  # per-position return labels; None: not all tuples
+        self.call_elts: dict[int, tuple[Labels, ...]] = {}  # call node id -> per-position labels
 
     # -- labels of expressions ----------------------------------------------------------
     def labels(self, e: ast.AST | None) -> Labels:
@@ -231,9 +240,11 @@ class _Walker:
 
     def _l_Name(self, e: ast.Name) -> Labels:
         lab = self.env.get(e.id, EMPTY)
-        if N.is_val_name(e.id):
+        # a name says which split it holds unless the data flow already says otherwise
+        # (`x_train = val_chunk[...]` in a TTT loop is validation data under a training name)
+        if N.is_val_name(e.id) and N.TRAIN not in lab:
             lab = lab | {N.VAL}
-        elif N.is_train_name(e.id):
+        elif N.is_train_name(e.id) and N.VAL not in lab and e.id not in self.views:
             lab = lab | {N.TRAIN}
         return lab
 
@@ -250,6 +261,9 @@ class _Walker:
             # so a loader built on train files and one built on val files stay apart.
             own = frozenset({N.PARAM + e.value.id}) if e.value.id in self.ff.params else EMPTY
             return self.fields.get(e.attr, EMPTY) | self.env.get("self." + e.attr, EMPTY) | own
+        if PATH_ATTR.search(e.attr) and e.attr in self.path_fields:
+            # `h.ttt_files` on a config object: the split(s) any constructor stored under that name
+            return self.labels(e.value) | self.path_fields[e.attr]
         return self.labels(e.value)
 
     def _l_Subscript(self, e: ast.Subscript) -> Labels:
@@ -337,10 +351,20 @@ class _Walker:
         callees = self.resolve(e, name, self.ff)
         if callees:
             out: set[str] = set()
+            elts: list[Labels] | None = None
+            positional = True
             for callee, ret in callees:
                 binding = bind_args(callee, e, arg_labels, kw_labels, recv_lab)
                 out |= substitute(ret, binding)
                 self._apply_param_writes(callee, e, binding)
+                ce = callee.return_elts if callee.name != "__init__" else None
+                if ce is None or (elts is not None and len(ce) != len(elts)):
+                    positional = False
+                    continue
+                sub = [substitute(x, binding) for x in ce]
+                elts = sub if elts is None else [a | b for a, b in zip(elts, sub, strict=True)]
+            if positional and elts is not None:
+                self.call_elts[id(e)] = tuple(elts)
             return frozenset(out)
         return recv_lab | all_args
 
@@ -399,15 +423,16 @@ class _Walker:
         if not writes:
             return
         params = callee.params
-        if callee.is_method and isinstance(e.func, ast.Attribute):
+        if callee.name == "__init__" and not isinstance(e.func, ast.Attribute):
+            params = callee.params[1:]  # `Cls(h)`: `h` binds the parameter after `self`
+        elif callee.is_method and isinstance(e.func, ast.Attribute):
             params = callee.params[1:]
             recv = root_name(e.func.value)
-            if recv is not None and callee.params[0] in writes:
-                lab = substitute(writes[callee.params[0]], binding)
-                if lab:
-                    self.weak(recv, lab, e.func.value)
-                    if callee.params[0] in callee.acc_params:
-                        self._accumulated(recv, lab)
+            if recv is not None and callee.params[0] in callee.acc_params:
+                # an accumulator object handed to us (`totals.add(nll)` on our `totals` param)
+                # makes us a summing helper too; the receiver's own labels are left alone (a
+                # model whose method caches activations does not become its inputs' data)
+                self._accumulated(recv, substitute(callee.acc_params[callee.params[0]], binding))
         for i, a in enumerate(e.args):
             if i < len(params) and params[i] in writes and isinstance(a, ast.Name):
                 lab = substitute(writes[params[i]], binding)
@@ -515,11 +540,19 @@ class _Walker:
             flag = _flag_read(s.value)
             if flag:
                 self.ff.flag_aliases[s.targets[0].id] = flag
+        elts = self.call_elts.get(id(s.value))
         for t in s.targets:
-            self.assign(t, lab, s.value)
+            if (elts is not None and isinstance(t, (ast.Tuple, ast.List)) and len(t.elts) == len(elts)
+                    and not any(isinstance(x, ast.Starred) for x in t.elts)):
+                for x, xl in zip(t.elts, elts, strict=True):
+                    self.assign(x, xl, s.value)
+            else:
+                self.assign(t, lab, s.value)
         self._note_detached(s.targets, s.value)
         self._note_optimizer(s, s.targets, s.value)
         t0 = s.targets[0]
+        if len(s.targets) == 1 and isinstance(t0, ast.Name):
+            (self.views.add if _view_of_variable(s.value) else self.views.discard)(t0.id)
         if len(s.targets) == 1 and isinstance(t0, ast.Name):
             if _zero_init(s.value):
                 self.zero_inits.add(t0.id)
@@ -581,6 +614,14 @@ class _Walker:
             self.ff.local_modules.add(tname)
 
     def _s_Return(self, s: ast.Return) -> None:
+        if self.ret_elts is not None:
+            v = s.value
+            if (isinstance(v, ast.Tuple) and len(v.elts) > 1 and not any(isinstance(x, ast.Starred) for x in v.elts)
+                    and (not self.ret_elts or len(self.ret_elts) == len(v.elts))):
+                got = [self.labels(x) for x in v.elts]
+                self.ret_elts = got if not self.ret_elts else [a | b for a, b in zip(self.ret_elts, got, strict=True)]
+            elif v is not None:  # a bare `return` (early exit) does not break the pattern
+                self.ret_elts = None
         lab = self.labels(s.value)
         self.returns |= lab
         self.ff.return_names |= names_in(s.value)
@@ -701,8 +742,31 @@ def _first_target_name(stmt: ast.Assign | ast.AnnAssign) -> str | None:
     return _name_of(t)
 
 
+# Attributes that hold a file name or pattern (`h.ttt_files = h.val_files if ... else ...`): a
+# config object holding one is not itself validation data; reading the attribute is.
+PATH_ATTR = re.compile(r"(?:^|_)(?:files?|paths?|pattern|glob|dir|prefix)$")
+
 TENSOR_FACTORY = re.compile(r"(?:^|\.)(?:zeros|ones|empty|full|randn|rand|zeros_like|ones_like|empty_like|"
                             r"full_like|randn_like|clone|detach|tensor)$")
+
+
+VIEW_METHODS = frozenset({"to", "reshape", "view", "contiguous", "long", "int", "cuda", "cpu", "flatten",
+                          "unsqueeze", "squeeze", "clone", "detach", "narrow", "expand", "pin_memory"})
+
+
+def _view_of_variable(v: ast.AST) -> bool:
+    """`chunk[a:b]`, `local[:-1].reshape(-1, n)`, `toks.to(device)`: the same data under a new name."""
+    sliced = False
+    while True:
+        if isinstance(v, ast.Subscript):
+            sliced = True
+            v = v.value
+        elif (isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute)
+              and v.func.attr in VIEW_METHODS):
+            v = v.func.value
+        else:
+            break
+    return isinstance(v, ast.Name) and (sliced or v is not None)
 
 
 def _zero_init(v: ast.AST) -> bool:
@@ -770,7 +834,8 @@ def substitute(labels: Labels, binding: Mapping[str, Labels]) -> Labels:
 
 def walk_function(ff: FunctionFacts, body: list[ast.stmt], resolve: ReturnSummary,
                   fields: Mapping[str, Labels], outer_env: Mapping[str, Labels],
-                  nested_env: dict[str, dict[str, Labels]], classes: frozenset[str] = frozenset()) -> None:
+                  nested_env: dict[str, dict[str, Labels]], classes: frozenset[str] = frozenset(),
+                  path_fields: Mapping[str, Labels] | None = None) -> None:
     """(Re)compute `ff.sites`, `ff.returns` and friends."""
     ff.return_names = set()
     ff.acc_params = {}
@@ -788,6 +853,7 @@ def walk_function(ff: FunctionFacts, body: list[ast.stmt], resolve: ReturnSummar
             env[p] = frozenset({N.PARAM + p})
     w = _Walker(ff, env, resolve, fields, nested_env)
     w.classes = classes
+    w.path_fields = path_fields or {}
     if ff.parent is not None and not ff.parent.endswith("<module>"):
         w.free = _enclosing_names(ff, body)
     w.block(body)
@@ -797,6 +863,7 @@ def walk_function(ff: FunctionFacts, body: list[ast.stmt], resolve: ReturnSummar
             seen[k] = seen.get(k, EMPTY) | v
     ff.sites = sorted(w.sites.values(), key=lambda s: (s.order, s.line, s.kind))
     ff.returns = frozenset(w.returns)
+    ff.return_elts = tuple(w.ret_elts) if w.ret_elts else None
     valued = [s for s in ff.sites if s.kind == "return" and isinstance(s.node, ast.Return) and s.node.value is not None]
     ff.returns_detached = bool(valued) and all(s.grad_off for s in valued)
     ff.reported_names = _reported_names(ff)

@@ -598,3 +598,9 @@ def _iter_own(root: ast.AST):  # type: ignore[no-untyped-def]
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
             continue
         stack.extend((c, node) for c in ast.iter_child_nodes(node))
+
+
+# Shared with audit.analysis.cache_order (update/score ordering over the same count tables).
+count_table_params = _param_tables
+is_update_context = _is_update_context
+reaches_score = _reaches_score

@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from audit.analysis import names as N
-from audit.analysis.facts import EMPTY, FunctionFacts, Labels, dotted, walk_function
+from audit.analysis.facts import EMPTY, PATH_ATTR, FunctionFacts, Labels, dotted, walk_function
 from audit.analysis.parse import ParsedModule
 
 MAX_ROUNDS = 6
@@ -40,6 +40,7 @@ class Program:
     by_qualname: dict[str, FunctionRef] = field(default_factory=dict)
     classes: set[str] = field(default_factory=set)
     fields: dict[str, dict[str, Labels]] = field(default_factory=lambda: defaultdict(dict))
+    path_fields: dict[str, Labels] = field(default_factory=dict)  # path-like attr -> splits stored
     rounds: int = 0
     skipped: list[str] = field(default_factory=list)  # functions too deeply nested to walk
 
@@ -141,6 +142,7 @@ def build_program(modules: list[ParsedModule]) -> Program:
     classes = frozenset(prog.classes)
     for rnd in range(MAX_ROUNDS):
         fields_before = _field_signature(prog)
+        paths_before = dict(prog.path_fields)
         changed: set[str] = set()
         for r in todo:
             ff = r.facts
@@ -149,7 +151,7 @@ def build_program(modules: list[ParsedModule]) -> Program:
             fields = prog.fields.get(ff.class_name or "", {})
             current[0] = ff.qualname
             try:
-                walk_function(ff, r.body, resolve, fields, outer, nested_env, classes)
+                walk_function(ff, r.body, resolve, fields, outer, nested_env, classes, prog.path_fields)
             except RecursionError:  # absurdly nested expressions: leave this function without facts
                 ff.sites, ff.returns = [], frozenset()
                 prog.skipped.append(ff.qualname)
@@ -163,6 +165,9 @@ def build_program(modules: list[ParsedModule]) -> Program:
         again: set[str] = set()
         for q in changed:
             again |= deps.get(q, set())
+        if prog.path_fields != paths_before:  # read by any function: walk them all again
+            todo = list(prog.functions)
+            continue
         todo = [r for r in prog.functions
                 if r.facts.qualname in again or (r.facts.class_name in changed_classes)
                 or (r.facts.parent in changed)]
@@ -174,7 +179,7 @@ def build_program(modules: list[ParsedModule]) -> Program:
 def _summary(ff: FunctionFacts) -> tuple:
     return (ff.returns, tuple(sorted(ff.param_writes.items())), tuple(sorted(ff.acc_params.items())),
             tuple(sorted(ff.field_writes.items())), tuple(sorted(ff.free_accs.items())),
-            ff.returns_detached)
+            ff.returns_detached, ff.return_elts)
 
 
 def _field_signature(prog: Program) -> dict[str, tuple]:
@@ -191,7 +196,7 @@ def _init_result(ff: FunctionFacts) -> Labels:
     for attr, lab in ff.field_writes.items():
         # `self.val_files = ...` on a config object: reads of `.val_files` are val by name; the
         # object itself (and so `args.seq_len`) must not become val-derived.
-        if N.is_val_name(attr) or N.is_train_name(attr):
+        if N.is_val_name(attr) or N.is_train_name(attr) or PATH_ATTR.search(attr):
             continue
         out |= lab
     return frozenset(out)
@@ -205,6 +210,9 @@ def _merge_fields(prog: Program) -> None:
             continue
         cls_fields = prog.fields[ff.class_name]
         for attr, lab in ff.field_writes.items():
+            split = frozenset(x for x in lab if x in {N.VAL, N.TRAIN})
+            if split and PATH_ATTR.search(attr):
+                prog.path_fields[attr] = prog.path_fields.get(attr, EMPTY) | split
             concrete = frozenset(x for x in lab if not x.startswith(N.PARAM))
             if ff.name == "__init__":
                 concrete = lab  # params of __init__ are resolved at construction; keep symbolic

@@ -14,7 +14,12 @@ parameter position/keyword. Target sources:
   * conventional names (`y`, `tgt`, `targets`, `target_ids`, `labels`, ...);
   * n-gram position arithmetic: `A[p]` where the same function also reads `A[p - k]` (context
     tokens before p), so `A[p]` is the token that completes the n-gram.
-Candidates (`arange`, `range`, `argmax`, `topk`, hint ids) never become targets.
+Candidates (`arange`, `range`, `argmax`, `topk`, hint ids) never become targets, nor do names
+that describe targets without holding their ids (`target_pos`, `target_mask`, `y_len`).
+Propagation keeps tuple elements apart where the shape is known (`a, b = x, y`; `zip`;
+`enumerate`; `for p, t in rows` when every `rows.append` stores a tuple of that width), and a
+value read from another array at a target index (`counts = T[hash(ctx, y)]`) is not itself a
+target: masks built from such counts must not turn later context-only keys into target keys.
 
 API (memoised per submission):
     flow = target_flow(ctx)                 # TargetFlow over all parseable code units
@@ -528,7 +533,7 @@ class TargetFlow:
                 if a.unpacks and not isinstance(a.value, (ast.Tuple, ast.List)):
                     continue  # `a, b = rows[i]`: which element is which is unknown; do not smear
                 for names, values in self._element_flows(fn, a):
-                    src = next((n for v in values for n in names_in(v) if self.is_target(fn, n)), None)
+                    src = next((n for v in values for n in self._carried(fn, v) if self.is_target(fn, n)), None)
                     if src is None:
                         continue
                     for n in names:
@@ -538,6 +543,29 @@ class TargetFlow:
             if not step:
                 break
         return changed
+
+    def _carried(self, fn: Function, value: ast.expr) -> set[str]:
+        """Names whose values an expression passes on. An index into another array is not one:
+        `counts = table[hash(ctx, y)]` holds counts, not token ids (a mask built from them says
+        which positions matched, and must not turn later context-only keys into target keys)."""
+        out: set[str] = set()
+        stack: list[ast.AST] = [value]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, ast.Subscript):
+                stack.append(n.value)
+                b = base_of(n.value)
+                if b is None or self.is_target(fn, b):
+                    stack.append(n.slice)
+            elif isinstance(n, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp, ast.Lambda)):
+                out.update(names_in(n))
+            elif isinstance(n, ast.Name):
+                out.add(n.id)
+            elif isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in ("self", "cls"):
+                out.add(f"{n.value.id}.{n.attr}")
+            else:
+                stack.extend(ast.iter_child_nodes(n))
+        return out
 
     def _element_flows(self, fn: Function, a: Assignment) -> list[tuple[list[str], list[ast.expr]]]:
         """Which assigned names read which value expressions, element by element where the
@@ -638,8 +666,8 @@ def _appended_columns(fn: Function, container: ast.expr, width: int) -> list[lis
             continue
         call = a.node.value if isinstance(a.node, ast.Expr) else None
         if not (isinstance(call, ast.Call) and call_name(call) == "append"):
-            if isinstance(a.value, (ast.List, ast.ListComp)) and not getattr(a.value, "elts", True):
-                continue  # `rows = []`
+            if _is_empty_init(a.value):
+                continue  # `rows = []`, `rows = [] if keep else None`
             return None
         item = call.args[0]
         if not isinstance(item, ast.Tuple) or len(item.elts) != width \
@@ -649,6 +677,16 @@ def _appended_columns(fn: Function, container: ast.expr, width: int) -> list[lis
             columns[k].append(e)
         seen = True
     return columns if seen else None
+
+
+def _is_empty_init(v: ast.expr) -> bool:
+    if isinstance(v, ast.IfExp):
+        return _is_empty_init(v.body) and _is_empty_init(v.orelse)
+    if isinstance(v, ast.Constant):
+        return v.value is None
+    if isinstance(v, (ast.List, ast.Tuple)):
+        return not v.elts
+    return isinstance(v, ast.Call) and call_name(v) in ("list", "deque") and not v.args
 
 
 def _arithmetic_pairs(fn: Function) -> set[tuple[str, str]]:

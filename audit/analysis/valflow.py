@@ -180,14 +180,36 @@ def _is_slot(ref: FunctionRef, b: Site) -> bool:
         return False
     inner = b.loops[-1].node_id if b.loops else None
     steps = [s for s in ff.sites if s.kind == "step" and s.order >= b.order
-             and (inner is None or any(lp.node_id == inner for lp in s.loops))]
+             and (inner is None or any(lp.node_id == inner for lp in s.loops)) and not _exclusive(s, b)]
     optims = {s.name: s for s in ff.sites if s.kind == "optim"}
     kinds = []
     for st in steps:
         o = optims.get(st.name)
         if o is not None:
-            kinds.append(bool(o.mentions & fresh) or o.name in fresh)
+            # `opt = LBFGS(params)` with `params = [delta]`: look through the list's name
+            held = set(o.mentions).union(*(ff.assign_sources.get(m, set()) for m in o.mentions))
+            kinds.append(bool(held & fresh) or o.name in fresh)
+    if not steps:
+        # no optimizer: a hand-written step reads the fresh tensor's gradient
+        # (`g = delta.grad; delta = delta - lr * g`), so only that tensor moves
+        return _reads_grad_of(ref, b, fresh)
     return bool(kinds) and all(kinds)
+
+
+def _exclusive(a: Site, b: Site) -> bool:
+    """`a` and `b` sit on different arms of the same `if` (`if newton: ... elif lbfgs: ...`)."""
+    arms = {id(t): e for t, e in b.guard_tests}
+    return any(id(t) in arms and arms[id(t)] != e for t, e in a.guard_tests)
+
+
+def _reads_grad_of(ref: FunctionRef, b: Site, names: set[str]) -> bool:
+    """After backward `b`, the code reads `<name>.grad` of one of `names` and of nothing else."""
+    read: set[str] = set()
+    for n in ast.walk(ref.facts.node):
+        if (isinstance(n, ast.Attribute) and n.attr == "grad" and isinstance(n.ctx, ast.Load)
+                and getattr(n, "lineno", 0) >= b.line):
+            read.add(dotted(n.value))
+    return bool(read) and read <= names
 
 
 def _direct_updates(vf: ValFlow, ref: FunctionRef) -> list[Event]:
@@ -233,6 +255,24 @@ def _training_names(ref: FunctionRef, acc: Site) -> frozenset[str]:
     return frozenset(out)
 
 
+def _objective_names(ref: FunctionRef) -> set[str]:
+    """Names whose value flows into a back-propagated loss: a penalty summed up and added to
+    the loss (`pen = pen + w.pow(2).sum(); loss = loss + lam * pen`) is training, not a score."""
+    ff = ref.facts
+    cached = getattr(ff, "_objective", None)
+    if cached is not None:
+        return cached
+    out: set[str] = set()
+    todo = [n for s in ff.sites if s.kind == "backward" for n in s.mentions]
+    while todo:
+        n = todo.pop()
+        if n not in out:
+            out.add(n)
+            todo.extend(ff.assign_sources.get(n, ()))
+    ff._objective = out  # type: ignore[attr-defined]
+    return out
+
+
 def _root(name: str) -> str:
     return name.split(".", 1)[0]
 
@@ -250,7 +290,8 @@ def _score_events(vf: ValFlow) -> None:
     for r in vf.program.functions:
         direct[r.facts.qualname] = [
             Event("score", r, s, s.labels) for s in r.facts.sites
-            if s.kind == "accum" and _is_reported(r, s.name) and not (s.mentions & _training_names(r, s))]
+            if s.kind == "accum" and _is_reported(r, s.name) and not (s.mentions & _training_names(r, s))
+            and _root(s.name) not in _objective_names(r)]
         callbacks[r.facts.qualname] = [
             s for s in r.facts.sites if s.kind == "call" and isinstance(s.node, ast.Call)
             and any(isinstance(a, ast.Name) and a.id in vf.program.by_name for a in s.node.args)]
@@ -310,8 +351,8 @@ def _callback_score(vf: ValFlow, site: Site, summary: dict[str, Labels]) -> Labe
             continue
         for g in vf.program.by_name.get(a.id, []):
             ret = summary.get(g.facts.qualname, EMPTY)
-            if not ret or g.facts.is_method:
-                continue
+            if not ret or g.facts.is_method or g.facts.of_kind("backward"):
+                continue  # a closure that back-propagates (`opt.step(closure)`) is a loss, not a score
             rest = site.arg_labels[i + 1:]
             binding = {p: rest[j] for j, p in enumerate(g.facts.params) if j < len(rest)}
             for k, lab in site.kw_labels.items():
