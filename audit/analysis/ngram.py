@@ -34,6 +34,7 @@ from audit.analysis.targets import (
     base_of,
     call_name,
     names_in,
+    own_nodes,
     strip_chain,
     target_flow,
     walk_nodes,
@@ -587,17 +588,7 @@ def _is_logaddexp(fn: Function, call: ast.Call) -> bool:
 
 
 def _own_nodes_with_parent(fn: Function) -> list[tuple[ast.AST, ast.AST]]:
-    return [(n, p) for n, p in _iter_own(fn.node)]
-
-
-def _iter_own(root: ast.AST):  # type: ignore[no-untyped-def]
-    stack = [(c, root) for c in ast.iter_child_nodes(root)]
-    while stack:
-        node, parent = stack.pop()
-        yield node, parent
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            continue
-        stack.extend((c, node) for c in ast.iter_child_nodes(node))
+    return [(n, p) for n, p in own_nodes(fn.node)]
 
 
 # Shared with audit.analysis.cache_order (update/score ordering over the same count tables).

@@ -246,7 +246,7 @@ class Function:
         return self.unit.parsed.line_text(line)
 
 
-def _own_nodes(fn_node: ast.AST) -> Iterator[tuple[ast.AST, ast.AST]]:
+def own_nodes(fn_node: ast.AST) -> Iterator[tuple[ast.AST, ast.AST]]:
     """(node, parent) pairs inside a function, not descending into nested defs/classes."""
     stack: list[tuple[ast.AST, ast.AST]] = [(c, fn_node) for c in ast.iter_child_nodes(fn_node)]
     while stack:
@@ -286,7 +286,7 @@ def collect_functions(unit: CodeUnit) -> list[Function]:
 
 
 def _fill(fn: Function) -> Function:
-    for node, parent in _own_nodes(fn.node):
+    for node, parent in own_nodes(fn.node):
         fn.parent_of[id(node)] = parent
         if isinstance(node, ast.Assign):
             names = [n for t in node.targets for n in assigned_names(t)]

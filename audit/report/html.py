@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from audit.report import json_report, rerun_view
-from audit.report.model import TOOL_NAME, TargetResult, tool_version, worst_verdict
+from audit.report.model import TOOL_NAME, TargetResult, flatten_stats, tool_version, worst_verdict
 from audit.report.rulemeta import describe, registered
 from audit.report.terminal import RUN_COLUMNS, location
 
@@ -82,8 +82,8 @@ def _target_view(res: TargetResult, known: dict) -> dict[str, Any]:
         "mean_bpb": f"{mean:.5f}" if mean is not None else "-",
         "significance": sig if isinstance(sig, dict) else None,
         "rerun": _rerun_view(rerun) if rerun is not None else None,
-        "stats": sorted(_flatten(stats)),
-        "facts": sorted(_flatten(rep.facts)),
+        "stats": sorted((k, str(v)) for k, v in flatten_stats(stats)),
+        "facts": sorted((k, str(v)) for k, v in flatten_stats(rep.facts)),
     }
 
 
@@ -115,18 +115,3 @@ def _num(v: Any, digits: int = 5) -> str:
     if isinstance(v, float):
         return f"{v:.{digits}f}" if abs(v) >= 10 ** -digits or v == 0 else f"{v:.3g}"
     return str(v)
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.extend(_flatten(v, key + "."))
-        elif isinstance(v, float):
-            out.append((key, f"{v:.6g}"))
-        elif isinstance(v, (list, tuple)) and (len(v) > 20 or any(isinstance(x, (dict, list)) for x in v)):
-            out.append((key, f"[{len(v)} items: see the embedded JSON]"))
-        else:
-            out.append((key, str(v)))
-    return out

@@ -129,6 +129,22 @@ def build_excerpts(submission: Submission, findings: list[Finding], context: int
     return out
 
 
+def flatten_stats(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested statistics as dotted (key, value) rows; long or nested lists point at the JSON report."""
+    out: list[tuple[str, Any]] = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.extend(flatten_stats(v, key + "."))
+        elif isinstance(v, float):
+            out.append((key, f"{v:.6g}"))
+        elif isinstance(v, (list, tuple)) and (len(v) > 20 or any(isinstance(x, (dict, list)) for x in v)):
+            out.append((key, f"[{len(v)} entries: see the JSON report]"))
+        else:
+            out.append((key, v))
+    return out
+
+
 def worst_verdict(results: list[TargetResult]) -> Verdict:
     order = {Verdict.PASS: 0, Verdict.REVIEW: 1, Verdict.FAIL: 2}
     return max((r.report.verdict for r in results), key=order.__getitem__, default=Verdict.PASS)

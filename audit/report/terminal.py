@@ -17,7 +17,7 @@ from rich.text import Text
 
 from audit.findings import Finding, Severity, Verdict
 from audit.report import rerun_view
-from audit.report.model import TargetResult
+from audit.report.model import TargetResult, flatten_stats
 
 VERDICT_STYLE = {Verdict.PASS: "bold green", Verdict.REVIEW: "bold yellow", Verdict.FAIL: "bold red"}
 SEVERITY_STYLE = {Severity.ERROR: "red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
@@ -187,7 +187,7 @@ def stats_view(stats: dict[str, Any]) -> Group:
         rest["rerun"] = other
     if rest:
         table = Table(show_header=False, box=None, padding=(0, 2))
-        for key, val in _flatten(rest):
+        for key, val in flatten_stats(rest):
             table.add_row(key, _fmt(val, str))
         parts.append(table)
     return Group(*parts)
@@ -278,18 +278,3 @@ def _fmt(val: Any, fmt: Any) -> str:
 
 def _sci(v: float) -> str:
     return f"{v:+.5f}"
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.extend(_flatten(v, key + "."))
-        elif isinstance(v, float):
-            out.append((key, f"{v:.6g}"))
-        elif isinstance(v, (list, tuple)) and (len(v) > 20 or any(isinstance(x, (dict, list)) for x in v)):
-            out.append((key, f"[{len(v)} entries: see the JSON report]"))
-        else:
-            out.append((key, v))
-    return out
