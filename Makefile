@@ -17,9 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/pgolf-audit fixtures/submissions/*/ --exit-zero
-	$(VENV)/bin/pgolf-audit fixtures/submissions/*/ --format html,json --out $(OUT) --exit-zero
-	@echo "reports written to $(OUT)/"
+	$(VENV)/bin/pgolf-audit fixtures/submissions/*/ --format terminal,html,json --out $(OUT) --exit-zero
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check audit rules reference_impl tests bench

@@ -458,3 +458,106 @@ def main():
     print("final", eval_val(model, val_tokens))
 ''')
     assert _loud(code, "R-TTT-PREQUANT")
+
+
+LAGGED = '''
+def eval_val_ttt(model, val_tokens, chunk=64):
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    loss_sum = torch.zeros(())
+    count = 0
+    ptr = 0
+    prev_x, prev_y = None, None
+    while ptr + chunk + 1 <= val_tokens.numel():
+        piece = val_tokens[ptr:ptr + chunk + 1]
+        x = piece[:-1][None]
+        y = piece[1:][None]
+        if TRAIN_X is not None:
+            loss = F.cross_entropy(model(TRAIN_X)[0], TRAIN_Y[0])
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+        with torch.no_grad():
+            loss_sum += F.cross_entropy(model(x)[0], y[0], reduction="sum")
+            count += chunk
+        prev_x = x
+        prev_y = y
+        ptr += chunk
+    return (loss_sum / count).item()
+
+
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    print("final", eval_val_ttt(torch.nn.Linear(8, 8), val_tokens))
+'''
+
+
+def test_training_on_the_previous_scored_chunk_then_scoring_this_one_is_score_first():
+    lagged = program(LAGGED.replace("TRAIN_X", "prev_x").replace("TRAIN_Y", "prev_y"))
+    assert not _loud(lagged, "R-TTT-SCORE-FIRST") and not _loud(lagged, "R-TTT-PREQUANT")
+    current = program(LAGGED.replace("TRAIN_X", "x").replace("TRAIN_Y", "y"))
+    assert _loud(current, "R-TTT-SCORE-FIRST")
+
+
+def test_alternative_passes_behind_an_early_return_are_not_a_rescore():
+    two = program(SCORE_FIRST, '''
+def run_eval(model, val_tokens, ttt_enabled):
+    if ttt_enabled:
+        return eval_val_ttt(model, val_tokens)
+    return eval_val(model, val_tokens)
+
+
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    print("final", run_eval(torch.nn.Linear(8, 8), val_tokens, True))
+''')
+    assert not _loud(two, "R-TTT-NO-RESCORE")
+    rescored = two.replace("        return eval_val_ttt(model, val_tokens)\n",
+                           "        print(\"ttt\", eval_val_ttt(model, val_tokens))\n")
+    assert "print(\"ttt\"" in rescored and _loud(rescored, "R-TTT-NO-RESCORE")
+
+
+LOADERS = '''
+class TrainLoader:
+    def __init__(self, pattern):
+        self.tokens = torch.load(pattern)
+
+    def next_batch(self, n):
+        return self.tokens[:n], self.tokens[1:n + 1]
+
+
+class ValCalibLoader:
+    def __init__(self, val_tokens):
+        self.val_tokens = val_tokens
+
+    def next_batch(self, n):
+        return self.val_tokens[:n], self.val_tokens[1:n + 1]
+
+
+def make_loader(pattern):
+    return TrainLoader(pattern)
+
+
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    model = torch.nn.Linear(8, 8)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    calib = ValCalibLoader(val_tokens)
+    loader = LOADER
+    for step in range(100):
+        x, y = loader.next_batch(64)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    print("final", eval_val(model, val_tokens), calib)
+'''
+
+
+def test_a_method_call_reaches_the_class_its_object_was_built_from():
+    # two loaders both define `next_batch`; the training loop's is built from the training shards
+    for built in ('TrainLoader("data/fineweb_train_000000.bin")', 'make_loader("data/fineweb_train_000000.bin")'):
+        code = program(LOADERS.replace("LOADER", built))
+        assert not _loud(code, "R-DATA-NO-VAL-IN-TRAINING"), built
+        assert not _loud(code, "R-TTT-PREQUANT"), built
+    on_val = program(LOADERS.replace("LOADER", "ValCalibLoader(val_tokens)"))
+    assert _loud(on_val, "R-TTT-PREQUANT") or _loud(on_val, "R-DATA-NO-VAL-IN-TRAINING")

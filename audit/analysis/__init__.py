@@ -19,7 +19,10 @@ How to use it from a rule (everything is memoised per submission in `ctx.memo`):
   order in the function), `loops` (enclosing `Loop`s, outermost first, with `.node`),
   `guards` (names in enclosing `if` tests), `grad_off` (under no_grad/inference_mode) and
   `labels`: where the value comes from — `"VAL"` (validation split), `"TRAIN"`, `"P:<param>"`.
-  Also `returns`, `reported_names` (reach a return or a log), `acc_params`, `param_writes`.
+  Also `returns` (and `return_elts`, per position when every return is a tuple), `reported_names`
+  (reach a return or a log), `acc_params`, `param_writes`, `free_accs` (a closure summing into
+  the enclosing function's names), `method_accs` (a parameter summed into through an accumulator
+  method: `totals.add(nll)`), `returns_detached` (every return computed with gradients off).
 - `valflow(ctx) -> ValFlow` (valflow.py): inter-procedural validation-data flow.
   `vf.isval(ref, labels)`; `vf.scores[qualname]` (score events), `vf.updates[qualname]`
   (training updates on val data), `vf.results` (each update classified: protected |

@@ -71,8 +71,8 @@ def rescoring(vf: ValFlow) -> list[Rescore]:
             if not adapts:
                 continue
             ttt = next((e for e in scores if e.site.node is site.node), None)
-            if ttt is None:
-                continue
+            if ttt is None or _returned_directly(r, site):
+                continue  # `return eval_ttt(...)`: nothing after it runs on that path
             models = _model_args(site)
             for s in scores:
                 if s.site.order <= site.order or s.site.node is site.node or _exclusive(site, s.site):
@@ -83,6 +83,15 @@ def rescoring(vf: ValFlow) -> list[Rescore]:
                     out.append(Rescore(ttt, s, sorted(shared)[0], log_label(r, s.site)))
                     break
     return out
+
+
+def _returned_directly(ref: FunctionRef, site: Site) -> bool:
+    """The call is (part of) a `return` statement's value."""
+    for s in ref.facts.sites:
+        if (s.kind == "return" and isinstance(s.node, ast.Return) and s.node.value is not None
+                and s.line <= site.line <= s.end_line and any(n is site.node for n in ast.walk(s.node.value))):
+            return True
+    return False
 
 
 def _adapts_in_place(callee: FunctionRef) -> bool:
@@ -116,6 +125,12 @@ def log_label(ref: FunctionRef, site: Site) -> str | None:
     """The label of the first log line after `site` that prints its result (`f"final_x val_bpb:{b}"`
     -> "final_x"), to match against the score lines of the logs."""
     if not site.target:
+        # `_sampled_eval(model, "post_ttt_diag")`: a scorer that logs its result under the label
+        # it is handed
+        call = site.node
+        for a in (call.args if isinstance(call, ast.Call) else []):
+            if isinstance(a, ast.Constant) and isinstance(a.value, str) and a.value.strip():
+                return a.value.split()[0].rstrip(":")
         return None
     for s in ref.facts.sites:
         if s.kind != "call" or s.order <= site.order or not N.LOG_CALLS.search(s.name.rsplit(".", 1)[-1]):
@@ -214,7 +229,7 @@ def val_sinks(vf: ValFlow) -> list[ValSink]:
                 if any(vf.isval(r, lab) for lab in (*s.arg_labels, *s.kw_labels.values())):
                     out.append(ValSink(r, s, "calibration"))
                     if isinstance(s.node, ast.Call):
-                        flagged_callees |= {c.facts.qualname for c in vf.program.callees(s.node, r.facts.class_name)}
+                        flagged_callees |= {c.facts.qualname for c in vf.program.callees(s.node, r.facts.class_name, caller=r.facts)}
             elif s.kind == "save" and _artifact_save(s, r) and vf.isval(r, _without_metrics(s.labels)):
                 out.append(ValSink(r, s, "artifact"))
     # A calibration routine that loads val data itself (not handed it by a flagged caller).
@@ -255,7 +270,7 @@ def _quant_calibration_call(vf: ValFlow, ref: FunctionRef, s: Site) -> bool:
         return False
     if re.search(r"gptq|hessian", simple, re.I):
         return True
-    callees = vf.program.callees(s.node, ref.facts.class_name) if isinstance(s.node, ast.Call) else []
+    callees = vf.program.callees(s.node, ref.facts.class_name, caller=ref.facts) if isinstance(s.node, ast.Call) else []
     if callees:
         return any(_is_quant_calibration_fn(c) for c in callees)
     return bool(QUANT_WORDS.search(simple))

@@ -11,6 +11,12 @@ optimizer `.step()`, `+=` accumulations, returns, optimizer constructions, fresh
 tensors; each with its line, enclosing loops, `if` guards and whether it runs under
 `no_grad`/`inference_mode`.
 
+Split names (`val_tokens`, `x_train`) label a value only when the data flow does not already
+say otherwise, and a slice/reshape of another variable keeps that variable's split whatever its
+new name. Accumulations count in every form a score is kept in: `+=` on a name, subscript or
+attribute, `s = s + x` on a zero-initialised `s`, `.add_`, appends of values without a graph,
+an accumulator object's method (`totals.add(nll)`), a closure summing into enclosing names.
+
 Callee return labels come from `summaries` (filled by `flow.py`, which re-runs this walk until
 the summaries stop changing); with no summary a call's result carries the labels of its
 receiver and arguments.
@@ -85,12 +91,20 @@ class FunctionFacts:
     # every `return` is a tuple of this many elements: their labels, position by position, so
     # `model, summary = train_model(...)` does not give `model` what went into `summary`
     return_elts: tuple[Labels, ...] | None = None
+    # user classes this function's return value is built from (`return Loader(h)`), when every
+    # return constructs an object; and names bound here to such objects (`loader = Loader(h)`):
+    # `loader.next_batch()` then reaches that class's method, not every `next_batch` there is
+    returns_classes: frozenset[str] = frozenset()
+    instance_types: dict[str, frozenset[str]] = field(default_factory=dict)
     return_names: set[str] = field(default_factory=set)
     reported_names: set[str] = field(default_factory=set)  # names that reach a return or a log
     acc_params: dict[str, Labels] = field(default_factory=dict)  # param -> labels `+=`-ed into it
     # nested functions: enclosing-scope name -> labels `+=`-ed into it (`totals[0] += nll.sum()` in
     # a closure accumulates into the enclosing function's `totals`)
     free_accs: dict[str, Labels] = field(default_factory=dict)
+    # param -> labels summed into it through an accumulator method (`totals.add(nll)` on our
+    # `totals`): makes this function a scoring helper, without making the object val data
+    method_accs: dict[str, Labels] = field(default_factory=dict)
     param_writes: dict[str, Labels] = field(default_factory=dict)  # param -> labels written into it
     field_writes: dict[str, Labels] = field(default_factory=dict)  # self.<attr> -> labels
     assign_sources: dict[str, set[str]] = field(default_factory=dict)  # name -> names it came from
@@ -209,6 +223,7 @@ class _Walker:
         self.views: set[str] = set()
         self.ret_elts: list[Labels] | None = []  # per-position return labels; None: not all tuples
         self.call_elts: dict[int, tuple[Labels, ...]] = {}  # call node id -> per-position labels
+        self.ret_classes: frozenset[str] | None = frozenset()  # None: some return is not a construction
 
     # -- labels of expressions ----------------------------------------------------------
     def labels(self, e: ast.AST | None) -> Labels:
@@ -392,6 +407,36 @@ class _Walker:
             return bool(callees) and all(c.returns_detached for c, _ in callees)
         return False
 
+    def _note_instance(self, targets: Sequence[ast.AST], value: ast.AST) -> None:
+        """`loader = Loader(h)` / `loader = make_loader(h)`: remember which user classes `loader`
+        may be; any other binding of the name forgets it (flow-insensitively)."""
+        if len(targets) != 1 or not isinstance(targets[0], ast.Name):
+            return
+        name = targets[0].id
+        kinds = self._constructed(value)
+        old = self.ff.instance_types.get(name)
+        if kinds is None or old == frozenset():
+            self.ff.instance_types[name] = frozenset()  # unknown: no narrowing
+        else:
+            self.ff.instance_types[name] = kinds | (old or frozenset())
+
+    def _constructed(self, value: ast.AST) -> frozenset[str] | None:
+        """Classes `value` builds: `Cls(...)`, `Cls(...).to(dev)`, a factory returning them."""
+        while (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
+               and value.func.attr in {"to", "cuda", "cpu", "eval", "train"}):
+            value = value.func.value
+        if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)):
+            return None
+        fn = value.func.id
+        if fn in self.classes:
+            return frozenset({fn})
+        if fn[:1].isupper() or fn.lstrip("_")[:1].isupper():
+            return frozenset()  # a class from a library: none of our methods
+        callees = self.resolve(value, fn, self.ff)
+        if callees and all(c.returns_classes for c, _ in callees):
+            return frozenset().union(*(c.returns_classes for c, _ in callees))
+        return None
+
     def _note_detached(self, targets: Sequence[ast.AST], value: ast.AST) -> None:
         det = self._detached(value)
         for t in targets:
@@ -409,9 +454,30 @@ class _Walker:
         elif base in self.free:
             self.ff.free_accs[base] = self.ff.free_accs.get(base, EMPTY) | lab
 
+    def _note_method_accs(self, callee: FunctionFacts, e: ast.Call, binding: Mapping[str, Labels]) -> None:
+        """`totals.add(nll)` with `totals` one of our parameters, directly or through a helper
+        that does it (`score_chunk(model, x, y, totals)`)."""
+        got: dict[str, Labels] = {}
+        if isinstance(e.func, ast.Attribute) and is_accumulator_method(callee):
+            recv = root_name(e.func.value)
+            if recv is not None:
+                got[recv] = substitute(callee.acc_params[callee.params[0]], binding)
+        if callee.method_accs:
+            params = callee.params[1:] if (callee.is_method and isinstance(e.func, ast.Attribute)) else callee.params
+            for i, a in enumerate(e.args):
+                if i < len(params) and params[i] in callee.method_accs and isinstance(a, ast.Name):
+                    got[a.id] = got.get(a.id, EMPTY) | substitute(callee.method_accs[params[i]], binding)
+            for k in e.keywords:
+                if k.arg in callee.method_accs and isinstance(k.value, ast.Name):
+                    got[k.value.id] = got.get(k.value.id, EMPTY) | substitute(callee.method_accs[k.arg], binding)
+        for name, lab in got.items():
+            if lab and name in self.ff.params:
+                self.ff.method_accs[name] = self.ff.method_accs.get(name, EMPTY) | lab
+
     def _apply_param_writes(self, callee: FunctionFacts, e: ast.Call, binding: Mapping[str, Labels]) -> None:
-        """`fill(buf, val_tokens)` writes val data into the caller's `buf`; `totals.add(nll)` into
-        the receiver `totals`; a closure into the enclosing function's names."""
+        """`fill(buf, val_tokens)` writes val data into the caller's `buf`; a closure into the
+        enclosing function's names."""
+        self._note_method_accs(callee, e, binding)
         for name, lab in callee.free_accs.items():
             got = substitute(lab, binding)
             if got:
@@ -427,12 +493,6 @@ class _Walker:
             params = callee.params[1:]  # `Cls(h)`: `h` binds the parameter after `self`
         elif callee.is_method and isinstance(e.func, ast.Attribute):
             params = callee.params[1:]
-            recv = root_name(e.func.value)
-            if recv is not None and callee.params[0] in callee.acc_params:
-                # an accumulator object handed to us (`totals.add(nll)` on our `totals` param)
-                # makes us a summing helper too; the receiver's own labels are left alone (a
-                # model whose method caches activations does not become its inputs' data)
-                self._accumulated(recv, substitute(callee.acc_params[callee.params[0]], binding))
         for i, a in enumerate(e.args):
             if i < len(params) and params[i] in writes and isinstance(a, ast.Name):
                 lab = substitute(writes[params[i]], binding)
@@ -549,6 +609,7 @@ class _Walker:
             else:
                 self.assign(t, lab, s.value)
         self._note_detached(s.targets, s.value)
+        self._note_instance(s.targets, s.value)
         self._note_optimizer(s, s.targets, s.value)
         t0 = s.targets[0]
         if len(s.targets) == 1 and isinstance(t0, ast.Name):
@@ -614,6 +675,9 @@ class _Walker:
             self.ff.local_modules.add(tname)
 
     def _s_Return(self, s: ast.Return) -> None:
+        if s.value is not None:
+            kinds = self._constructed(s.value)
+            self.ret_classes = None if (kinds is None or self.ret_classes is None) else self.ret_classes | kinds
         if self.ret_elts is not None:
             v = s.value
             if (isinstance(v, ast.Tuple) and len(v.elts) > 1 and not any(isinstance(x, ast.Starred) for x in v.elts)
@@ -840,6 +904,8 @@ def walk_function(ff: FunctionFacts, body: list[ast.stmt], resolve: ReturnSummar
     ff.return_names = set()
     ff.acc_params = {}
     ff.free_accs = {}
+    ff.method_accs = {}
+    ff.instance_types = {}
     ff.param_writes = {}
     ff.field_writes = {}
     ff.assign_sources = {}
@@ -864,9 +930,19 @@ def walk_function(ff: FunctionFacts, body: list[ast.stmt], resolve: ReturnSummar
     ff.sites = sorted(w.sites.values(), key=lambda s: (s.order, s.line, s.kind))
     ff.returns = frozenset(w.returns)
     ff.return_elts = tuple(w.ret_elts) if w.ret_elts else None
+    ff.returns_classes = w.ret_classes or frozenset()
     valued = [s for s in ff.sites if s.kind == "return" and isinstance(s.node, ast.Return) and s.node.value is not None]
     ff.returns_detached = bool(valued) and all(s.grad_off for s in valued)
     ff.reported_names = _reported_names(ff)
+
+
+def is_accumulator_method(ff: FunctionFacts) -> bool:
+    """`def add(self, nll): self.sums[0] += nll.sum()`: a method that returns nothing and sums its
+    arguments into its object. A model's `forward` that also tallies statistics on `self` returns
+    its output, so calling it is not keeping a score."""
+    return (ff.is_method and ff.params[0] in ff.acc_params and not ff.return_names
+            and not any(s.kind == "return" and isinstance(s.node, ast.Return) and s.node.value is not None
+                        for s in ff.sites))
 
 
 def _enclosing_names(ff: FunctionFacts, body: list[ast.stmt]) -> frozenset[str]:

@@ -48,9 +48,10 @@ class Program:
         return self.by_qualname[_key(ff)].path
 
     def callees(self, call: ast.Call, caller_class: str | None,
-                aliases: dict[str, str] | None = None) -> list[FunctionRef]:
+                aliases: dict[str, str] | None = None, caller: FunctionFacts | None = None) -> list[FunctionRef]:
         """User functions a call may reach (empty for library calls). `aliases` maps local names
-        bound to a wrapped function (`step = torch.compile(train_step)`) to that function."""
+        bound to a wrapped function (`step = torch.compile(train_step)`) to that function; with the
+        `caller`'s facts, `obj.m()` on an object built from a known class reaches that class's `m`."""
         func = call.func
         if isinstance(func, ast.Name):
             name = (aliases or {}).get(func.id, func.id)
@@ -68,8 +69,25 @@ class Program:
             root = dotted(base).split(".", 1)[0]
             if root in N.LIBRARY_ROOTS:
                 return []
-            return [r for r in self.by_name.get(name, []) if r.facts.is_method]
+            methods = [r for r in self.by_name.get(name, []) if r.facts.is_method]
+            kinds = self._instance_of(base.id, caller) if isinstance(base, ast.Name) else None
+            if kinds:
+                mine = [r for r in methods if r.facts.class_name in kinds]
+                return mine or methods
+            return methods
         return []
+
+
+    def _instance_of(self, name: str, caller: FunctionFacts | None) -> frozenset[str] | None:
+        """The user classes `name` is built from in `caller` or a function enclosing it."""
+        while caller is not None:
+            kinds = caller.instance_types.get(name)
+            if kinds is not None:
+                return kinds
+            parent = self.by_qualname.get(caller.parent or "")
+            caller = parent.facts if parent is not None and caller.parent and not caller.parent.endswith(
+                "<module>") else None
+        return None
 
 
 def _key(ff: FunctionFacts) -> str:
@@ -132,7 +150,7 @@ def build_program(modules: list[ParsedModule]) -> Program:
 
     def resolve(call: ast.Call, name: str, caller: FunctionFacts):
         out = []
-        for r in prog.callees(call, caller.class_name, caller.call_aliases):
+        for r in prog.callees(call, caller.class_name, caller.call_aliases, caller):
             deps[r.facts.qualname].add(current[0])
             out.append((r.facts, r.facts.returns if r.facts.name != "__init__" else _init_result(r.facts)))
         return out
@@ -179,7 +197,9 @@ def build_program(modules: list[ParsedModule]) -> Program:
 def _summary(ff: FunctionFacts) -> tuple:
     return (ff.returns, tuple(sorted(ff.param_writes.items())), tuple(sorted(ff.acc_params.items())),
             tuple(sorted(ff.field_writes.items())), tuple(sorted(ff.free_accs.items())),
-            ff.returns_detached, ff.return_elts)
+            tuple(sorted(ff.method_accs.items())),
+            ff.returns_detached, ff.return_elts, ff.returns_classes,
+            tuple(sorted(ff.instance_types.items())))
 
 
 def _field_signature(prog: Program) -> dict[str, tuple]:

@@ -24,7 +24,16 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from audit.analysis import names as N
-from audit.analysis.facts import EMPTY, Labels, Site, bind_args, dotted, substitute
+from audit.analysis.facts import (
+    EMPTY,
+    Labels,
+    Site,
+    bind_args,
+    dotted,
+    is_accumulator_method,
+    root_name,
+    substitute,
+)
 from audit.analysis.program import FunctionRef, Program
 
 EPOCH_LOOP = re.compile(r"epoch|(?:^|_)ep(?:_|$)|pass|round", re.IGNORECASE)
@@ -140,7 +149,7 @@ def analyse(prog: Program) -> ValFlow:
         calls = []
         for s in r.facts.sites:
             if s.kind == "call" and isinstance(s.node, ast.Call):
-                cs = prog.callees(s.node, r.facts.class_name, r.facts.call_aliases)
+                cs = prog.callees(s.node, r.facts.class_name, r.facts.call_aliases, r.facts)
                 if cs:
                     calls.append((s, cs))
         vf._calls[r.facts.qualname] = calls
@@ -311,7 +320,11 @@ def _score_events(vf: ValFlow) -> None:
                         inner = inner or next(iter(events.get(c.facts.qualname, [])), None)
                         reaches = reaches or (site.target or "") in returned
                     lab |= got
-                    for p, acc in c.facts.acc_params.items():
+                    accs = {p: a for p, a in c.facts.acc_params.items()
+                            if p != c.facts.params[0] or is_accumulator_method(c.facts)} if c.facts.params else {}
+                    for p, a in c.facts.method_accs.items():
+                        accs[p] = accs.get(p, EMPTY) | a
+                    for p, acc in accs.items():
                         arg = _arg_name(c, site, p)
                         if arg is not None and _is_reported(r, arg):
                             lab |= substitute(acc, b)
@@ -425,6 +438,53 @@ def _depth(site: Site, loop) -> int:
     return len(site.loops)
 
 
+def _lagged(ref: FunctionRef, upd: Site, score: Site, loop) -> bool:
+    """The update trains only on values carried over from the previous iteration: names the body
+    sets, after both the update and the score, to a copy of this iteration's data (`prev_x = x`
+    at its end), so what they hold was scored one iteration earlier. Train on the previous
+    chunk, then score this one, is score-first."""
+    node = getattr(loop, "node", None)
+    if node is None:
+        return False
+    last = max(upd.line, score.line)
+    set_at: dict[str, list[ast.stmt]] = defaultdict(list)
+    for n in ast.walk(node):
+        if isinstance(n, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            for t in (n.targets if isinstance(n, ast.Assign) else [n.target]):
+                for x in ast.walk(t):
+                    if isinstance(x, ast.Name):
+                        set_at[x.id].append(n)
+    step_vars = set().union(*(lp.target_names for lp in upd.loops)) if upd.loops else set()
+
+    def copies_current(st: ast.stmt) -> bool:
+        if not isinstance(st, ast.Assign) or st.lineno <= last:
+            return False
+        if isinstance(st.value, ast.Constant):
+            return True  # `prev_x = None`: a reset carries nothing
+        src = root_name(st.value) if not isinstance(st.value, ast.Name) else st.value.id
+        return src is not None and any(x.lineno < score.line for x in set_at.get(src, []))
+
+    carried = {v for v, sts in set_at.items() if all(copies_current(st) for st in sts)}
+    if not carried:
+        return False
+    sources = ref.facts.assign_sources
+    seen: set[str] = set()
+    todo = list(upd.mentions)
+    while todo:
+        v = todo.pop()
+        if v in seen:
+            continue
+        seen.add(v)
+        if v in step_vars:
+            return False  # indexed by this iteration's loop variable
+        if v in carried:
+            continue
+        if set_at.get(v) and not sources.get(v) and any(x.lineno < upd.line for x in set_at[v]):
+            return False  # set this iteration from something we cannot see through
+        todo.extend(sources.get(v, ()))
+    return bool(seen & carried)
+
+
 def _warmup(ref: FunctionRef, e: Event) -> bool:
     ff = ref.facts
     if N.is_warmup_name(ff.name):
@@ -520,6 +580,8 @@ def _classify_one(vf: ValFlow, e: Event) -> Classified:
         return Classified("protected", e, s, lp.line, slot=e.slot)
     if after_common:
         s, lp = after_common[0]
+        if _lagged(ref, e.site, s.site, lp):
+            return Classified("protected", e, s, lp.line, slot=e.slot)
         if EPOCH_LOOP.search(lp.text) and len(e.site.loops) > _depth(e.site, lp):
             # a whole pass over the stream per epoch, then a score: adapt-then-score per epoch
             return Classified("adapt_then_score", e, s, lp.line, slot=e.slot)
