@@ -397,9 +397,8 @@ def eval_val(model, val_tokens, seq_len, luts):
     return val_loss, val_loss / math.log(2.0) * n_tok / n_bytes
 '''
 
-# Legal (C3): a cache method adds the previous chunk's n-grams at the top of the loop, then the
-# current chunk is scored; its own n-grams are added only on the next iteration.
-DEFERRED_CACHE_UPDATE = HEADER + '''
+# A hashed-context cache with a full next-token distribution per row, shared by the C3 examples.
+CONTEXT_ROWS = '''
 
 class ContextRows:
     def __init__(self, vocab):
@@ -416,7 +415,11 @@ class ContextRows:
 
     def update(self, toks, start, end):
         np.add.at(self.rows, (self.key(toks, start, end), toks[start:end]), 1.0)
+'''
 
+# Legal (C3): a cache method adds the previous chunk's n-grams at the top of the loop, then the
+# current chunk is scored; its own n-grams are added only on the next iteration.
+DEFERRED_CACHE_UPDATE = HEADER + CONTEXT_ROWS + '''
 
 def eval_val(model, val_tokens, seq_len, luts):
     base_bytes, leading_space, is_boundary = luts
@@ -442,24 +445,7 @@ def eval_val(model, val_tokens, seq_len, luts):
 '''
 
 # Legal (C3): score the chunk from the cache, then add the chunk's n-grams.
-SCORE_THEN_UPDATE_CACHE = HEADER + '''
-
-class ContextRows:
-    def __init__(self, vocab):
-        self.rows = np.zeros((4096, vocab), dtype=np.float32)
-
-    def key(self, toks, start, end):
-        prev = toks[start - 1:end - 1].astype(np.int64)
-        prev2 = toks[start - 2:end - 2].astype(np.int64)
-        return ((prev * PRIMES[0]) ^ (prev2 * PRIMES[1])) % 4096
-
-    def dist(self, toks, start, end):
-        rows = self.rows[self.key(toks, start, end)] + 0.1
-        return torch.from_numpy(rows / rows.sum(axis=1, keepdims=True))
-
-    def update(self, toks, start, end):
-        np.add.at(self.rows, (self.key(toks, start, end), toks[start:end]), 1.0)
-
+SCORE_THEN_UPDATE_CACHE = HEADER + CONTEXT_ROWS + '''
 
 def eval_val(model, val_tokens, seq_len, luts):
     base_bytes, leading_space, is_boundary = luts
@@ -483,24 +469,7 @@ def eval_val(model, val_tokens, seq_len, luts):
 
 # Illegal (C3): the chunk's n-grams are added first, then the same chunk is scored from the cache,
 # so every token's own count is in the table when it is scored.
-UPDATE_THEN_SCORE_CACHE = HEADER + '''
-
-class ContextRows:
-    def __init__(self, vocab):
-        self.rows = np.zeros((4096, vocab), dtype=np.float32)
-
-    def key(self, toks, start, end):
-        prev = toks[start - 1:end - 1].astype(np.int64)
-        prev2 = toks[start - 2:end - 2].astype(np.int64)
-        return ((prev * PRIMES[0]) ^ (prev2 * PRIMES[1])) % 4096
-
-    def dist(self, toks, start, end):
-        rows = self.rows[self.key(toks, start, end)] + 0.1
-        return torch.from_numpy(rows / rows.sum(axis=1, keepdims=True))
-
-    def update(self, toks, start, end):
-        np.add.at(self.rows, (self.key(toks, start, end), toks[start:end]), 1.0)
-
+UPDATE_THEN_SCORE_CACHE = HEADER + CONTEXT_ROWS + '''
 
 def eval_val(model, val_tokens, seq_len, luts):
     base_bytes, leading_space, is_boundary = luts
