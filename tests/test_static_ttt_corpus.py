@@ -9,6 +9,7 @@ is not on disk (it is never copied into the repository).
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from audit.findings import Severity
 from audit.registry import rule_by_id
 from audit.submission import Submission
 
-CORPUS = Path("/work/corpus")
+CORPUS = Path(os.environ.get("PGOLF_CORPUS", "/work/corpus"))
 RULE_IDS = ["R-TTT-PREQUANT", "R-TTT-SCORE-FIRST", "R-TTT-NO-RESCORE", "R-GPTQ-CALIB",
             "R-DATA-NO-VAL-IN-TRAINING", "R-SLOT", "R-TTT-WARMUP-ON-VAL"]
 # class -> (rule IDs that count as catching it, severity they must have)
@@ -37,13 +38,19 @@ def _rows() -> list[dict[str, str]]:
     if not (CORPUS / "dev.tsv").is_file():
         return []
     with open(CORPUS / "dev.tsv", encoding="utf-8") as f:
-        return [r for r in csv.DictReader(f, delimiter="\t") if (CORPUS / "dev" / f"pr{r['pr']}").is_dir()]
+        return [r for r in csv.DictReader(f, delimiter="\t") if _folder(r) is not None]
+
+
+def _folder(row: dict[str, str]) -> Path | None:
+    """The PR's folder at its real path: dev/pr<N>/records/<track>/<date>_<name> (bench/corpus.py)."""
+    folder = CORPUS / "dev" / f"pr{row['pr']}" / row["submission_dir"]
+    return folder if folder.is_dir() else None
 
 
 @pytest.mark.parametrize("row", _rows(), ids=lambda r: f"pr{r['pr']}-{r['verdict']}")
 def test_dev_pr(row):
     rules = [rule_by_id(r) for r in RULE_IDS]
-    report = audit_submission(Submission.load(CORPUS / "dev" / f"pr{row['pr']}"), rules=rules, kinds=("static",))
+    report = audit_submission(Submission.load(_folder(row)), rules=rules, kinds=("static",))
     assert not report.errors, report.errors
     mine = [f for f in report.findings if f.rule_id in RULE_IDS]
     classes = row["classes"].split(",")
