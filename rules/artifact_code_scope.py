@@ -14,7 +14,8 @@ import re
 from collections.abc import Iterable
 
 from audit.analysis.imports import local_imports, runtime_units
-from audit.analysis.targets import call_name, functions_of, target_flow, walk_nodes
+from audit.analysis.syntax import call_name, walk_nodes
+from audit.analysis.targets import functions_of, target_flow
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.rule import Invalid, Rule, Valid

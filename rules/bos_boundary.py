@@ -15,7 +15,8 @@ from collections.abc import Iterable
 
 from audit.analysis.eval_code import code_units
 from audit.analysis.ngram import Step
-from audit.analysis.targets import Function, call_name, names_in, target_flow, walk_nodes
+from audit.analysis.syntax import call_name, names_in, walk_nodes
+from audit.analysis.targets import Function, target_flow
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
 from audit.rule import Invalid, Rule, Valid
@@ -122,7 +123,7 @@ def _has_hash(expr: ast.AST) -> bool:
 
 
 def _masked(expr: ast.AST, mask_vars: set[str]) -> bool:
-    return any(n in mask_vars or MASK_NAME.search(n.split(".")[-1]) for n in names_in(expr))
+    return any(n in mask_vars or MASK_NAME.search(n.split(".")[-1]) for n in names_in(expr, variables=True))
 
 
 def _mask_vars(fn: Function) -> set[str]:
@@ -216,13 +217,13 @@ def _unmasked_mixes(fn: Function) -> list[list[Step]]:
             if len(operands) < 2:
                 continue
             prev_side = next((o for o in operands if _shift_sites(o)
-                              or names_in(o) & prev_vars.keys()), None)
+                              or names_in(o, variables=True) & prev_vars.keys()), None)
             if prev_side is None:
                 continue
             other = operands[1] if prev_side is operands[0] else operands[0]
-            if _shift_sites(other) and not (names_in(prev_side) & prev_vars.keys()):
+            if _shift_sites(other) and not (names_in(prev_side, variables=True) & prev_vars.keys()):
                 continue  # both sides shifted: a difference of shifted tensors, not a blend
-            prev_names = names_in(prev_side) & prev_vars.keys()
+            prev_names = names_in(prev_side, variables=True) & prev_vars.keys()
             if not prev_names and not _shift_sites(prev_side):
                 continue
             if _masked(n, masks) or any(prev_vars[p][1] for p in prev_names):

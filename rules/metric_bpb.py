@@ -16,7 +16,8 @@ import re
 from collections.abc import Iterable
 
 from audit.analysis.imports import runtime_units
-from audit.analysis.targets import Function, call_name, functions_of, names_in, target_flow, walk_nodes
+from audit.analysis.syntax import call_name, names_in, walk_nodes
+from audit.analysis.targets import Function, functions_of, target_flow
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.rule import Invalid, Rule, Valid
@@ -121,12 +122,12 @@ class MetricBpbByteLut(Rule):
         loaded: dict[str, int] = {}
         for a in fn.assigns:
             if any(isinstance(c, ast.Call) and call_name(c) in LOAD_CALLS for c in walk_nodes(a.value)) \
-                    or names_in(a.value) & loaded.keys():
+                    or names_in(a.value, variables=True) & loaded.keys():
                 for n in a.names:
                     loaded.setdefault(n, a.line)
         for a in fn.assigns:
             lut = [n for n in a.names if LUT_NAME.search(n)]
-            src = names_in(a.value) & loaded.keys()
+            src = names_in(a.value, variables=True) & loaded.keys()
             direct = any(isinstance(c, ast.Call) and call_name(c) in LOAD_CALLS for c in walk_nodes(a.value))
             if lut and (src or direct) and "sidecar" not in " ".join(lut).lower():
                 origin = loaded[min(src)] if src else a.line

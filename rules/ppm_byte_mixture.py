@@ -15,7 +15,8 @@ import re
 from collections.abc import Iterable
 
 from audit.analysis.imports import runtime_units
-from audit.analysis.targets import call_name, functions_of, names_in, target_flow, walk_nodes
+from audit.analysis.syntax import call_name, names_in, walk_nodes
+from audit.analysis.targets import functions_of, target_flow
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.rule import Invalid, Rule, Valid
@@ -76,15 +77,15 @@ def _spread_sites(fn: ast.AST) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     for n in walk_nodes(fn):
         if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div):
-            num = {x.split(".")[-1] for x in names_in(n.left)}
-            den = {x.split(".")[-1] for x in names_in(n.right)}
+            num = {x.split(".")[-1] for x in names_in(n.left, variables=True)}
+            den = {x.split(".")[-1] for x in names_in(n.right, variables=True)}
             if any(SCORE_NAME.search(x) for x in num) and any(LEN_NAME.search(x) for x in den):
                 out.append((n.lineno, "token log-probability divided by its byte count (spread over bytes)"))
         elif isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow) and isinstance(n.right, ast.BinOp) \
-                and isinstance(n.right.op, ast.Div) and any(LEN_NAME.search(x) for x in names_in(n.right.right)):
+                and isinstance(n.right.op, ast.Div) and any(LEN_NAME.search(x) for x in names_in(n.right.right, variables=True)):
             out.append((n.lineno, "token probability raised to 1/n_bytes (spread over bytes)"))
         elif isinstance(n, ast.Call) and call_name(n) in ("repeat", "repeat_interleave") and len(n.args) >= 2 \
-                and any(SCORE_NAME.search(x.split(".")[-1]) for x in names_in(n.args[0])):
+                and any(SCORE_NAME.search(x.split(".")[-1]) for x in names_in(n.args[0], variables=True)):
             out.append((n.lineno, "token score repeated over its bytes"))
         elif isinstance(n, ast.Constant) and isinstance(n.value, str) and len(n.value) > 200 \
                 and C_SPREAD.search(n.value):

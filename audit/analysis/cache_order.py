@@ -27,17 +27,19 @@ from dataclasses import dataclass
 
 from audit.analysis.eval_code import code_units
 from audit.analysis.ngram import Step, count_table_params, is_update_context, ngram_facts, reaches_score
-from audit.analysis.targets import (
-    Function,
-    TargetFlow,
+from audit.analysis.syntax import (
     assigned_names,
     base_of,
     call_name,
     dotted,
     names_in,
     strip_chain,
-    target_flow,
     walk_nodes,
+)
+from audit.analysis.targets import (
+    Function,
+    TargetFlow,
+    target_flow,
 )
 
 _UPDATE_CALLS = {"scatter_add_", "index_add_", "put_", "index_put_", "scatter_reduce_"}
@@ -158,7 +160,7 @@ def _hash_helpers(flow: TargetFlow) -> set[str]:
     for fn in flow.functions:
         hashed = _hashed_names(fn, set())
         for r in fn.returns:
-            if r.value is not None and (_has_hash_op(r.value) or names_in(r.value) & hashed):
+            if r.value is not None and (_has_hash_op(r.value) or names_in(r.value, variables=True) & hashed):
                 out.add(fn.name)
     return out
 
@@ -182,7 +184,7 @@ def _selects(value: ast.expr, keys: set[str]) -> bool:
     v = strip_chain(value)
     while isinstance(v, ast.Subscript):
         v = strip_chain(v.value)
-    return isinstance(v, (ast.Name, ast.Attribute)) and dotted(v) in keys
+    return isinstance(v, (ast.Name, ast.Attribute)) and dotted(v, variable=True) in keys
 
 
 def _calls_any(node: ast.AST, names: set[str]) -> bool:
@@ -190,7 +192,7 @@ def _calls_any(node: ast.AST, names: set[str]) -> bool:
 
 
 def _is_hashed_key(key: ast.AST, hashed: set[str], hash_helpers: set[str]) -> bool:
-    return _has_hash_op(key) or bool(names_in(key) & hashed) or _calls_any(key, hash_helpers)
+    return _has_hash_op(key) or bool(names_in(key, variables=True) & hashed) or _calls_any(key, hash_helpers)
 
 
 # -- events in one function --------------------------------------------------------------------
@@ -202,23 +204,23 @@ def _events(flow: TargetFlow, fn: Function, tables: set[str], helpers: dict[str,
     for table, node, key in _inline_updates(fn, tables, helpers):
         if not _is_hashed_key(key, hashed, hash_helpers):
             continue  # `hits[order] += 1`: a statistic indexed by a counter, not a token cache
-        events.append((CacheEvent("update", table, frozenset({table}), getattr(node, "lineno", 0), node, names_in(key) - {table},
+        events.append((CacheEvent("update", table, frozenset({table}), getattr(node, "lineno", 0), node, names_in(key, variables=True) - {table},
                                   f"count table `{table}` is updated"), None))
     for table, sub in _inline_reads(fn, tables):
         stmt = _stmt_of(fn, sub)
         score, _ = reaches_score(fn, set(_assigned(stmt)), stmt)
         if score is not None:
             events.append((CacheEvent("score", table, frozenset({table}), sub.lineno, sub,
-                                      names_in(sub.slice) - {table}, f"count table `{table}` is read"), score))
+                                      names_in(sub.slice, variables=True) - {table}, f"count table `{table}` is read"), score))
     for call in fn.calls:
         if not isinstance(call.func, ast.Attribute):
             continue
-        receiver = dotted(call.func.value)
+        receiver = dotted(call.func.value, variable=True)
         callees = [g for g in flow.by_name.get(call_name(call), []) if "." in g.qualname]
-        if receiver is None or len(callees) != 1:
+        if not receiver or len(callees) != 1:
             continue  # unknown or ambiguous method: no claim
         role = roles[id(callees[0])]
-        keys = frozenset(n for a in (*call.args, *(k.value for k in call.keywords)) for n in names_in(a)) - {receiver}
+        keys = frozenset(n for a in (*call.args, *(k.value for k in call.keywords)) for n in names_in(a, variables=True)) - {receiver}
         cache = f"{receiver}:{callees[0].qualname.rsplit('.', 1)[0]}"
         if role.updates and not role.reads:
             events.append((CacheEvent("update", cache, role.updates, call.lineno, call, keys,
@@ -337,7 +339,7 @@ def _roots(fn: Function, scope: ast.AST, names: frozenset[str], line: int) -> fr
                 roots.add(f"{name}@")  # assigned later in the loop: the previous iteration's value
             continue  # loop-invariant (tokens, tables, constants)
         a = max(prior, key=lambda x: x.line)
-        work.extend((n, a.line) for n in names_in(a.value))
+        work.extend((n, a.line) for n in names_in(a.value, variables=True))
         if isinstance(a.node, ast.AugAssign):
             work.append((name, a.line))
     return frozenset(roots)

@@ -11,8 +11,9 @@ import re
 from dataclasses import dataclass
 
 from audit.analysis import names as N
-from audit.analysis.facts import Site, names_in, substitute
+from audit.analysis.facts import Site, substitute
 from audit.analysis.program import FunctionRef
+from audit.analysis.syntax import names_in
 from audit.analysis.valflow import Event, ValFlow
 
 MODEL_ARG = re.compile(r"model|net|gpt|(?:^|_)lm(?:_|$)", re.IGNORECASE)

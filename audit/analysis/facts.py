@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from audit.analysis import names as N
+from audit.analysis.syntax import dotted, names_in, root_name
 
 Labels = frozenset[str]
 EMPTY: Labels = frozenset()
@@ -125,60 +126,6 @@ class FunctionFacts:
 # Summaries the walker consults for user-defined callees: qualname -> labels of the return value
 # expressed over that callee's parameters, plus the parameter names.
 ReturnSummary = Callable[[ast.Call, str, "FunctionFacts"], list[tuple[FunctionFacts, Labels]]]
-
-
-def dotted(node: ast.AST) -> str:
-    """`torch.optim.AdamW` for an attribute chain, `a.b[..].c` -> `a.b.c`, else ''."""
-    parts: list[str] = []
-    while True:
-        if isinstance(node, ast.Attribute):
-            parts.append(node.attr)
-            node = node.value
-        elif isinstance(node, ast.Name):
-            parts.append(node.id)
-            break
-        elif isinstance(node, ast.Subscript):
-            node = node.value
-        elif isinstance(node, ast.Call):
-            node = node.func
-            parts.append("()")
-        else:
-            break
-    return ".".join(reversed([p for p in parts if p != "()"]))
-
-
-def root_name(node: ast.AST) -> str | None:
-    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call, ast.Starred)):
-        node = node.func if isinstance(node, ast.Call) else node.value
-    return node.id if isinstance(node, ast.Name) else None
-
-
-_NAMES_CACHE: dict[int, tuple[ast.AST, frozenset[str]]] = {}
-
-
-def names_in(node: ast.AST | None) -> frozenset[str]:
-    """Identifiers (names and attribute names) in an expression; cached per node (the node is
-    kept alive by the cache, so its id cannot be reused while the entry exists)."""
-    if node is None:
-        return frozenset()
-    hit = _NAMES_CACHE.get(id(node))
-    if hit is not None and hit[0] is node:
-        return hit[1]
-    if len(_NAMES_CACHE) > 500_000:
-        _NAMES_CACHE.clear()
-    res = _names_in(node)
-    _NAMES_CACHE[id(node)] = (node, res)
-    return res
-
-
-def _names_in(node: ast.AST) -> frozenset[str]:
-    out = set()
-    for n in ast.walk(node):
-        if isinstance(n, ast.Name):
-            out.add(n.id)
-        elif isinstance(n, ast.Attribute):
-            out.add(n.attr)
-    return frozenset(out)
 
 
 def is_grad_off_ctx(expr: ast.AST) -> bool:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from audit.analysis.eval_code import CodeUnit, code_units
-from audit.analysis.targets import TargetFlow, functions_of, target_flow, walk_nodes
+from audit.analysis.syntax import walk_nodes
+from audit.analysis.targets import TargetFlow, functions_of, target_flow
 
 
 @dataclass(frozen=True)

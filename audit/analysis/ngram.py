@@ -25,19 +25,21 @@ import re
 from dataclasses import dataclass
 
 from audit.analysis.eval_code import code_units
-from audit.analysis.targets import (
-    LOG_CALLS,
-    Function,
-    Origin,
-    TargetFlow,
+from audit.analysis.syntax import (
     assigned_names,
     base_of,
     call_name,
     names_in,
     own_nodes,
     strip_chain,
-    target_flow,
     walk_nodes,
+)
+from audit.analysis.targets import (
+    LOG_CALLS,
+    Function,
+    Origin,
+    TargetFlow,
+    target_flow,
 )
 from audit.findings import Evidence
 
@@ -127,7 +129,7 @@ def _param_tables(flow: TargetFlow) -> dict[str, set[int]]:
                    if any(isinstance(c, ast.Call) and call_name(c) == "bincount" for c in walk_nodes(a.value))}
         for aug in fn.augassigns:
             if isinstance(aug.target, ast.Name) and aug.target.id in params and isinstance(aug.op, ast.Add):
-                if names_in(aug.value) & counted or any(
+                if names_in(aug.value, variables=True) & counted or any(
                         isinstance(c, ast.Call) and call_name(c) == "bincount" for c in walk_nodes(aug.value)):
                     out.setdefault(fn.name, set()).add(params.index(aug.target.id))
         for call in fn.calls:
@@ -176,7 +178,7 @@ def _count_tables(flow: TargetFlow) -> dict[str, Step]:
             node = a.node
             if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Subscript):
                 b = base_of(node.targets[0])
-                if b and isinstance(v, ast.BinOp) and isinstance(v.op, ast.Add) and b in names_in(v):
+                if b and isinstance(v, ast.BinOp) and isinstance(v.op, ast.Add) and b in names_in(v, variables=True):
                     tables.setdefault(b, _step(fn, a.line, f"`{b}` is a count table (entry incremented)"))
     return tables
 
@@ -202,7 +204,7 @@ def _data_names(flow: TargetFlow, fn: Function, node: ast.AST) -> tuple[set[str]
         text = flow.target_nodes.get(id(sub))
         if text is not None:
             tgt.add(text)
-    for n in names_in(node):
+    for n in names_in(node, variables=True):
         last = n.split(".")[-1]
         if n in ("np", "torch", "math", "F", "self") or _CONSTISH.search(last) or _CAPS.match(last):
             continue
@@ -290,7 +292,7 @@ def _returned_keys(flow: TargetFlow, keys_by_fn: dict[int, dict[str, KeyFact]]) 
                 elts = list(v.elts) if isinstance(v, ast.Tuple) else [v] if v is not None else []
                 for i, e in enumerate(elts):
                     slot = i if isinstance(v, ast.Tuple) else None
-                    k = next((n for n in names_in(e) if n in keys), None)
+                    k = next((n for n in names_in(e, variables=True) if n in keys), None)
                     if k is not None:
                         returns.setdefault(fn.name, {})[slot] = keys[k]
                         continue
@@ -386,7 +388,7 @@ def _lookups(flow: TargetFlow, fn: Function, keys: dict[str, KeyFact],
         line = getattr(node, "lineno", 0)
         if line in seen_lines:
             continue
-        key_name = next((n for n in names_in(key) if n in keys), None)
+        key_name = next((n for n in names_in(key, variables=True) if n in keys), None)
         if key_name is not None:
             fact = keys[key_name]
             key_line, tname, owner = fact.line, fact.target, fact.owner
@@ -442,7 +444,7 @@ def _reaches_score(fn: Function, start: set[str], stmt: ast.AST) -> tuple[Step |
     for _ in range(10):
         grew = False
         for a in fn.assigns:
-            if not set(a.names) <= reach and names_in(a.value) & reach:
+            if not set(a.names) <= reach and names_in(a.value, variables=True) & reach:
                 reach.update(a.names)
                 grew = True
                 if ratio is None and _is_ratio_or_mix(a.value, reach):
@@ -454,14 +456,14 @@ def _reaches_score(fn: Function, start: set[str], stmt: ast.AST) -> tuple[Step |
         return None, None
     sinks: list[Step] = []
     for call in fn.calls:
-        if call_name(call) in LOG_CALLS and any(names_in(x) & reach for x in (*call.args, call.func)):
+        if call_name(call) in LOG_CALLS and any(names_in(x, variables=True) & reach for x in (*call.args, call.func)):
             sinks.append(_step(fn, call.lineno, "its log is taken: it becomes the score of the position"))
     for aug in fn.augassigns:
         tnames = assigned_names(aug.target)
-        if any(_SCORE_ACC.search(t) for t in tnames) and names_in(aug.value) & reach:
+        if any(_SCORE_ACC.search(t) for t in tnames) and names_in(aug.value, variables=True) & reach:
             sinks.append(_step(fn, aug.lineno, "accumulated into the reported loss"))
     for ret in fn.returns:
-        if ret.value is not None and names_in(ret.value) & reach:
+        if ret.value is not None and names_in(ret.value, variables=True) & reach:
             sinks.append(_step(fn, ret.lineno, f"returned from `{fn.qualname}` as the scored probability/NLL"))
     if not sinks:
         return None, ratio
@@ -480,7 +482,7 @@ def _sink_in(fn: Function, stmt: ast.AST, _reach: set[str] | None) -> Step | Non
 def _is_ratio_or_mix(value: ast.AST, reach: set[str]) -> bool:
     for n in walk_nodes(value):
         if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Div, ast.Add)) and \
-                (names_in(n.left) & reach or names_in(n.right) & reach):
+                (names_in(n.left, variables=True) & reach or names_in(n.right, variables=True) & reach):
             return True
     return False
 
@@ -501,13 +503,13 @@ def _gold_sources(flow: TargetFlow, fn: Function, value: ast.AST, probs: set[str
                        and kw.value.value == "none" for kw in n.keywords):
                     return True
             elif cname == "gather" and n.args:
-                if any(flow.is_target(fn, x) for x in names_in(n.args[-1])):
+                if any(flow.is_target(fn, x) for x in names_in(n.args[-1], variables=True)):
                     return True
             elif _SCORE_CALL.search(cname) and cname not in LOG_CALLS and cname not in _PROB_SOURCE:
-                if any(flow.is_target(fn, x) for a in n.args for x in names_in(a)):
+                if any(flow.is_target(fn, x) for a in n.args for x in names_in(a, variables=True)):
                     return True
         elif isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Load):
-            if base_of(n.value) in probs and any(flow.is_target(fn, x) for x in names_in(n.slice)):
+            if base_of(n.value) in probs and any(flow.is_target(fn, x) for x in names_in(n.slice, variables=True)):
                 return True
     return False
 
@@ -526,8 +528,8 @@ def _gold_scores(flow: TargetFlow, fn: Function) -> dict[str, frozenset[int]]:
         for a in fn.assigns:
             if isinstance(a.node, (ast.For, ast.AsyncFor)):
                 continue
-            roots = frozenset().union(*[gold[n] for n in names_in(a.value) if n in gold]) if \
-                any(n in gold for n in names_in(a.value)) else frozenset()
+            roots = frozenset().union(*[gold[n] for n in names_in(a.value, variables=True) if n in gold]) if \
+                any(n in gold for n in names_in(a.value, variables=True)) else frozenset()
             if not roots:
                 continue
             for name in a.names:
@@ -546,7 +548,7 @@ def _oracle_gates(flow: TargetFlow, fn: Function) -> list[OracleGate]:
     out: list[OracleGate] = []
 
     def roots(node: ast.AST) -> frozenset[int]:
-        found = [gold[n] for n in names_in(node) if n in gold]
+        found = [gold[n] for n in names_in(node, variables=True) if n in gold]
         return frozenset().union(*found) if found else frozenset()
 
     candidates: list[tuple[ast.AST, ast.AST, int, str]] = []

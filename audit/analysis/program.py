@@ -17,8 +17,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from audit.analysis import names as N
-from audit.analysis.facts import EMPTY, PATH_ATTR, FunctionFacts, Labels, dotted, walk_function
+from audit.analysis.facts import EMPTY, PATH_ATTR, FunctionFacts, Labels, walk_function
 from audit.analysis.parse import ParsedModule
+from audit.analysis.syntax import dotted, too_deep
 
 MAX_ROUNDS = 6
 
@@ -156,7 +157,9 @@ def build_program(modules: list[ParsedModule]) -> Program:
         return out
 
     nested_env: dict[str, dict[str, Labels]] = {}
-    todo = [r for r in prog.functions]
+    deep = {r.facts.qualname for r in prog.functions if too_deep(r.facts.node)}
+    prog.skipped.extend(q for q in prog.by_qualname if q in deep)
+    todo = [r for r in prog.functions if r.facts.qualname not in deep]
     classes = frozenset(prog.classes)
     for rnd in range(MAX_ROUNDS):
         fields_before = _field_signature(prog)
@@ -184,11 +187,11 @@ def build_program(modules: list[ParsedModule]) -> Program:
         for q in changed:
             again |= deps.get(q, set())
         if prog.path_fields != paths_before:  # read by any function: walk them all again
-            todo = list(prog.functions)
+            todo = [r for r in prog.functions if r.facts.qualname not in deep]
             continue
-        todo = [r for r in prog.functions
-                if r.facts.qualname in again or (r.facts.class_name in changed_classes)
-                or (r.facts.parent in changed)]
+        todo = [r for r in prog.functions if r.facts.qualname not in deep and (
+                r.facts.qualname in again or (r.facts.class_name in changed_classes)
+                or (r.facts.parent in changed))]
         if not todo:
             break
     return prog

@@ -26,26 +26,33 @@ API (memoised per submission):
     flow.functions                          # Function: .qualname, .assigns, .calls, .subscripts, ...
     flow.is_target(fn, "y_np")              # is this name in fn target-derived?
     flow.chain(fn, "y_np")                  # [Origin(path, line, label, excerpt)], source first
-    functions_of(flow, path), names_in(node), walk_nodes(node), base_of(expr), strip_chain(expr)
+    functions_of(flow, path), names_in(node, variables=True), walk_nodes(node), base_of(expr), strip_chain(expr)
 """
 
 from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from audit.analysis.eval_code import CodeUnit
+from audit.analysis.syntax import (
+    CHAIN_METHODS as _CHAIN_METHODS,
+)
+from audit.analysis.syntax import (
+    assigned_names,
+    base_of,
+    call_name,
+    dotted,
+    names_in,
+    own_nodes,
+    strip_chain,
+    too_deep,
+    walk_nodes,
+)
 
-# -- small AST helpers ---------------------------------------------------------------------
+# -- vocabulary ----------------------------------------------------------------------------
 
-_CHAIN_METHODS = {
-    "to", "view", "reshape", "long", "int", "contiguous", "cuda", "cpu", "astype", "flatten",
-    "clone", "numpy", "unsqueeze", "squeeze", "float", "double", "type", "detach", "ravel",
-    "view_as", "reshape_as", "expand", "expand_as", "tolist", "item",
-}
-_WRAP_CALLS = {"as_tensor", "asarray", "array", "tensor", "from_numpy", "ascontiguousarray", "int", "long"}
 # Names that *describe* targets without holding their ids: positions, masks, lengths, losses.
 _TARGET_META_SUFFIX = (
     r"(?!.*_(pos|poss|position|positions|idx|indices|index|len|lens|length|lengths|mask|masks|"
@@ -62,114 +69,6 @@ CANDIDATE_NAME = re.compile(r"(hint|cand|pred|guess|argmax|top)", re.I)
 _CANDIDATE_CALLS = {"arange", "range", "argmax", "topk", "argsort", "multinomial", "sort", "max_indices"}
 HASH_OPS = (ast.BitXor, ast.Mod, ast.BitAnd, ast.LShift, ast.RShift, ast.Mult, ast.Add, ast.BitOr)
 LOG_CALLS = {"log", "log1p", "log2", "log10", "log_"}
-
-
-def dotted(node: ast.AST) -> str | None:
-    """`self.x` -> "self.x", `a` -> "a"; other attribute chains -> their root name."""
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
-            return f"{node.value.id}.{node.attr}"
-        return dotted(node.value)
-    return None
-
-
-_CACHE_LIMIT = 500_000
-_names_cache: dict[int, tuple[ast.AST, frozenset[str]]] = {}
-_walk_cache: dict[int, tuple[ast.AST, tuple[ast.AST, ...]]] = {}
-
-
-def walk_nodes(node: ast.AST) -> tuple[ast.AST, ...]:
-    """`ast.walk(node)` as a tuple, computed once per node (rules ask the same questions often)."""
-    hit = _walk_cache.get(id(node))
-    if hit is not None and hit[0] is node:
-        return hit[1]
-    nodes = tuple(ast.walk(node))
-    if len(_walk_cache) > _CACHE_LIMIT:
-        _walk_cache.clear()
-    _walk_cache[id(node)] = (node, nodes)
-    return nodes
-
-
-def names_in(node: ast.AST | None) -> frozenset[str]:
-    """Every variable an expression reads (self attributes as `self.x`), memoised per node."""
-    if node is None:
-        return frozenset()
-    hit = _names_cache.get(id(node))
-    if hit is not None and hit[0] is node:
-        return hit[1]
-    result = frozenset(_names_in(node))
-    if len(_names_cache) > _CACHE_LIMIT:
-        _names_cache.clear()
-    _names_cache[id(node)] = (node, result)
-    return result
-
-
-def _names_in(node: ast.AST) -> set[str]:
-    out: set[str] = set()
-    stack: list[ast.AST] = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
-            bound = {b for g in n.generators for b in assigned_names(g.target)}
-            body: list[ast.AST] = [n.key, n.value] if isinstance(n, ast.DictComp) else [n.elt]
-            body += [c for g in n.generators for c in g.ifs]
-            out.update(x for g in n.generators for x in names_in(g.iter))
-            out.update(x for b in body for x in names_in(b) if x not in bound)
-            continue
-        if isinstance(n, ast.Name):
-            out.add(n.id)
-        elif isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in ("self", "cls"):
-            out.add(f"{n.value.id}.{n.attr}")
-        elif isinstance(n, (ast.Lambda, ast.FunctionDef)):
-            continue
-        else:
-            stack.extend(ast.iter_child_nodes(n))
-    return out
-
-
-def strip_chain(node: ast.expr) -> ast.expr:
-    """`y.reshape(-1).long()` -> `y`; `torch.as_tensor(y)` -> `y`."""
-    while True:
-        if isinstance(node, ast.Call):
-            f = node.func
-            if isinstance(f, ast.Attribute) and f.attr in _CHAIN_METHODS:
-                node = f.value
-                continue
-            if isinstance(f, (ast.Attribute, ast.Name)) and call_name(node) in _WRAP_CALLS and node.args:
-                node = node.args[0]
-                continue
-        return node
-
-
-def base_of(node: ast.expr) -> str | None:
-    """The table a subscript/method reads: `self.t[oi][k]` -> "self.t"; `t.view(-1)` -> "t"."""
-    node = strip_chain(node)
-    while isinstance(node, ast.Subscript):
-        node = strip_chain(node.value)
-    return dotted(node)
-
-
-def call_name(node: ast.Call) -> str:
-    f = node.func
-    if isinstance(f, ast.Name):
-        return f.id
-    if isinstance(f, ast.Attribute):
-        return f.attr
-    return ""
-
-
-def assigned_names(target: ast.expr) -> list[str]:
-    if isinstance(target, (ast.Tuple, ast.List)):
-        return [n for elt in target.elts for n in assigned_names(elt)]
-    if isinstance(target, ast.Starred):
-        return assigned_names(target.value)
-    if isinstance(target, ast.Subscript):
-        b = base_of(target)
-        return [b] if b else []
-    d = dotted(target)
-    return [d] if d else []
 
 
 def _is_neg_one(node: ast.expr | None) -> bool:
@@ -237,6 +136,7 @@ class Function:
     augassigns: list[ast.AugAssign] = field(default_factory=list)
     imports: list[ast.Import | ast.ImportFrom] = field(default_factory=list)
     parent_of: dict[int, ast.AST] = field(default_factory=dict)
+    too_deep: bool = False  # nested deeper than `syntax.MAX_NESTING`: left without facts
 
     @property
     def path(self) -> str:
@@ -244,17 +144,6 @@ class Function:
 
     def text(self, line: int | None) -> str:
         return self.unit.parsed.line_text(line)
-
-
-def own_nodes(fn_node: ast.AST) -> Iterator[tuple[ast.AST, ast.AST]]:
-    """(node, parent) pairs inside a function, not descending into nested defs/classes."""
-    stack: list[tuple[ast.AST, ast.AST]] = [(c, fn_node) for c in ast.iter_child_nodes(fn_node)]
-    while stack:
-        node, parent = stack.pop()
-        yield node, parent
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            continue
-        stack.extend((c, node) for c in ast.iter_child_nodes(node))
 
 
 def collect_functions(unit: CodeUnit) -> list[Function]:
@@ -286,6 +175,9 @@ def collect_functions(unit: CodeUnit) -> list[Function]:
 
 
 def _fill(fn: Function) -> Function:
+    if too_deep(fn.node):
+        fn.too_deep = True  # no facts: recorded by `unanalysed_sources`, never walked
+        return fn
     for node, parent in own_nodes(fn.node):
         fn.parent_of[id(node)] = parent
         if isinstance(node, ast.Assign):
@@ -473,11 +365,11 @@ class TargetFlow:
             if not base:
                 continue
             if isinstance(idx, ast.BinOp) and isinstance(idx.op, (ast.Sub, ast.Add)):
-                offsets.setdefault(base, set()).update(roots.get(n, n) for n in names_in(idx))
+                offsets.setdefault(base, set()).update(roots.get(n, n) for n in names_in(idx, variables=True))
             elif isinstance(idx, ast.Slice) and isinstance(idx.lower, ast.Name) and idx.lower.id in before:
                 offsets.setdefault(base, set()).add(roots.get(before[idx.lower.id], before[idx.lower.id]))
             elif isinstance(idx, ast.Slice) and isinstance(idx.lower, ast.BinOp) and isinstance(idx.lower.op, ast.Sub):
-                offsets.setdefault(base, set()).update(roots.get(n, n) for n in names_in(idx.lower.left))
+                offsets.setdefault(base, set()).update(roots.get(n, n) for n in names_in(idx.lower.left, variables=True))
         if not offsets:
             return
         for sub in fn.subscripts:
@@ -558,7 +450,7 @@ class TargetFlow:
                 if b is None or self.is_target(fn, b):
                     stack.append(n.slice)
             elif isinstance(n, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp, ast.Lambda)):
-                out.update(names_in(n))
+                out.update(names_in(n, variables=True))
             elif isinstance(n, ast.Name):
                 out.add(n.id)
             elif isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in ("self", "cls"):
@@ -628,7 +520,7 @@ class TargetFlow:
                 for pname, arg in pairs:
                     if isinstance(arg, ast.Starred):
                         break
-                    src = next((n for n in names_in(arg) if self.is_target(fn, n)), None)
+                    src = next((n for n in names_in(arg, variables=True) if self.is_target(fn, n)), None)
                     if src is not None and self._mark(
                         callee, pname, call.lineno,
                         f"`{src}` is passed as `{pname}` to `{callee.qualname}`", self.key(fn, src),
@@ -656,7 +548,7 @@ class TargetFlow:
 def _appended_columns(fn: Function, container: ast.expr, width: int) -> list[list[ast.expr]] | None:
     """For `for (a, b) in rows`: the k-th element of every tuple appended to `rows` in this
     function, when all appends are tuples of `width` (else None: the shape is unknown)."""
-    name = dotted(container) if isinstance(container, (ast.Name, ast.Attribute)) else None
+    name = (dotted(container, variable=True) or None) if isinstance(container, (ast.Name, ast.Attribute)) else None
     if name is None:
         return None
     columns: list[list[ast.expr]] = [[] for _ in range(width)]

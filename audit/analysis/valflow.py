@@ -29,12 +29,11 @@ from audit.analysis.facts import (
     Labels,
     Site,
     bind_args,
-    dotted,
     is_accumulator_method,
-    root_name,
     substitute,
 )
 from audit.analysis.program import FunctionRef, Program
+from audit.analysis.syntax import dotted, root_name
 
 EPOCH_LOOP = re.compile(r"epoch|(?:^|_)ep(?:_|$)|pass|round", re.IGNORECASE)
 SLOT_NAME = re.compile(r"slot|(?:^|_)delta(?:_|$)|logit_bias", re.IGNORECASE)

@@ -1,0 +1,295 @@
+"""The AST helpers every analysis module uses: names, dotted chains, walks, nesting bounds.
+
+Why one module: the val-flow facts and the target/cache analyses grew their own `dotted` and
+`names_in`, with the same names and different answers. Both behaviours are still needed (a call's
+dotted name vs the variable a chain reads), so each is one function with a keyword that says
+which, documented here.
+
+Every walk here is iterative, so a 2,500-deep attribute chain cannot raise RecursionError. Answers
+about a subtree (`names_in`, `subtree_has`, `walk_nodes`) are memoised *on the node itself*: the
+memo lives and dies with the parsed tree of one folder, so auditing many folders in one process
+does not keep earlier folders' trees alive, and asking about every nested node of a long
+expression costs one bottom-up pass, not one walk per node. Functions nested deeper than
+`MAX_NESTING` are not analysed at all (`too_deep`); the analyses record them as unanalysed
+("nested too deeply") instead of walking them.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterator
+
+# Deepest expression/statement nesting inside one function the analyses walk. Real submissions
+# stay under 20 levels; recursive stdlib helpers (`ast.unparse`) fail near 300.
+MAX_NESTING = 200
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+# Shared, stateless node instances (`ast.Load()`, `ast.Add()`): never memoised on.
+_SHARED = (ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)
+EMPTY_NAMES: frozenset[str] = frozenset()
+
+
+# -- walks -------------------------------------------------------------------------------------
+
+def walk_nodes(node: ast.AST) -> tuple[ast.AST, ...]:
+    """`ast.walk(node)` (breadth-first, node first) as a tuple, memoised on the node."""
+    hit = node.__dict__.get("_pga_walk")
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    nodes = tuple(ast.walk(node))
+    if not isinstance(node, _SHARED):
+        node.__dict__["_pga_walk"] = nodes
+    return nodes
+
+
+def own_nodes(fn_node: ast.AST) -> Iterator[tuple[ast.AST, ast.AST]]:
+    """(node, parent) pairs inside a function, not descending into nested defs/classes/lambdas."""
+    stack: list[tuple[ast.AST, ast.AST]] = [(c, fn_node) for c in ast.iter_child_nodes(fn_node)]
+    while stack:
+        node, parent = stack.pop()
+        yield node, parent
+        if isinstance(node, _SCOPES):
+            continue
+        stack.extend((c, node) for c in ast.iter_child_nodes(node))
+
+
+def nesting_depth(fn_node: ast.AST, limit: int = MAX_NESTING) -> int:
+    """Deepest nesting of a function's own nodes (nested defs count from their own start), or
+    `limit + 1` as soon as it is known to exceed `limit`."""
+    stack: list[tuple[ast.AST, int]] = [(c, 1) for c in ast.iter_child_nodes(fn_node)]
+    best = 0
+    while stack:
+        node, d = stack.pop()
+        if d > limit:
+            return limit + 1
+        best = max(best, d)
+        if isinstance(node, _SCOPES):
+            continue
+        stack.extend((c, d + 1) for c in ast.iter_child_nodes(node))
+    return best
+
+
+def too_deep(fn_node: ast.AST) -> bool:
+    """The function nests deeper than the analyses walk (`MAX_NESTING`); memoised on the node."""
+    hit = fn_node.__dict__.get("_pga_deep")
+    if hit is None:
+        hit = nesting_depth(fn_node) > MAX_NESTING
+        fn_node.__dict__["_pga_deep"] = hit
+    return hit  # type: ignore[no-any-return]
+
+
+def _bottom_up(node: ast.AST, attr: str, children: Callable[[ast.AST], list[ast.AST]],
+               combine: Callable[[ast.AST, list], object]) -> object:
+    """Compute `combine(n, [value of each child])` for every node under `node` that has no value
+    yet, children first, without recursion; each value is stored on its node under `attr`."""
+    if attr in node.__dict__:
+        return node.__dict__[attr]
+    stack: list[tuple[ast.AST, bool]] = [(node, False)]
+    pending: dict[int, object] = {}  # values of shared nodes (never stored on them)
+    while stack:
+        n, ready = stack.pop()
+        if attr in n.__dict__:
+            continue
+        kids = children(n)
+        if not ready:
+            stack.append((n, True))
+            stack.extend((c, False) for c in kids if attr not in c.__dict__)
+            continue
+        value = combine(n, [c.__dict__[attr] if attr in c.__dict__ else pending.get(id(c)) for c in kids])
+        if isinstance(n, _SHARED):
+            pending[id(n)] = value
+        else:
+            n.__dict__[attr] = value
+    return node.__dict__[attr] if attr in node.__dict__ else pending.get(id(node))
+
+
+def _union(own: frozenset[str], parts: list) -> frozenset[str]:
+    """Union that reuses a part's set when nothing is added (long chains stay linear)."""
+    out = own
+    for p in parts:
+        if not p or p is out:
+            continue
+        if not out:
+            out = p
+        elif not p <= out:
+            out = out | p
+    return out
+
+
+def subtree_has(node: ast.AST, key: str, pred: Callable[[ast.AST], bool]) -> bool:
+    """Whether any node of `node`'s subtree (as `ast.walk` sees it) satisfies `pred`; `key` names
+    the predicate for the memo, so asking it of every nested node is one pass in total."""
+    return bool(_bottom_up(node, "_pga_has_" + key, lambda n: list(ast.iter_child_nodes(n)),
+                           lambda n, kids: pred(n) or any(kids)))
+
+
+# -- names -------------------------------------------------------------------------------------
+
+def names_in(node: ast.AST | None, *, variables: bool = False) -> frozenset[str]:
+    """Identifiers in an expression, memoised on the node. Two readings, for two kinds of caller:
+
+    - default (the val-flow facts): every `Name` id and every attribute name, anywhere below
+      `node` (lambdas and comprehensions included): `a.b(c)` -> {a, b, c};
+    - `variables=True` (target/cache analyses): the variables the expression reads: names, and
+      attributes of `self`/`cls` as `self.x`, but not other attribute names; names bound by a
+      comprehension are not reads of the enclosing scope, and lambdas/defs read nothing here:
+      `self.t[y].sum()` -> {self.t, y}.
+    """
+    if node is None:
+        return EMPTY_NAMES
+    if variables:
+        return _bottom_up(node, "_pga_vars", _var_children, _var_combine)  # type: ignore[return-value]
+    return _bottom_up(node, "_pga_ids", lambda n: list(ast.iter_child_nodes(n)), _id_combine)  # type: ignore[return-value]
+
+
+def _id_combine(n: ast.AST, kids: list) -> frozenset[str]:
+    if isinstance(n, ast.Name):
+        own = frozenset({n.id})
+    elif isinstance(n, ast.Attribute):
+        own = frozenset({n.attr})
+    else:
+        own = EMPTY_NAMES
+    return _union(own, kids)
+
+
+_COMPS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
+
+
+def _is_self_attr(n: ast.AST) -> bool:
+    return isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in ("self", "cls")
+
+
+def _comp_parts(n: ast.AST) -> tuple[list[ast.AST], list[ast.AST]]:
+    """(generator iterables, body parts read with the comprehension's names bound)."""
+    gens = n.generators  # type: ignore[attr-defined]
+    body: list[ast.AST] = [n.key, n.value] if isinstance(n, ast.DictComp) else [n.elt]  # type: ignore[attr-defined]
+    body += [c for g in gens for c in g.ifs]
+    return [g.iter for g in gens], body
+
+
+def _var_children(n: ast.AST) -> list[ast.AST]:
+    if isinstance(n, (ast.Name, ast.Lambda, ast.FunctionDef)) or _is_self_attr(n):
+        return []
+    if isinstance(n, _COMPS):
+        iters, body = _comp_parts(n)
+        return iters + body
+    return list(ast.iter_child_nodes(n))
+
+
+def _var_combine(n: ast.AST, kids: list) -> frozenset[str]:
+    if isinstance(n, ast.Name):
+        return frozenset({n.id})
+    if _is_self_attr(n):
+        return frozenset({f"{n.value.id}.{n.attr}"})  # type: ignore[attr-defined]
+    if isinstance(n, (ast.Lambda, ast.FunctionDef)):
+        return EMPTY_NAMES
+    if isinstance(n, _COMPS):
+        iters, _ = _comp_parts(n)
+        bound = {b for g in n.generators for b in assigned_names(g.target)}  # type: ignore[attr-defined]
+        read = _union(EMPTY_NAMES, kids[:len(iters)])
+        inner = _union(EMPTY_NAMES, kids[len(iters):])
+        return _union(read, [frozenset(x for x in inner if x not in bound)])
+    return _union(EMPTY_NAMES, kids)
+
+
+# -- dotted names ------------------------------------------------------------------------------
+
+def dotted(node: ast.AST, *, variable: bool = False) -> str:
+    """The dotted name of an expression, '' when there is none. Two readings:
+
+    - default (what is called or stepped): the whole chain, looking through subscripts and
+      calls: `torch.optim.AdamW` -> "torch.optim.AdamW", `a.b[i].c` -> "a.b.c", `f().x` -> "f.x";
+    - `variable=True` (which variable a chain reads): `self.x` -> "self.x", `a` -> "a", any other
+      attribute chain -> its root name (`a.b.c` -> "a", `self.x.y` -> "self.x"); a subscript or
+      call anywhere in the chain -> ''.
+    """
+    if variable:
+        while isinstance(node, ast.Attribute):
+            if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+                return f"{node.value.id}.{node.attr}"
+            node = node.value
+        return node.id if isinstance(node, ast.Name) else ""
+    parts: list[str] = []
+    while True:
+        if isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        elif isinstance(node, ast.Name):
+            parts.append(node.id)
+            break
+        elif isinstance(node, ast.Subscript):
+            node = node.value
+        elif isinstance(node, ast.Call):
+            node = node.func
+        else:
+            break
+    return ".".join(reversed(parts))
+
+
+def root_name(node: ast.AST) -> str | None:
+    """The name an attribute/subscript/call chain starts from (`a.b[0].c()` -> "a")."""
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call, ast.Starred)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def call_name(node: ast.Call) -> str:
+    """The last part of what is called: `np.add.at(...)` -> "at", `f(...)` -> "f"."""
+    f = node.func
+    if isinstance(f, ast.Name):
+        return f.id
+    if isinstance(f, ast.Attribute):
+        return f.attr
+    return ""
+
+
+_CHAIN_METHODS = frozenset({
+    "to", "view", "reshape", "long", "int", "contiguous", "cuda", "cpu", "astype", "flatten",
+    "clone", "numpy", "unsqueeze", "squeeze", "float", "double", "type", "detach", "ravel",
+    "view_as", "reshape_as", "expand", "expand_as", "tolist", "item",
+})
+CHAIN_METHODS = _CHAIN_METHODS
+_WRAP_CALLS = frozenset({"as_tensor", "asarray", "array", "tensor", "from_numpy", "ascontiguousarray", "int", "long"})
+
+
+def strip_chain(node: ast.expr) -> ast.expr:
+    """`y.reshape(-1).long()` -> `y`; `torch.as_tensor(y)` -> `y` (same data, new view/type)."""
+    while True:
+        if isinstance(node, ast.Call):
+            f = node.func
+            if isinstance(f, ast.Attribute) and f.attr in _CHAIN_METHODS:
+                node = f.value
+                continue
+            if isinstance(f, (ast.Attribute, ast.Name)) and call_name(node) in _WRAP_CALLS and node.args:
+                node = node.args[0]
+                continue
+        return node
+
+
+def base_of(node: ast.expr) -> str | None:
+    """The table a subscript/method reads: `self.t[oi][k]` -> "self.t"; `t.view(-1)` -> "t"."""
+    node = strip_chain(node)
+    while isinstance(node, ast.Subscript):
+        node = strip_chain(node.value)
+    return dotted(node, variable=True) or None
+
+
+def assigned_names(target: ast.expr) -> list[str]:
+    """Variables an assignment target binds, in order (`a, (self.b, c[i])` -> a, self.b, c)."""
+    out: list[str] = []
+    stack: list[ast.expr] = [target]
+    while stack:
+        t = stack.pop()
+        if isinstance(t, (ast.Tuple, ast.List)):
+            stack.extend(reversed(t.elts))
+        elif isinstance(t, ast.Starred):
+            stack.append(t.value)
+        elif isinstance(t, ast.Subscript):
+            b = base_of(t)
+            if b:
+                out.append(b)
+        else:
+            d = dotted(t, variable=True)
+            if d:
+                out.append(d)
+    return out
