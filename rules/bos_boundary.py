@@ -14,11 +14,10 @@ import re
 from collections.abc import Iterable
 
 from audit.analysis.eval_code import code_units
-from audit.analysis.ngram import Step
 from audit.analysis.syntax import call_name, names_in, walk_nodes
 from audit.analysis.targets import Function, target_flow
 from audit.context import AuditContext
-from audit.findings import Finding, Severity
+from audit.findings import Evidence, Finding, Severity
 from audit.rule import Invalid, Rule, Valid
 
 # cocohearts' audit of #1797 (late April 2026) made the mask a requirement for later rows; records
@@ -172,7 +171,7 @@ class BosBoundary(Rule):
                     "document. Zero the previous-token term wherever the current input token is BOS "
                     "(e.g. multiply by `(input_ids != BOS_ID)`) in every forward used for scoring and TTT. "
                     "(Contested in issue #1988, hence a warning.)" + note,
-                    path=fn.path, line=mix.line, evidence=[s.evidence() for s in steps],
+                    path=fn.path, line=mix.line, evidence=steps,
                     severity=Severity.INFO if before_ruling else None,
                     key=f"{fn.qualname}:smear",
                 )
@@ -188,11 +187,8 @@ def _submission_date(ctx: AuditContext) -> str | None:
     return None
 
 
-def _unmasked_mixes(fn: Function) -> list[list[Step]]:
-    decoded = fn.unit.decoded_from is not None
-
-    def step(line: int, label: str) -> Step:
-        return Step(fn.path, line, label, fn.text(line), decoded)
+def _unmasked_mixes(fn: Function) -> list[list[Evidence]]:
+    step = fn.evidence
 
     masks = _mask_vars(fn)
     prev_vars: dict[str, tuple[int, bool]] = {}  # name -> (line, masked at definition)
@@ -203,7 +199,7 @@ def _unmasked_mixes(fn: Function) -> list[list[Step]]:
         if _shift_sites(v) and not _has_hash(v) and not _is_head_slice(v):
             for name in a.names:
                 prev_vars[name] = (a.line, _masked(v, masks))
-    found: list[list[Step]] = []
+    found: list[list[Evidence]] = []
     exprs = [(a.value, a.line) for a in fn.assigns if not isinstance(a.node, (ast.For, ast.AsyncFor))]
     exprs += [(r.value, r.lineno) for r in fn.returns if r.value is not None]
     for expr, line in exprs:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from audit.analysis.ngram import ngram_facts, origin_step
+from audit.analysis.ngram import ngram_facts
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
 from audit.rule import Invalid, Rule, Valid
@@ -48,8 +48,7 @@ class EvalC2Normalized(Rule):
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
         for lk in ngram_facts(ctx).lookups:
-            decoded = lk.fn.unit.decoded_from is not None
-            steps = [origin_step(lk.chain[0], decoded)] if lk.chain else []
+            steps = lk.chain[:1]
             steps += [lk.key_step, lk.lookup_step]
             if lk.ratio_step is not None:
                 steps.append(lk.ratio_step)
@@ -62,6 +61,6 @@ class EvalC2Normalized(Rule):
                 "model's probability of the same token is not one, so the reported loss is not a "
                 "log-likelihood. Build the cache's distribution over every vocabulary entry (or a "
                 "renormalised tilt of the softmax), mix full distributions, then read the target.",
-                path=lk.fn.path, line=lk.line, evidence=[s.evidence() for s in steps],
+                path=lk.fn.path, line=lk.line, evidence=steps,
                 key=f"{lk.fn.qualname}:{lk.table}",
             )

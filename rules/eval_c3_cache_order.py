@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from audit.analysis.cache_order import cache_order_facts
-from audit.analysis.ngram import Step
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.rule import Invalid, Rule, Valid
@@ -48,15 +47,13 @@ class EvalC3CacheOrder(Rule):
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
         for hit in cache_order_facts(ctx):
             fn, up, sc = hit.fn, hit.update, hit.score
-            decoded = fn.unit.decoded_from is not None
             args = ", ".join(f"`{n}`" for n in sorted(hit.shared))
-            steps = [
-                Step(fn.path, hit.scope_line, "loop that processes one chunk per iteration", fn.text(hit.scope_line), decoded),
-                Step(fn.path, up.line, f"{up.label} with keys from {args} (this iteration's chunk)", fn.text(up.line), decoded),
-                Step(fn.path, sc.line, f"{sc.label} for the same {args}, after the update", fn.text(sc.line), decoded),
+            evidence: list[Evidence] = [
+                fn.evidence(hit.scope_line, "loop that processes one chunk per iteration"),
+                fn.evidence(up.line, f"{up.label} with keys from {args} (this iteration's chunk)"),
+                fn.evidence(sc.line, f"{sc.label} for the same {args}, after the update"),
                 hit.score_step,
             ]
-            evidence: list[Evidence] = [s.evidence() for s in steps]
             if hit.same_chunk:
                 severity, lead = Severity.ERROR, "adds a chunk's tokens to the cache and then scores the same chunk"
             else:

@@ -26,7 +26,7 @@ import ast
 from dataclasses import dataclass
 
 from audit.analysis.eval_code import code_units
-from audit.analysis.ngram import Step, count_table_params, is_update_context, ngram_facts, reaches_score
+from audit.analysis.ngram import count_table_params, is_update_context, ngram_facts, reaches_score
 from audit.analysis.syntax import (
     assigned_names,
     base_of,
@@ -41,6 +41,7 @@ from audit.analysis.targets import (
     TargetFlow,
     target_flow,
 )
+from audit.findings import Evidence
 
 _UPDATE_CALLS = {"scatter_add_", "index_add_", "put_", "index_put_", "scatter_reduce_"}
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
@@ -62,7 +63,7 @@ class UpdateBeforeScore:
     fn: Function
     update: CacheEvent
     score: CacheEvent
-    score_step: Step
+    score_step: Evidence
     scope_line: int
     same_chunk: bool  # same loop-varying keys/arguments (else: the update's are a strict superset)
     shared: frozenset[str]
@@ -198,8 +199,8 @@ def _is_hashed_key(key: ast.AST, hashed: set[str], hash_helpers: set[str]) -> bo
 # -- events in one function --------------------------------------------------------------------
 
 def _events(flow: TargetFlow, fn: Function, tables: set[str], helpers: dict[str, set[int]],
-            roles: dict[int, _Role], hash_helpers: set[str]) -> list[tuple[CacheEvent, Step | None]]:
-    events: list[tuple[CacheEvent, Step | None]] = []
+            roles: dict[int, _Role], hash_helpers: set[str]) -> list[tuple[CacheEvent, Evidence | None]]:
+    events: list[tuple[CacheEvent, Evidence | None]] = []
     hashed = _hashed_names(fn, hash_helpers)
     for table, node, key in _inline_updates(fn, tables, helpers):
         if not _is_hashed_key(key, hashed, hash_helpers):
@@ -236,7 +237,7 @@ def _events(flow: TargetFlow, fn: Function, tables: set[str], helpers: dict[str,
     return events
 
 
-def _ordered_pairs(fn: Function, events: list[tuple[CacheEvent, Step | None]]) -> list[UpdateBeforeScore]:
+def _ordered_pairs(fn: Function, events: list[tuple[CacheEvent, Evidence | None]]) -> list[UpdateBeforeScore]:
     out: list[UpdateBeforeScore] = []
     seen: set[int] = set()
     updates = [e for e, _ in events if e.kind == "update"]

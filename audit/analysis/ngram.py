@@ -15,7 +15,7 @@ Bigram/trigram hash *embeddings* over input ids never qualify: their keys hold n
 they index an embedding, not a count table.
 
 API: `ngram_facts(ctx)` -> NgramFacts(count_tables, lookups, oracle_gates); each TargetLookup and
-OracleGate carries Steps (`.evidence()` gives an audit.findings.Evidence).
+OracleGate carries its evidence chain as audit.findings.Evidence records, ready for a finding.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from audit.analysis.syntax import (
 from audit.analysis.targets import (
     LOG_CALLS,
     Function,
-    Origin,
     TargetFlow,
     target_flow,
 )
@@ -49,48 +48,29 @@ _CAPS = re.compile(r"^_?[A-Z][A-Z0-9_]*$")
 _SCORE_ACC = re.compile(r"(loss|nll|bits|bpb|score|logp|log_p|total)", re.I)
 
 
-@dataclass(frozen=True)
-class Step:
-    """One link of an evidence chain."""
-
-    path: str
-    line: int
-    label: str
-    excerpt: str
-    decoded: bool = False  # line numbers refer to the decoded text of a self-extracting wrapper
-
-    def evidence(self) -> Evidence:
-        label = f"{self.label} [decoded wrapper text]" if self.decoded else self.label
-        return Evidence(label, self.path, self.line, self.excerpt[:200] or None)
-
-
-def origin_step(o: Origin, decoded: bool = False) -> Step:
-    return Step(o.path, o.line, o.label, o.excerpt, decoded)
-
-
 @dataclass
 class TargetLookup:
     fn: Function
     line: int
     table: str
     key_name: str | None
-    chain: list[Origin]
-    key_step: Step
-    lookup_step: Step
-    ratio_step: Step | None
-    score_step: Step
+    chain: list[Evidence]
+    key_step: Evidence
+    lookup_step: Evidence
+    ratio_step: Evidence | None
+    score_step: Evidence
 
 
 @dataclass
 class OracleGate:
     fn: Function
     line: int
-    steps: list[Step]
+    steps: list[Evidence]
 
 
 @dataclass
 class NgramFacts:
-    count_tables: dict[str, Step]
+    count_tables: dict[str, Evidence]
     lookups: list[TargetLookup]
     oracle_gates: list[OracleGate]
 
@@ -114,8 +94,8 @@ def _compute(ctx) -> NgramFacts:  # type: ignore[no-untyped-def]
     return NgramFacts(tables, lookups, gates)
 
 
-def _step(fn: Function, line: int, label: str) -> Step:
-    return Step(fn.path, line, label, fn.text(line), fn.unit.decoded_from is not None)
+def _step(fn: Function, line: int, label: str) -> Evidence:
+    return fn.evidence(line, label)
 
 
 # -- count tables ----------------------------------------------------------------------------
@@ -141,8 +121,8 @@ def _param_tables(flow: TargetFlow) -> dict[str, set[int]]:
     return out
 
 
-def _count_tables(flow: TargetFlow) -> dict[str, Step]:
-    tables: dict[str, Step] = {}
+def _count_tables(flow: TargetFlow) -> dict[str, Evidence]:
+    tables: dict[str, Evidence] = {}
     helpers = _param_tables(flow)
     for fn in flow.functions:
         for call in fn.calls:
@@ -363,7 +343,7 @@ def _enclosing_stmt(fn: Function, node: ast.AST) -> ast.AST:
 
 
 def _lookups(flow: TargetFlow, fn: Function, keys: dict[str, KeyFact],
-             tables: dict[str, Step], defs: _KeyDefs | None,
+             tables: dict[str, Evidence], defs: _KeyDefs | None,
              returns: dict[str, dict[int | None, KeyFact]]) -> list[TargetLookup]:
     found: list[TargetLookup] = []
     reads: list[tuple[ast.AST, str, ast.AST]] = []  # (node, table, key expr)
@@ -434,13 +414,13 @@ def assigned_names_of(stmt: ast.AST) -> list[str]:
     return []
 
 
-def _reaches_score(fn: Function, start: set[str], stmt: ast.AST) -> tuple[Step | None, Step | None]:
+def _reaches_score(fn: Function, start: set[str], stmt: ast.AST) -> tuple[Evidence | None, Evidence | None]:
     """Follow the looked-up value to a score: a log, a loss accumulator, or a return."""
     direct = _sink_in(fn, stmt, None)
     if direct is not None:
         return direct, None
     reach = set(start)
-    ratio: Step | None = None
+    ratio: Evidence | None = None
     for _ in range(10):
         grew = False
         for a in fn.assigns:
@@ -454,7 +434,7 @@ def _reaches_score(fn: Function, start: set[str], stmt: ast.AST) -> tuple[Step |
             break
     if not reach:
         return None, None
-    sinks: list[Step] = []
+    sinks: list[Evidence] = []
     for call in fn.calls:
         if call_name(call) in LOG_CALLS and any(names_in(x, variables=True) & reach for x in (*call.args, call.func)):
             sinks.append(_step(fn, call.lineno, "its log is taken: it becomes the score of the position"))
@@ -467,10 +447,10 @@ def _reaches_score(fn: Function, start: set[str], stmt: ast.AST) -> tuple[Step |
             sinks.append(_step(fn, ret.lineno, f"returned from `{fn.qualname}` as the scored probability/NLL"))
     if not sinks:
         return None, ratio
-    return min(sinks, key=lambda s: s.line), ratio
+    return min(sinks, key=lambda s: s.line or 0), ratio
 
 
-def _sink_in(fn: Function, stmt: ast.AST, _reach: set[str] | None) -> Step | None:
+def _sink_in(fn: Function, stmt: ast.AST, _reach: set[str] | None) -> Evidence | None:
     for n in walk_nodes(stmt):
         if isinstance(n, ast.Call) and call_name(n) in LOG_CALLS:
             return _step(fn, n.lineno, "its log is taken: it becomes the score of the position")

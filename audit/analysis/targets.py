@@ -25,7 +25,7 @@ API (memoised per submission):
     flow = target_flow(ctx)                 # TargetFlow over all parseable code units
     flow.functions                          # Function: .qualname, .assigns, .calls, .subscripts, ...
     flow.is_target(fn, "y_np")              # is this name in fn target-derived?
-    flow.chain(fn, "y_np")                  # [Origin(path, line, label, excerpt)], source first
+    flow.chain(fn, "y_np")                  # [Evidence(label, path, line, excerpt)], source first
     functions_of(flow, path), names_in(node, variables=True), walk_nodes(node), base_of(expr), strip_chain(expr)
 """
 
@@ -50,6 +50,7 @@ from audit.analysis.syntax import (
     too_deep,
     walk_nodes,
 )
+from audit.findings import Evidence
 
 # -- vocabulary ----------------------------------------------------------------------------
 
@@ -97,17 +98,6 @@ def _last_slice(sub: ast.Subscript) -> ast.expr:
 # -- facts ---------------------------------------------------------------------------------
 
 @dataclass
-class Origin:
-    """Why a variable is target-derived: a source, or the assignment that copied it."""
-
-    path: str
-    line: int
-    label: str
-    excerpt: str
-    parent: tuple[str, str] | None = None  # (function, name) it came from
-
-
-@dataclass
 class Assignment:
     names: list[str]
     value: ast.expr
@@ -144,6 +134,13 @@ class Function:
 
     def text(self, line: int | None) -> str:
         return self.unit.parsed.line_text(line)
+
+    def evidence(self, line: int, label: str) -> Evidence:
+        """The evidence record for a line of this function, as findings show it (lines of a
+        decoded wrapper are marked, the excerpt is cut to 200 characters)."""
+        if self.unit.decoded_from is not None:
+            label = f"{label} [decoded wrapper text]"
+        return Evidence(label, self.path, line, self.text(line)[:200] or None)
 
 
 def collect_functions(unit: CodeUnit) -> list[Function]:
@@ -233,7 +230,9 @@ class TargetFlow:
         self.by_name: dict[str, list[Function]] = {}
         for f in self.functions:
             self.by_name.setdefault(f.name, []).append(f)
-        self.tainted: dict[tuple[str, str], Origin] = {}
+        # why each (function, name) is target-derived, and the (function, name) it came from
+        self.tainted: dict[tuple[str, str], Evidence] = {}
+        self.came_from: dict[tuple[str, str], tuple[str, str] | None] = {}
         self.candidates: set[tuple[str, str]] = set()
         self._tainted_fns: set[str] = set()
         self._tainted_fns_changed: set[str] = set()
@@ -260,7 +259,8 @@ class TargetFlow:
         k = self.key(fn, name)
         if k in self.tainted or k in self.candidates:
             return False
-        self.tainted[k] = Origin(fn.path, line, label, fn.text(line), parent)
+        self.tainted[k] = fn.evidence(line, label)
+        self.came_from[k] = parent
         self._tainted_fns.add(k[0])
         self._tainted_fns_changed.add(k[0])
         return True
@@ -529,16 +529,15 @@ class TargetFlow:
         return changed
 
     # -- evidence -----------------------------------------------------------------------
-    def chain(self, fn: Function, name: str, limit: int = 6) -> list[Origin]:
-        """Origins from the variable back to its source, source first."""
-        out: list[Origin] = []
+    def chain(self, fn: Function, name: str, limit: int = 6) -> list[Evidence]:
+        """Why the variable is target-derived: each copy back to its source, source first."""
+        out: list[Evidence] = []
         k: tuple[str, str] | None = self.key(fn, name)
         seen = set()
         while k is not None and k in self.tainted and k not in seen and len(out) < 32:
             seen.add(k)
-            o = self.tainted[k]
-            out.append(o)
-            k = o.parent
+            out.append(self.tainted[k])
+            k = self.came_from[k]
         out.reverse()
         if len(out) > limit:
             out = out[:2] + out[-(limit - 2):]
