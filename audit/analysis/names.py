@@ -104,3 +104,8 @@ def is_train_name(name: str) -> bool:
 
 def is_warmup_name(name: str) -> bool:
     return WARMUP_NAME.search(name) is not None and WARMDOWN_NAME.search(name) is None
+
+
+# Attributes that hold a file name or pattern (`h.ttt_files = h.val_files if ... else ...`): a
+# config object holding one is not itself validation data; reading the attribute is.
+PATH_ATTR = re.compile(r"(?:^|_)(?:files?|paths?|pattern|glob|dir|prefix)$")

@@ -17,9 +17,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from audit.analysis import names as N
-from audit.analysis.facts import EMPTY, PATH_ATTR, FunctionFacts, Labels, walk_function
+from audit.analysis.facts import EMPTY, FunctionFacts, Labels
+from audit.analysis.names import PATH_ATTR
 from audit.analysis.parse import ParsedModule
 from audit.analysis.syntax import dotted, too_deep
+from audit.analysis.walker import walk_function
 
 MAX_ROUNDS = 6
 
