@@ -15,9 +15,10 @@ import ast
 import re
 from collections.abc import Iterable
 
+from audit.analysis.code_functions import Function
 from audit.analysis.imports import runtime_units
 from audit.analysis.syntax import call_name, names_in, walk_nodes
-from audit.analysis.targets import Function, functions_of, target_flow
+from audit.analysis.targets import functions_of, target_flow
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.rule import Invalid, Rule, Valid

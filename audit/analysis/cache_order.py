@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from audit.analysis.code_functions import Function
 from audit.analysis.eval_code import code_units
 from audit.analysis.ngram import count_table_params, is_update_context, ngram_facts, reaches_score
 from audit.analysis.syntax import (
@@ -37,7 +38,6 @@ from audit.analysis.syntax import (
     walk_nodes,
 )
 from audit.analysis.targets import (
-    Function,
     TargetFlow,
     target_flow,
 )

@@ -24,6 +24,7 @@ import ast
 import re
 from dataclasses import dataclass
 
+from audit.analysis.code_functions import Function
 from audit.analysis.eval_code import code_units
 from audit.analysis.syntax import (
     assigned_names,
@@ -35,8 +36,6 @@ from audit.analysis.syntax import (
     walk_nodes,
 )
 from audit.analysis.targets import (
-    LOG_CALLS,
-    Function,
     TargetFlow,
     target_flow,
 )
@@ -45,6 +44,8 @@ from audit.findings import Evidence
 _UPDATE_METHODS = {"scatter_add_", "index_add_", "put_", "index_put_", "scatter_reduce_", "add_at"}
 _CONSTISH = re.compile(r"(prime|mask|mod$|bucket|size|vocab|mult|seed)", re.I)
 _CAPS = re.compile(r"^_?[A-Z][A-Z0-9_]*$")
+# Taking a log of a probability: where a looked-up value becomes a score.
+LOG_FUNCS = {"log", "log1p", "log2", "log10", "log_"}
 _SCORE_ACC = re.compile(r"(loss|nll|bits|bpb|score|logp|log_p|total)", re.I)
 
 
@@ -436,7 +437,7 @@ def _reaches_score(fn: Function, start: set[str], stmt: ast.AST) -> tuple[Eviden
         return None, None
     sinks: list[Evidence] = []
     for call in fn.calls:
-        if call_name(call) in LOG_CALLS and any(names_in(x, variables=True) & reach for x in (*call.args, call.func)):
+        if call_name(call) in LOG_FUNCS and any(names_in(x, variables=True) & reach for x in (*call.args, call.func)):
             sinks.append(_step(fn, call.lineno, "its log is taken: it becomes the score of the position"))
     for aug in fn.augassigns:
         tnames = assigned_names(aug.target)
@@ -452,7 +453,7 @@ def _reaches_score(fn: Function, start: set[str], stmt: ast.AST) -> tuple[Eviden
 
 def _sink_in(fn: Function, stmt: ast.AST, _reach: set[str] | None) -> Evidence | None:
     for n in walk_nodes(stmt):
-        if isinstance(n, ast.Call) and call_name(n) in LOG_CALLS:
+        if isinstance(n, ast.Call) and call_name(n) in LOG_FUNCS:
             return _step(fn, n.lineno, "its log is taken: it becomes the score of the position")
     if isinstance(stmt, ast.Return):
         return _step(fn, stmt.lineno, f"returned from `{fn.qualname}`")
@@ -485,7 +486,7 @@ def _gold_sources(flow: TargetFlow, fn: Function, value: ast.AST, probs: set[str
             elif cname == "gather" and n.args:
                 if any(flow.is_target(fn, x) for x in names_in(n.args[-1], variables=True)):
                     return True
-            elif _SCORE_CALL.search(cname) and cname not in LOG_CALLS and cname not in _PROB_SOURCE:
+            elif _SCORE_CALL.search(cname) and cname not in LOG_FUNCS and cname not in _PROB_SOURCE:
                 if any(flow.is_target(fn, x) for a in n.args for x in names_in(a, variables=True)):
                     return True
         elif isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Load):
