@@ -26,8 +26,9 @@ import ast
 from dataclasses import dataclass
 
 from audit.analysis.code_functions import Function
+from audit.analysis.count_tables import count_table_params
 from audit.analysis.eval_code import code_units
-from audit.analysis.ngram import count_table_params, is_update_context, ngram_facts, reaches_score
+from audit.analysis.ngram import is_update_context, ngram_facts, reaches_score
 from audit.analysis.syntax import (
     assigned_names,
     base_of,

@@ -16,6 +16,8 @@ they index an embedding, not a count table.
 
 API: `ngram_facts(ctx)` -> NgramFacts(count_tables, lookups, oracle_gates); each TargetLookup and
 OracleGate carries its evidence chain as audit.findings.Evidence records, ready for a finding.
+Count tables are found by count_tables.py, oracle gates by oracle_gates.py; this module follows
+target hash keys to the table reads whose value is scored.
 """
 
 from __future__ import annotations
@@ -25,13 +27,15 @@ import re
 from dataclasses import dataclass
 
 from audit.analysis.code_functions import Function
+from audit.analysis.count_tables import count_tables
 from audit.analysis.eval_code import code_units
+from audit.analysis.names import LOG_FUNCS
+from audit.analysis.oracle_gates import OracleGate, oracle_gates
 from audit.analysis.syntax import (
     assigned_names,
     base_of,
     call_name,
     names_in,
-    own_nodes,
     strip_chain,
     walk_nodes,
 )
@@ -41,11 +45,8 @@ from audit.analysis.targets import (
 )
 from audit.findings import Evidence
 
-_UPDATE_METHODS = {"scatter_add_", "index_add_", "put_", "index_put_", "scatter_reduce_", "add_at"}
 _CONSTISH = re.compile(r"(prime|mask|mod$|bucket|size|vocab|mult|seed)", re.I)
 _CAPS = re.compile(r"^_?[A-Z][A-Z0-9_]*$")
-# Taking a log of a probability: where a looked-up value becomes a score.
-LOG_FUNCS = {"log", "log1p", "log2", "log10", "log_"}
 _SCORE_ACC = re.compile(r"(loss|nll|bits|bpb|score|logp|log_p|total)", re.I)
 
 
@@ -63,13 +64,6 @@ class TargetLookup:
 
 
 @dataclass
-class OracleGate:
-    fn: Function
-    line: int
-    steps: list[Evidence]
-
-
-@dataclass
 class NgramFacts:
     count_tables: dict[str, Evidence]
     lookups: list[TargetLookup]
@@ -83,7 +77,7 @@ def ngram_facts(ctx) -> NgramFacts:  # type: ignore[no-untyped-def]
 def _compute(ctx) -> NgramFacts:  # type: ignore[no-untyped-def]
     units = [u for u in code_units(ctx) if u.parsed.tree is not None]
     flow = target_flow(ctx, units)
-    tables = _count_tables(flow)
+    tables = count_tables(flow)
     lookups: list[TargetLookup] = []
     gates: list[OracleGate] = []
     defs_by_fn: dict[int, _KeyDefs] = {}
@@ -91,77 +85,8 @@ def _compute(ctx) -> NgramFacts:  # type: ignore[no-untyped-def]
     returns = _returned_keys(flow, keys_by_fn)
     for fn in flow.functions:
         lookups.extend(_lookups(flow, fn, keys_by_fn[id(fn)], tables, defs_by_fn.get(id(fn)), returns))
-        gates.extend(_oracle_gates(flow, fn))
+        gates.extend(oracle_gates(flow, fn))
     return NgramFacts(tables, lookups, gates)
-
-
-def _step(fn: Function, line: int, label: str) -> Evidence:
-    return fn.evidence(line, label)
-
-
-# -- count tables ----------------------------------------------------------------------------
-
-def _param_tables(flow: TargetFlow) -> dict[str, set[int]]:
-    """Helpers that add counts into one of their parameters: name -> argument positions."""
-    out: dict[str, set[int]] = {}
-    for fn in flow.functions:
-        params = fn.params[1:] if fn.params and fn.params[0] in ("self", "cls") else fn.params
-        counted = {n for a in fn.assigns for n in a.names
-                   if any(isinstance(c, ast.Call) and call_name(c) == "bincount" for c in walk_nodes(a.value))}
-        for aug in fn.augassigns:
-            if isinstance(aug.target, ast.Name) and aug.target.id in params and isinstance(aug.op, ast.Add):
-                if names_in(aug.value, variables=True) & counted or any(
-                        isinstance(c, ast.Call) and call_name(c) == "bincount" for c in walk_nodes(aug.value)):
-                    out.setdefault(fn.name, set()).add(params.index(aug.target.id))
-        for call in fn.calls:
-            f = call.func
-            if call_name(call) == "at" and isinstance(f, ast.Attribute) and isinstance(f.value, ast.Attribute) \
-                    and f.value.attr == "add" and call.args and isinstance(call.args[0], ast.Name) \
-                    and call.args[0].id in params:
-                out.setdefault(fn.name, set()).add(params.index(call.args[0].id))
-    return out
-
-
-def _count_tables(flow: TargetFlow) -> dict[str, Evidence]:
-    tables: dict[str, Evidence] = {}
-    helpers = _param_tables(flow)
-    for fn in flow.functions:
-        for call in fn.calls:
-            for i in helpers.get(call_name(call), ()):
-                if i < len(call.args):
-                    b = base_of(call.args[i])
-                    if b:
-                        tables.setdefault(b, _step(fn, call.lineno, f"`{b}` is a count table "
-                                                                    f"(counts added by `{call_name(call)}`)"))
-    for fn in flow.functions:
-        for call in fn.calls:
-            name = call_name(call)
-            f = call.func
-            if name == "at" and isinstance(f, ast.Attribute) and isinstance(f.value, ast.Attribute) \
-                    and f.value.attr in ("add", "maximum", "minimum") and call.args:
-                b = base_of(call.args[0])
-                if b:
-                    tables.setdefault(b, _step(fn, call.lineno, f"`{b}` is a count table (np.add.at)"))
-            elif name in _UPDATE_METHODS and isinstance(f, ast.Attribute):
-                b = base_of(f.value)
-                if b:
-                    tables.setdefault(b, _step(fn, call.lineno, f"`{b}` is a count table (`.{name}`)"))
-        for aug in fn.augassigns:
-            if isinstance(aug.target, ast.Subscript) and isinstance(aug.op, ast.Add):
-                b = base_of(aug.target)
-                if b:
-                    tables.setdefault(b, _step(fn, aug.lineno, f"`{b}` is a count table (`+=` on an entry)"))
-        for a in fn.assigns:
-            v = strip_chain(a.value)
-            if isinstance(v, ast.Call) and call_name(v) == "bincount":
-                for n in a.names:
-                    tables.setdefault(n, _step(fn, a.line, f"`{n}` is a count table (bincount)"))
-            node = a.node
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Subscript):
-                b = base_of(node.targets[0])
-                if b and isinstance(v, ast.BinOp) and isinstance(v.op, ast.Add) and b in names_in(v, variables=True):
-                    tables.setdefault(b, _step(fn, a.line, f"`{b}` is a count table (entry incremented)"))
-    return tables
 
 
 # -- target hash keys ------------------------------------------------------------------------
@@ -324,7 +249,7 @@ class _KeyDefs:
 
 # -- lookups ---------------------------------------------------------------------------------
 
-def _is_update_context(fn: Function, sub: ast.AST, table: str) -> bool:
+def is_update_context(fn: Function, sub: ast.AST, table: str) -> bool:
     """`T[k] = T[k] + 1` / `T[k] = T.get(k, 0) + 1` read T only to write it back."""
     node: ast.AST | None = sub
     while node is not None and not isinstance(node, ast.stmt):
@@ -351,12 +276,12 @@ def _lookups(flow: TargetFlow, fn: Function, keys: dict[str, KeyFact],
     for sub in fn.subscripts:
         if isinstance(sub.ctx, ast.Load):
             table = base_of(sub.value)
-            if table in tables and not _is_update_context(fn, sub, table):
+            if table in tables and not is_update_context(fn, sub, table):
                 reads.append((sub, table, sub.slice))
     for call in fn.calls:
         name = call_name(call)
         method_table = base_of(call.func.value) if isinstance(call.func, ast.Attribute) else None
-        if method_table in tables and _is_update_context(fn, call, method_table):
+        if method_table in tables and is_update_context(fn, call, method_table):
             continue
         if name in ("get", "index_select", "take", "gather") and call.args and method_table in tables:
             # `t.get(k, 0)`, `t.take(k)`: the key is first; `t.index_select(0, k)`, `t.gather(0, k)`: last
@@ -387,7 +312,7 @@ def _lookups(flow: TargetFlow, fn: Function, keys: dict[str, KeyFact],
                 continue
         stmt = _enclosing_stmt(fn, node)
         start = set(assigned_names_of(stmt))
-        score, ratio = _reaches_score(fn, start, stmt)
+        score, ratio = reaches_score(fn, start, stmt)
         if score is None:
             continue
         seen_lines.add(line)
@@ -395,9 +320,9 @@ def _lookups(flow: TargetFlow, fn: Function, keys: dict[str, KeyFact],
         chain = flow.chain(owner, tname)
         found.append(TargetLookup(
             fn=fn, line=line, table=table, key_name=key_name, chain=chain,
-            key_step=_step(fn, key_line, f"hash key `{key_name or 'inline key'}` combines target `{tname}` "
+            key_step=fn.evidence(key_line, f"hash key `{key_name or 'inline key'}` combines target `{tname}` "
                                          f"with the context{via}"),
-            lookup_step=_step(fn, line, f"lookup of count table `{table}` at that key (a read, before any update)"),
+            lookup_step=fn.evidence(line, f"lookup of count table `{table}` at that key (a read, before any update)"),
             ratio_step=ratio, score_step=score,
         ))
     return found
@@ -415,7 +340,7 @@ def assigned_names_of(stmt: ast.AST) -> list[str]:
     return []
 
 
-def _reaches_score(fn: Function, start: set[str], stmt: ast.AST) -> tuple[Evidence | None, Evidence | None]:
+def reaches_score(fn: Function, start: set[str], stmt: ast.AST) -> tuple[Evidence | None, Evidence | None]:
     """Follow the looked-up value to a score: a log, a loss accumulator, or a return."""
     direct = _sink_in(fn, stmt, None)
     if direct is not None:
@@ -429,7 +354,7 @@ def _reaches_score(fn: Function, start: set[str], stmt: ast.AST) -> tuple[Eviden
                 reach.update(a.names)
                 grew = True
                 if ratio is None and _is_ratio_or_mix(a.value, reach):
-                    ratio = _step(fn, a.line, "probability for the gold token only: a count ratio/mixture, "
+                    ratio = fn.evidence(a.line, "probability for the gold token only: a count ratio/mixture, "
                                               "not a distribution over the vocabulary")
         if not grew:
             break
@@ -438,14 +363,14 @@ def _reaches_score(fn: Function, start: set[str], stmt: ast.AST) -> tuple[Eviden
     sinks: list[Evidence] = []
     for call in fn.calls:
         if call_name(call) in LOG_FUNCS and any(names_in(x, variables=True) & reach for x in (*call.args, call.func)):
-            sinks.append(_step(fn, call.lineno, "its log is taken: it becomes the score of the position"))
+            sinks.append(fn.evidence(call.lineno, "its log is taken: it becomes the score of the position"))
     for aug in fn.augassigns:
         tnames = assigned_names(aug.target)
         if any(_SCORE_ACC.search(t) for t in tnames) and names_in(aug.value, variables=True) & reach:
-            sinks.append(_step(fn, aug.lineno, "accumulated into the reported loss"))
+            sinks.append(fn.evidence(aug.lineno, "accumulated into the reported loss"))
     for ret in fn.returns:
         if ret.value is not None and names_in(ret.value, variables=True) & reach:
-            sinks.append(_step(fn, ret.lineno, f"returned from `{fn.qualname}` as the scored probability/NLL"))
+            sinks.append(fn.evidence(ret.lineno, f"returned from `{fn.qualname}` as the scored probability/NLL"))
     if not sinks:
         return None, ratio
     return min(sinks, key=lambda s: s.line or 0), ratio
@@ -454,9 +379,9 @@ def _reaches_score(fn: Function, start: set[str], stmt: ast.AST) -> tuple[Eviden
 def _sink_in(fn: Function, stmt: ast.AST, _reach: set[str] | None) -> Evidence | None:
     for n in walk_nodes(stmt):
         if isinstance(n, ast.Call) and call_name(n) in LOG_FUNCS:
-            return _step(fn, n.lineno, "its log is taken: it becomes the score of the position")
+            return fn.evidence(n.lineno, "its log is taken: it becomes the score of the position")
     if isinstance(stmt, ast.Return):
-        return _step(fn, stmt.lineno, f"returned from `{fn.qualname}`")
+        return fn.evidence(stmt.lineno, f"returned from `{fn.qualname}`")
     return None
 
 
@@ -468,113 +393,3 @@ def _is_ratio_or_mix(value: ast.AST, reach: set[str]) -> bool:
     return False
 
 
-# -- oracle gates ----------------------------------------------------------------------------
-
-_PROB_SOURCE = {"log_softmax", "softmax", "log_probs", "logsumexp"}
-_SCORE_CALL = re.compile(r"(log|prob|nll|score|loss)", re.I)
-
-
-def _gold_sources(flow: TargetFlow, fn: Function, value: ast.AST, probs: set[str]) -> bool:
-    """Does this expression compute a per-position score of the realized token?"""
-    for n in walk_nodes(value):
-        if isinstance(n, ast.Call):
-            cname = call_name(n)
-            if cname in ("cross_entropy", "nll_loss"):
-                if any(kw.arg == "reduction" and isinstance(kw.value, ast.Constant)
-                       and kw.value.value == "none" for kw in n.keywords):
-                    return True
-            elif cname == "gather" and n.args:
-                if any(flow.is_target(fn, x) for x in names_in(n.args[-1], variables=True)):
-                    return True
-            elif _SCORE_CALL.search(cname) and cname not in LOG_FUNCS and cname not in _PROB_SOURCE:
-                if any(flow.is_target(fn, x) for a in n.args for x in names_in(a, variables=True)):
-                    return True
-        elif isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Load):
-            if base_of(n.value) in probs and any(flow.is_target(fn, x) for x in names_in(n.slice, variables=True)):
-                return True
-    return False
-
-
-def _gold_scores(flow: TargetFlow, fn: Function) -> dict[str, frozenset[int]]:
-    """Per-position scores of the realized token -> the lines of the predictors they come from."""
-    probs = {n for a in fn.assigns for n in a.names
-             if any(isinstance(c, ast.Call) and call_name(c) in _PROB_SOURCE for c in walk_nodes(a.value))}
-    gold: dict[str, frozenset[int]] = {}
-    for a in fn.assigns:
-        if _gold_sources(flow, fn, a.value, probs):
-            for name in a.names:
-                gold[name] = gold.get(name, frozenset()) | {a.line}
-    for _ in range(6):
-        grew = False
-        for a in fn.assigns:
-            if isinstance(a.node, (ast.For, ast.AsyncFor)):
-                continue
-            roots = frozenset().union(*[gold[n] for n in names_in(a.value, variables=True) if n in gold]) if \
-                any(n in gold for n in names_in(a.value, variables=True)) else frozenset()
-            if not roots:
-                continue
-            for name in a.names:
-                if not roots <= gold.get(name, frozenset()):
-                    gold[name] = gold.get(name, frozenset()) | roots
-                    grew = True
-        if not grew:
-            break
-    return gold
-
-
-def _oracle_gates(flow: TargetFlow, fn: Function) -> list[OracleGate]:
-    gold = _gold_scores(flow, fn)
-    if len(gold) < 2:
-        return []
-    out: list[OracleGate] = []
-
-    def roots(node: ast.AST) -> frozenset[int]:
-        found = [gold[n] for n in names_in(node, variables=True) if n in gold]
-        return frozenset().union(*found) if found else frozenset()
-
-    candidates: list[tuple[ast.AST, ast.AST, int, str]] = []
-    for call in fn.calls:
-        cname = call_name(call)
-        if cname in ("minimum", "fmin", "min", "maximum", "fmax", "max") and len(call.args) == 2:
-            if _is_logaddexp(fn, call):
-                continue
-            candidates.append((call.args[0], call.args[1], call.lineno, f"`{cname}`"))
-        elif cname == "where" and call.args and isinstance(call.args[0], ast.Compare) \
-                and len(call.args[0].comparators) == 1:
-            cmp = call.args[0]
-            candidates.append((cmp.left, cmp.comparators[0], call.lineno, "`where` on a comparison"))
-    for node, _parent in _own_nodes_with_parent(fn):
-        if isinstance(node, (ast.If, ast.IfExp)) and isinstance(node.test, ast.Compare) \
-                and len(node.test.comparators) == 1 \
-                and isinstance(node.test.ops[0], (ast.Lt, ast.LtE, ast.Gt, ast.GtE)):
-            cmp = node.test
-            candidates.append((cmp.left, cmp.comparators[0], node.lineno, "a comparison"))
-    for a_node, b_node, line, how in candidates:
-        ra, rb = roots(a_node), roots(b_node)
-        if ra and rb and ra != rb:
-            steps = [_step(fn, min(ra), "gold-token score of one predictor"),
-                     _step(fn, min(rb - ra) if rb - ra else min(rb), "gold-token score of another predictor"),
-                     _step(fn, line, f"{how} picks per position whichever scores the realized token "
-                                     "better (an oracle gate reads the target)")]
-            out.append(OracleGate(fn, line, steps))
-    return out
-
-
-def _is_logaddexp(fn: Function, call: ast.Call) -> bool:
-    """`max(a, b) + log1p(exp(-abs(a - b)))` is a stable log-sum-exp (a mixture), not a choice."""
-    parent = fn.parent_of.get(id(call))
-    if isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.Add):
-        other = parent.right if parent.left is call else parent.left
-        return any(isinstance(n, ast.Call) and call_name(n) in ("log1p", "log", "exp", "expm1")
-                   for n in ast.walk(other))
-    return False
-
-
-def _own_nodes_with_parent(fn: Function) -> list[tuple[ast.AST, ast.AST]]:
-    return [(n, p) for n, p in own_nodes(fn.node)]
-
-
-# Shared with audit.analysis.cache_order (update/score ordering over the same count tables).
-count_table_params = _param_tables
-is_update_context = _is_update_context
-reaches_score = _reaches_score

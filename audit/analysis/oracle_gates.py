@@ -1,0 +1,132 @@
+"""Oracle gates: a choice, per position, between two predictors by how well each scored the
+realized token (`torch.minimum(nll_model, nll_cache)`, `where(a < b, ...)`, `if a < b:`).
+
+A gate may depend on the model's own outputs (its entropy), never on the target. A stable
+log-sum-exp (`max(a, b) + log1p(exp(-abs(a - b)))`) is a mixture, not a choice.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+
+from audit.analysis.code_functions import Function
+from audit.analysis.names import LOG_FUNCS
+from audit.analysis.syntax import base_of, call_name, names_in, own_nodes, walk_nodes
+from audit.analysis.targets import TargetFlow
+from audit.findings import Evidence
+
+
+@dataclass
+class OracleGate:
+    fn: Function
+    line: int
+    steps: list[Evidence]
+
+
+
+_PROB_SOURCE = {"log_softmax", "softmax", "log_probs", "logsumexp"}
+_SCORE_CALL = re.compile(r"(log|prob|nll|score|loss)", re.I)
+
+
+def _gold_sources(flow: TargetFlow, fn: Function, value: ast.AST, probs: set[str]) -> bool:
+    """Does this expression compute a per-position score of the realized token?"""
+    for n in walk_nodes(value):
+        if isinstance(n, ast.Call):
+            cname = call_name(n)
+            if cname in ("cross_entropy", "nll_loss"):
+                if any(kw.arg == "reduction" and isinstance(kw.value, ast.Constant)
+                       and kw.value.value == "none" for kw in n.keywords):
+                    return True
+            elif cname == "gather" and n.args:
+                if any(flow.is_target(fn, x) for x in names_in(n.args[-1], variables=True)):
+                    return True
+            elif _SCORE_CALL.search(cname) and cname not in LOG_FUNCS and cname not in _PROB_SOURCE:
+                if any(flow.is_target(fn, x) for a in n.args for x in names_in(a, variables=True)):
+                    return True
+        elif isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Load):
+            if base_of(n.value) in probs and any(flow.is_target(fn, x) for x in names_in(n.slice, variables=True)):
+                return True
+    return False
+
+
+def _gold_scores(flow: TargetFlow, fn: Function) -> dict[str, frozenset[int]]:
+    """Per-position scores of the realized token -> the lines of the predictors they come from."""
+    probs = {n for a in fn.assigns for n in a.names
+             if any(isinstance(c, ast.Call) and call_name(c) in _PROB_SOURCE for c in walk_nodes(a.value))}
+    gold: dict[str, frozenset[int]] = {}
+    for a in fn.assigns:
+        if _gold_sources(flow, fn, a.value, probs):
+            for name in a.names:
+                gold[name] = gold.get(name, frozenset()) | {a.line}
+    for _ in range(6):
+        grew = False
+        for a in fn.assigns:
+            if isinstance(a.node, (ast.For, ast.AsyncFor)):
+                continue
+            roots = frozenset().union(*[gold[n] for n in names_in(a.value, variables=True) if n in gold]) if \
+                any(n in gold for n in names_in(a.value, variables=True)) else frozenset()
+            if not roots:
+                continue
+            for name in a.names:
+                if not roots <= gold.get(name, frozenset()):
+                    gold[name] = gold.get(name, frozenset()) | roots
+                    grew = True
+        if not grew:
+            break
+    return gold
+
+
+def oracle_gates(flow: TargetFlow, fn: Function) -> list[OracleGate]:
+    gold = _gold_scores(flow, fn)
+    if len(gold) < 2:
+        return []
+    out: list[OracleGate] = []
+
+    def roots(node: ast.AST) -> frozenset[int]:
+        found = [gold[n] for n in names_in(node, variables=True) if n in gold]
+        return frozenset().union(*found) if found else frozenset()
+
+    candidates: list[tuple[ast.AST, ast.AST, int, str]] = []
+    for call in fn.calls:
+        cname = call_name(call)
+        if cname in ("minimum", "fmin", "min", "maximum", "fmax", "max") and len(call.args) == 2:
+            if _is_logaddexp(fn, call):
+                continue
+            candidates.append((call.args[0], call.args[1], call.lineno, f"`{cname}`"))
+        elif cname == "where" and call.args and isinstance(call.args[0], ast.Compare) \
+                and len(call.args[0].comparators) == 1:
+            cmp = call.args[0]
+            candidates.append((cmp.left, cmp.comparators[0], call.lineno, "`where` on a comparison"))
+    for node, _parent in _own_nodes_with_parent(fn):
+        if isinstance(node, (ast.If, ast.IfExp)) and isinstance(node.test, ast.Compare) \
+                and len(node.test.comparators) == 1 \
+                and isinstance(node.test.ops[0], (ast.Lt, ast.LtE, ast.Gt, ast.GtE)):
+            cmp = node.test
+            candidates.append((cmp.left, cmp.comparators[0], node.lineno, "a comparison"))
+    for a_node, b_node, line, how in candidates:
+        ra, rb = roots(a_node), roots(b_node)
+        if ra and rb and ra != rb:
+            steps = [fn.evidence(min(ra), "gold-token score of one predictor"),
+                     fn.evidence(min(rb - ra) if rb - ra else min(rb), "gold-token score of another predictor"),
+                     fn.evidence(line, f"{how} picks per position whichever scores the realized token "
+                                     "better (an oracle gate reads the target)")]
+            out.append(OracleGate(fn, line, steps))
+    return out
+
+
+def _is_logaddexp(fn: Function, call: ast.Call) -> bool:
+    """`max(a, b) + log1p(exp(-abs(a - b)))` is a stable log-sum-exp (a mixture), not a choice."""
+    parent = fn.parent_of.get(id(call))
+    if isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.Add):
+        other = parent.right if parent.left is call else parent.left
+        return any(isinstance(n, ast.Call) and call_name(n) in ("log1p", "log", "exp", "expm1")
+                   for n in ast.walk(other))
+    return False
+
+
+def _own_nodes_with_parent(fn: Function) -> list[tuple[ast.AST, ast.AST]]:
+    return [(n, p) for n, p in own_nodes(fn.node)]
+
+
