@@ -36,6 +36,24 @@ How to use it from a rule (everything is memoised per submission in `ctx.memo`):
 - `parse.py`: `parse_source` also reads Python 3.12 f-strings on older interpreters
   (`fstrings.py` rewrites them line-for-line; `ParsedModule.downgraded_fstrings`).
 
+Modules by concern (one job each):
+- `syntax.py`: the AST helpers every module uses (`dotted`, `names_in`, `walk_nodes`,
+  `own_nodes`, `base_of`, ..., `too_deep`); iterative, memoised on the nodes (per folder).
+- val-data provenance: `facts.py` (records), `provenance.py` (labels of expressions),
+  `call_effects.py` (what a call does to the caller), `grad_context.py` (statements, loops,
+  gradient and optimizer contexts), `walker.py` (one function), `program.py` (the fixpoint).
+- val flow: `valflow.py` (val parameters, updates, SLOT), `val_scores.py` (scores),
+  `val_order.py` (score-first or not), `detectors.py`, `chain.py`.
+- targets and inputs: `code_functions.py` (functions and their facts), `target_sources.py`,
+  `targets.py` (propagation, evidence chains), `imports.py` (what runs with the main script).
+- n-gram tables and scoring order: `count_tables.py`, `ngram.py` (target keys, lookups),
+  `oracle_gates.py`, `cache_order.py` (update before score).
+
+Evidence: every analysis hands rules `audit.findings.Evidence` records (`api.evidence_line`,
+`code_functions.Function.evidence`), which go into findings unconverted.
+Functions nested deeper than `syntax.MAX_NESTING` are left out and listed by
+`api.unanalysed_sources` ("nested too deeply"), never walked.
+
 Facts are built from the stdlib `ast` (one parse per file via `ctx.parsed`), never by importing
 or executing submission code. `facts.py` documents the taint model.
 """

@@ -243,12 +243,11 @@ def call_name(node: ast.Call) -> str:
     return ""
 
 
-_CHAIN_METHODS = frozenset({
+CHAIN_METHODS = frozenset({
     "to", "view", "reshape", "long", "int", "contiguous", "cuda", "cpu", "astype", "flatten",
     "clone", "numpy", "unsqueeze", "squeeze", "float", "double", "type", "detach", "ravel",
     "view_as", "reshape_as", "expand", "expand_as", "tolist", "item",
 })
-CHAIN_METHODS = _CHAIN_METHODS
 _WRAP_CALLS = frozenset({"as_tensor", "asarray", "array", "tensor", "from_numpy", "ascontiguousarray", "int", "long"})
 
 
@@ -257,7 +256,7 @@ def strip_chain(node: ast.expr) -> ast.expr:
     while True:
         if isinstance(node, ast.Call):
             f = node.func
-            if isinstance(f, ast.Attribute) and f.attr in _CHAIN_METHODS:
+            if isinstance(f, ast.Attribute) and f.attr in CHAIN_METHODS:
                 node = f.value
                 continue
             if isinstance(f, (ast.Attribute, ast.Name)) and call_name(node) in _WRAP_CALLS and node.args:
