@@ -71,7 +71,7 @@ class UpdateBeforeScore:
 
 
 def cache_order_facts(ctx) -> list[UpdateBeforeScore]:  # type: ignore[no-untyped-def]
-    return ctx.memo("static_eval.cache_order", lambda: _compute(ctx))  # type: ignore[no-any-return]
+    return ctx.memo("analysis.cache_order", lambda: _compute(ctx))  # type: ignore[no-any-return]
 
 
 def _compute(ctx) -> list[UpdateBeforeScore]:  # type: ignore[no-untyped-def]

@@ -31,7 +31,7 @@ def module_name(path: str) -> str:
 
 
 def local_imports(ctx) -> list[LocalImport]:  # type: ignore[no-untyped-def]
-    return ctx.memo("static_eval.local_imports", lambda: _local_imports(code_units(ctx), target_flow(ctx)))
+    return ctx.memo("analysis.local_imports", lambda: _local_imports(code_units(ctx), target_flow(ctx)))
 
 
 def runtime_units(ctx) -> list[CodeUnit]:  # type: ignore[no-untyped-def]
@@ -50,7 +50,7 @@ def runtime_units(ctx) -> list[CodeUnit]:  # type: ignore[no-untyped-def]
             seen.add(p)
             todo.extend(edges.get(p, ()))
         return [units[p] for p in sorted(seen) if p in units]
-    return ctx.memo("static_eval.runtime_units", build)
+    return ctx.memo("analysis.runtime_units", build)
 
 
 def _local_imports(units: list[CodeUnit], flow: TargetFlow) -> list[LocalImport]:

@@ -71,7 +71,7 @@ class NgramFacts:
 
 
 def ngram_facts(ctx) -> NgramFacts:  # type: ignore[no-untyped-def]
-    return ctx.memo("static_eval.ngram_facts", lambda: _compute(ctx))
+    return ctx.memo("analysis.ngram_facts", lambda: _compute(ctx))
 
 
 def _compute(ctx) -> NgramFacts:  # type: ignore[no-untyped-def]

@@ -277,7 +277,7 @@ def target_flow(ctx, units: list[CodeUnit] | None = None) -> TargetFlow:  # type
     def build() -> TargetFlow:
         chosen = units if units is not None else [u for u in code_units(ctx) if u.parsed.tree is not None]
         return TargetFlow(chosen)
-    return ctx.memo("static_eval.target_flow", build)
+    return ctx.memo("analysis.target_flow", build)
 
 
 def functions_of(flow: TargetFlow, path: str) -> list[Function]:
