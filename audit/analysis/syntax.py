@@ -20,10 +20,12 @@ import ast
 from collections.abc import Callable, Iterator
 
 # Deepest expression/statement nesting inside one function the analyses walk. Real submissions
-# stay under 20 levels; recursive stdlib helpers (`ast.unparse`) fail near 300.
-MAX_NESTING = 200
+# stay under 20 levels; recursive stdlib helpers (`ast.unparse`) fail near 300, and the
+# val-flow walker recurses once or twice per level on top of the statements around it.
+MAX_NESTING = 100
 
-_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_SCOPES = (*_DEFS, ast.Lambda)
 # Shared, stateless node instances (`ast.Load()`, `ast.Add()`): never memoised on.
 _SHARED = (ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)
 EMPTY_NAMES: frozenset[str] = frozenset()
@@ -54,8 +56,8 @@ def own_nodes(fn_node: ast.AST) -> Iterator[tuple[ast.AST, ast.AST]]:
 
 
 def nesting_depth(fn_node: ast.AST, limit: int = MAX_NESTING) -> int:
-    """Deepest nesting of a function's own nodes (nested defs count from their own start), or
-    `limit + 1` as soon as it is known to exceed `limit`."""
+    """Deepest nesting of a function's nodes, lambdas included (nested defs and classes are
+    measured on their own), or `limit + 1` as soon as it is known to exceed `limit`."""
     stack: list[tuple[ast.AST, int]] = [(c, 1) for c in ast.iter_child_nodes(fn_node)]
     best = 0
     while stack:
@@ -63,8 +65,8 @@ def nesting_depth(fn_node: ast.AST, limit: int = MAX_NESTING) -> int:
         if d > limit:
             return limit + 1
         best = max(best, d)
-        if isinstance(node, _SCOPES):
-            continue
+        if isinstance(node, _DEFS):
+            continue  # analysed as functions of their own (a lambda's body is part of this one)
         stack.extend((c, d + 1) for c in ast.iter_child_nodes(node))
     return best
 
