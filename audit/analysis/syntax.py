@@ -6,7 +6,7 @@ dotted name vs the variable a chain reads), so each is one function with a keywo
 which, documented here.
 
 Every walk here is iterative, so a 2,500-deep attribute chain cannot raise RecursionError. Answers
-about a subtree (`names_in`, `subtree_has`, `walk_nodes`) are memoised *on the node itself*: the
+about a subtree (`names_in`, `walk_nodes`) are memoised *on the node itself*: the
 memo lives and dies with the parsed tree of one folder, so auditing many folders in one process
 does not keep earlier folders' trees alive, and asking about every nested node of a long
 expression costs one bottom-up pass, not one walk per node. Functions nested deeper than
@@ -83,26 +83,23 @@ def too_deep(fn_node: ast.AST) -> bool:
 def _bottom_up(node: ast.AST, attr: str, children: Callable[[ast.AST], list[ast.AST]],
                combine: Callable[[ast.AST, list], object]) -> object:
     """Compute `combine(n, [value of each child])` for every node under `node` that has no value
-    yet, children first, without recursion; each value is stored on its node under `attr`."""
+    yet, children first, without recursion; each value is stored on its node under `attr`.
+    `children` never returns shared nodes (`_SHARED`), which carry no names."""
     if attr in node.__dict__:
         return node.__dict__[attr]
-    stack: list[tuple[ast.AST, bool]] = [(node, False)]
-    pending: dict[int, object] = {}  # values of shared nodes (never stored on them)
+    stack: list[tuple[ast.AST, list[ast.AST] | None]] = [(node, None)]
     while stack:
-        n, ready = stack.pop()
-        if attr in n.__dict__:
-            continue
-        kids = children(n)
-        if not ready:
-            stack.append((n, True))
-            stack.extend((c, False) for c in kids if attr not in c.__dict__)
-            continue
-        value = combine(n, [c.__dict__[attr] if attr in c.__dict__ else pending.get(id(c)) for c in kids])
-        if isinstance(n, _SHARED):
-            pending[id(n)] = value
-        else:
-            n.__dict__[attr] = value
-    return node.__dict__[attr] if attr in node.__dict__ else pending.get(id(node))
+        n, kids = stack[-1]
+        if kids is None:
+            kids = children(n)
+            stack[-1] = (n, kids)
+            missing = [c for c in kids if attr not in c.__dict__]
+            if missing:
+                stack.extend((c, None) for c in missing)
+                continue
+        stack.pop()
+        n.__dict__[attr] = combine(n, [c.__dict__[attr] for c in kids])
+    return node.__dict__[attr]
 
 
 def _union(own: frozenset[str], parts: list) -> frozenset[str]:
@@ -118,11 +115,8 @@ def _union(own: frozenset[str], parts: list) -> frozenset[str]:
     return out
 
 
-def subtree_has(node: ast.AST, key: str, pred: Callable[[ast.AST], bool]) -> bool:
-    """Whether any node of `node`'s subtree (as `ast.walk` sees it) satisfies `pred`; `key` names
-    the predicate for the memo, so asking it of every nested node is one pass in total."""
-    return bool(_bottom_up(node, "_pga_has_" + key, lambda n: list(ast.iter_child_nodes(n)),
-                           lambda n, kids: pred(n) or any(kids)))
+def _kids(n: ast.AST) -> list[ast.AST]:
+    return [c for c in ast.iter_child_nodes(n) if not isinstance(c, _SHARED)]
 
 
 # -- names -------------------------------------------------------------------------------------
@@ -137,11 +131,11 @@ def names_in(node: ast.AST | None, *, variables: bool = False) -> frozenset[str]
       comprehension are not reads of the enclosing scope, and lambdas/defs read nothing here:
       `self.t[y].sum()` -> {self.t, y}.
     """
-    if node is None:
+    if node is None or isinstance(node, _SHARED):
         return EMPTY_NAMES
     if variables:
         return _bottom_up(node, "_pga_vars", _var_children, _var_combine)  # type: ignore[return-value]
-    return _bottom_up(node, "_pga_ids", lambda n: list(ast.iter_child_nodes(n)), _id_combine)  # type: ignore[return-value]
+    return _bottom_up(node, "_pga_ids", _kids, _id_combine)  # type: ignore[return-value]
 
 
 def _id_combine(n: ast.AST, kids: list) -> frozenset[str]:
@@ -175,7 +169,7 @@ def _var_children(n: ast.AST) -> list[ast.AST]:
     if isinstance(n, _COMPS):
         iters, body = _comp_parts(n)
         return iters + body
-    return list(ast.iter_child_nodes(n))
+    return _kids(n)
 
 
 def _var_combine(n: ast.AST, kids: list) -> frozenset[str]:
