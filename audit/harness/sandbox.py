@@ -1,9 +1,11 @@
-"""Isolation for a re-run: a scratch copy of the folder, a scrubbed environment, a cut network.
+"""Isolation for a re-run: a scratch copy of the folder, a scrubbed environment, namespaces.
 
 The submission is untrusted code. It runs on a copy (the original is hashed before and after, so a
-write to it is detected), without credentials in its environment, and without network where the
-kernel lets us create a network namespace without root (`unshare -rn`); where it does not, the
-run goes ahead and the report says the network was not cut.
+write to it is detected), without credentials in its environment, inside user, mount, pid, ipc,
+uts and network namespaces (`unshare`, no root needed) where `sandbox_init.py` builds a read-only
+view of the host with only the run's scratch folders writable, and proves it from inside before
+the script starts. Where the kernel refuses namespaces the re-run refuses to start unless the
+caller passes `--unsafe` (see README, "Threat model").
 """
 
 from __future__ import annotations
@@ -12,10 +14,6 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
-import sys
-from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 # Names of variables that may carry credentials (matched anywhere in the upper-cased name).
@@ -30,8 +28,6 @@ ALWAYS_KEEP = ("PATH", "HOME", "LANG", "LANGUAGE", "TERM", "TZ", "USER", "LOGNAM
 # Set by the launcher itself; dropped from the inherited environment so a stale value cannot leak in.
 LAUNCHER_OWNED = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
                   "GROUP_RANK", "ROLE_RANK", "TORCHELASTIC_RUN_ID", "PWD", "OLDPWD")
-
-NETNS_EXEC = Path(__file__).with_name("netns_exec.py")
 
 
 def scrub_env(base: dict[str, str]) -> tuple[dict[str, str], list[str]]:
@@ -133,66 +129,3 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
-# -- network ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Isolation:
-    """How a command is wrapped: the argv prefix, and what it achieves."""
-
-    prefix: tuple[str, ...]
-    network_cut: bool
-    pid_namespace: bool  # the kernel kills every process of the run when its init dies
-    note: str
-    tried: tuple[str, ...] = field(default=())
-
-    def wrap(self, argv: list[str]) -> list[str]:
-        if not self.network_cut:
-            return list(self.prefix) + argv
-        # Inside a fresh network namespace only loopback exists, and it is down: bring it up so
-        # torchrun's rendezvous on 127.0.0.1 works, then exec the command.
-        return list(self.prefix) + [sys.executable, str(NETNS_EXEC)] + argv
-
-
-# Tried in order: user+net+pid namespaces (no root needed), then the same without a user
-# namespace (works as root where user namespaces are disabled), then net only.
-_CANDIDATES: tuple[tuple[tuple[str, ...], bool], ...] = (
-    (("unshare", "--user", "--map-root-user", "--net", "--pid", "--fork", "--kill-child=SIGTERM"), True),
-    (("unshare", "--net", "--pid", "--fork", "--kill-child=SIGTERM"), True),
-    (("unshare", "--user", "--map-root-user", "--net"), False),
-    (("unshare", "--net"), False),
-)
-
-
-@lru_cache(maxsize=4)
-def choose_isolation(allow_network: bool = False) -> Isolation:
-    """The strongest wrapping that works on this machine, found by running a no-op through it."""
-    if allow_network:
-        return Isolation((), False, False, "network left on by request (--allow-network)")
-    if shutil.which("unshare") is None:
-        return Isolation((), False, False, "network NOT cut: `unshare` is not installed")
-    tried: list[str] = []
-    for prefix, pid_ns in _CANDIDATES:
-        probe = list(prefix) + [sys.executable, str(NETNS_EXEC), sys.executable, "-c", _PROBE]
-        try:
-            res = subprocess.run(probe, capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            tried.append(f"{' '.join(prefix)}: {exc}")
-            continue
-        if res.returncode == 0:
-            what = "user+net+pid" if pid_ns and "--user" in prefix else ("net+pid" if pid_ns else "net")
-            return Isolation(prefix, True, pid_ns, f"network cut ({what} namespace via {' '.join(prefix[:1])})",
-                             tuple(tried))
-        tried.append(f"{' '.join(prefix)}: exit {res.returncode}: {(res.stderr or res.stdout).strip()[-200:]}")
-    return Isolation((), False, False,
-                     "network NOT cut: no network namespace could be created here (" + "; ".join(tried) + ")",
-                     tuple(tried))
-
-
-# The probe checks both halves: loopback works (torchrun's rendezvous needs it) and it is the
-# only interface, i.e. nothing outside is reachable.
-_PROBE = (
-    "import socket, sys\n"
-    "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1)\n"
-    "socket.create_connection(s.getsockname(), timeout=5).close()\n"
-    "sys.exit(0 if [n for _, n in socket.if_nameindex()] == ['lo'] else 3)\n"
-)
