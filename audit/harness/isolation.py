@@ -104,7 +104,8 @@ def self_test(iso: Isolation) -> tuple[dict | None, str | None]:
 
 
 def read_report(fd: int, limit: int = 1 << 20, timeout_s: float = 10.0) -> dict | None:
-    """The init's JSON report from the read end of its pipe (closes fd)."""
+    """The init's JSON report from the read end of its pipe (closes fd): the checks, then (second
+    line, once the command has ended) its exit status as `command_exit`."""
     import select
     import time
 
@@ -121,11 +122,17 @@ def read_report(fd: int, limit: int = 1 << 20, timeout_s: float = 10.0) -> dict 
                 break
             chunks.append(chunk)
             size += len(chunk)
+    lines = b"".join(chunks).split(b"\n")
     try:
-        data = json.loads(b"".join(chunks) or b"null")
+        data = json.loads(lines[0] or b"null")
+        ending = json.loads(lines[1]) if len(lines) > 1 and lines[1].strip() else None
     except ValueError:
         return None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    if isinstance(ending, dict):  # the init's second line: how the command ended
+        data["command_exit"] = ending
+    return data
 
 
 # -- facts about the host the sandbox must hide ---------------------------------------------

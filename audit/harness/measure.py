@@ -152,7 +152,7 @@ def crash_reason(exit_code: int | None, path: Path, last: int = 12) -> dict[str,
             continue
         key, value = m.group(1), m.group(2).strip()
         if key == "rank":
-            worker = {"rank": value}
+            worker = {"rank": value.split()[0] if value else value}
             reason["workers"].append(worker)
         elif key == "exitcode" and worker:
             code = value.split()[0]

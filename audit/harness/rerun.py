@@ -208,8 +208,9 @@ def _readme_env(opts: RerunOptions, sub: Submission, script: str
     """Apply the README's run environment when asked, minus what steers the sandbox (refused, listed);
     note what of it this run leaves out."""
     declared = declared_env(sub.readme.text) if sub.readme is not None and sub.readme.text else {}
-    usable, _ = applicable(declared, HARNESS_OWNED)
+    usable, skipped = applicable(declared, HARNESS_OWNED)
     usable, refused = screen(usable, HARNESS_OWNED)
+    refused.update({k: "set by the harness" for k in skipped if k in HARNESS_OWNED})
     given, refused_given = screen(opts.env, HARNESS_OWNED)
     refused = {**{k: f"README: {v}" for k, v in refused.items()}, **{k: f"--env: {v}" for k, v in refused_given.items()}}
     opts = replace(opts, env={**usable, **given} if opts.env_from_readme else given)

@@ -205,6 +205,9 @@ def run_one_seed(opts: RerunOptions, seed: int, script: str, scratch: Path, tool
     sandbox = sandbox or {"ok": False, "errors": ["the sandbox reported nothing (it did not start)"]}
     sandbox_ok = isolation.mode != "namespaces" or bool(sandbox.get("ok"))
     net_proof = (sandbox.get("checks") or {}).get("network") or {}
+    ending = sandbox.get("command_exit")
+    if isinstance(ending, dict) and isinstance(ending.get("exit_code"), int) and outcome.exit_code is not None:
+        outcome.exit_code = ending["exit_code"]  # the command's own status (negative: its signal), not the init's
     run, parsed_from = parse_produced_logs(log_path, workdir, run_id)
     status = status_of(outcome, run, sandbox_ok)
     result = SeedResult(

@@ -15,7 +15,12 @@ import anything from the project. In order it:
    unreachable, host loopback services refused, read-only paths refuse a write, writable paths
    accept one, no host socket connects, no host process visible) and writes the result as JSON
    to REPORT_FD, which it then closes;
-5. execs the command only if every check passed (else exits 97 without running anything).
+5. starts the command only if every check passed (else exits 97 without running anything), as
+   its child: the init stays pid 1 of the namespace, reaps orphans, forwards TERM/INT/HUP, and
+   when the command ends writes its exit status (or the signal that killed it) as a second JSON
+   line to REPORT_FD and exits, which makes the kernel kill whatever is left in the namespace.
+   The command is never pid 1, so it gets ordinary signal semantics (pid 1 ignores a SIGKILL it
+   sends itself).
 """
 
 import ctypes
@@ -23,6 +28,7 @@ import errno
 import fcntl
 import json
 import os
+import signal
 import socket
 import struct
 import sys
@@ -246,16 +252,47 @@ def main(argv: list) -> int:
         checks["privileges"] = check_privileges()
     ok = not report["errors"] and all(c["ok"] for c in report["checks"].values())
     report["ok"] = ok
-    data = json.dumps(report).encode()
-    while data:
-        data = data[os.write(report_fd, data):]
-    os.close(report_fd)
+    _write_line(report_fd, report)
     if not ok:
+        os.close(report_fd)
         sys.stderr.write("pgolf-audit sandbox: isolation could not be proven; the submission was not started: "
                          + json.dumps(report) + "\n")
         return REFUSED
-    os.execv(cmd[0], cmd)
-    return 127  # pragma: no cover - execv does not return
+    return supervise(cmd, report_fd)
+
+
+def _write_line(fd: int, doc: dict) -> None:
+    data = json.dumps(doc).encode() + b"\n"
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def supervise(cmd: list, report_fd: int) -> int:
+    """Run cmd as our child, reap everything, report how it ended."""
+    child = os.fork()
+    if child == 0:
+        os.close(report_fd)
+        try:
+            os.execv(cmd[0], cmd)
+        except OSError as exc:
+            sys.stderr.write(f"pgolf-audit sandbox: cannot start {cmd[0]}: {exc}\n")
+        os._exit(127)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: os.kill(child, signum))
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            status = 0
+            break
+        except InterruptedError:
+            continue
+        if pid == child:
+            break
+    code = os.waitstatus_to_exitcode(status)
+    _write_line(report_fd, {"exit_code": code, "signal": signal.Signals(-code).name if code < 0 else None})
+    os.close(report_fd)
+    return 128 - code if code < 0 else code
 
 
 if __name__ == "__main__":
