@@ -91,7 +91,7 @@ def test_hostile_readme_environment_cannot_plant_tools(tmp_path):
         fake.write_text(f"#!/bin/sh\necho ran > {marker}\nexec /usr/bin/env -u PATH \"$@\"\n")
         fake.chmod(0o755)
     readme = (f"# Hostile\n\n```\nPATH={evil}:/usr/bin:/bin PYTHONPATH={evil} LD_PRELOAD={evil}/x.so "
-              f"HOME={evil} TMPDIR={evil} HF_TOKEN=abc NUM_LAYERS=3 \\\n"
+              f"HOME={evil} TMPDIR={evil} GIT_DIR=/x NUM_LAYERS=3 TRAIN_BATCH_TOKENS=4096 \\\n"
               "torchrun --standalone --nproc_per_node=8 train_gpt.py\n```\n")
     code = f"""
         import os, sys
@@ -104,6 +104,7 @@ def test_hostile_readme_environment_cannot_plant_tools(tmp_path):
             print("PLANT-REFUSED", exc.errno, flush=True)
         print("PATH=" + os.environ.get("PATH", ""), flush=True)
         print("NUM_LAYERS=" + os.environ.get("NUM_LAYERS", "unset"), flush=True)
+        print("TRAIN_BATCH_TOKENS=" + os.environ.get("TRAIN_BATCH_TOKENS", "unset"), flush=True)
         print("LD_PRELOAD=" + os.environ.get("LD_PRELOAD", "unset"), flush=True)
         {SCORE}
     """
@@ -112,12 +113,13 @@ def test_hostile_readme_environment_cannot_plant_tools(tmp_path):
     assert [r.status for r in res.results] == ["ok", "ok"], [r.log_tail for r in res.results]
     assert not marker.exists()
     refused = res.report.facts["rerun"]["env_refused"]
-    assert {"PATH", "PYTHONPATH", "LD_PRELOAD", "HOME", "TMPDIR", "HF_TOKEN"} <= set(refused)
+    assert {"PATH", "PYTHONPATH", "LD_PRELOAD", "HOME", "TMPDIR", "GIT_DIR"} <= set(refused)
+    assert "NUM_LAYERS" not in refused and "TRAIN_BATCH_TOKENS" not in refused
     for r in res.results:
         log = log_of(res, r.seed)
         assert "PLANT-REFUSED" in log and "PLANTED" not in log
         assert str(evil) not in next(ln for ln in log.splitlines() if ln.startswith("PATH="))
-        assert "NUM_LAYERS=3" in log and "LD_PRELOAD=unset" in log
+        assert "NUM_LAYERS=3" in log and "TRAIN_BATCH_TOKENS=4096" in log and "LD_PRELOAD=unset" in log
         argv = next(n for n in r.notes if n.startswith("argv: "))[6:].split()
         assert argv[0] == "/usr/bin/unshare" or (os.path.isabs(argv[0]) and Path(argv[0]).name == "unshare")
         assert all(os.path.isabs(a) for a in argv if Path(a).name.startswith(("python", "unshare")))
