@@ -206,6 +206,8 @@ def parse_produced_logs(captured: Path, workdir: Path, run_id: str) -> tuple[See
     for path in candidates:
         if not path.is_file():
             continue
+        if path != captured and not _regular_inside(path, workdir):
+            continue  # a link the run made to something of the host's: never read it
         text = _bounded_text(path)
         run = parse_log(path.name if path == captured else f"logs/{run_id}.txt", text)
         if first[0] is None:
@@ -213,6 +215,15 @@ def parse_produced_logs(captured: Path, workdir: Path, run_id: str) -> tuple[See
         if run.val_bpb is not None:
             return run, str(path)
     return first
+
+
+def _regular_inside(path: Path, root: Path) -> bool:
+    """A regular file that really is under root (no symlink anywhere leading out)."""
+    try:
+        path.resolve().relative_to(root.resolve())
+    except (OSError, ValueError):
+        return False
+    return not path.is_symlink() and path.is_file()
 
 
 MAX_LOG_READ = 64 * 1024 * 1024  # real logs are a few MB; a flood is read head + tail

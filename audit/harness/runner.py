@@ -32,7 +32,7 @@ from audit.harness.measure import (
     status_of,
 )
 from audit.harness.progress import ProgressView
-from audit.harness.sandbox import SECRET_PATTERN, copy_submission, file_manifest, scrub_env
+from audit.harness.sandbox import SECRET_PATTERN, copy_submission, file_manifest, remove_tree, scrub_env
 from audit.harness.vocab import sentencepiece_vocab_size
 
 HARNESS_VERSION = "2"
@@ -135,7 +135,7 @@ def scratch_area(opts: RerunOptions) -> Iterator[Path]:
         yield root
     finally:
         if not opts.keep_scratch:
-            shutil.rmtree(root, ignore_errors=True)
+            remove_tree(root)
 
 
 def launch_argv(opts: RerunOptions, python: str, script: str, isolation: Isolation) -> list[str]:

@@ -78,17 +78,50 @@ def _entries(root: Path):
             yield path.relative_to(root).as_posix(), path
 
 
+MAX_HASHED_FILE = 4 << 30  # bigger files (a run can write a huge sparse file) are identified without reading
+
+
 def file_manifest(root: Path) -> dict[str, tuple[int, str]]:
-    """Regular files under root (symlinks not followed) -> (size, sha256)."""
+    """Regular files under root (symlinks not followed) -> (size, sha256).
+
+    A file over MAX_HASHED_FILE is identified by size, mtime and inode instead of its bytes, so a
+    run cannot make the harness read terabytes of a sparse file it left behind.
+    """
     out: dict[str, tuple[int, str]] = {}
     for rel, path in _entries(root):
         if path.is_file() and not path.is_symlink():
+            st = path.stat()
+            if st.st_size > MAX_HASHED_FILE:
+                out[rel] = (st.st_size, f"unhashed:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
+                continue
             h = hashlib.sha256()
             with path.open("rb") as fh:
                 for block in iter(lambda: fh.read(1 << 20), b""):
                     h.update(block)
-            out[rel] = (path.stat().st_size, h.hexdigest())
+            out[rel] = (st.st_size, h.hexdigest())
     return out
+
+
+def remove_tree(root: Path) -> None:
+    """Remove a scratch tree even where the run took its own permissions away (chmod 000)."""
+    def retry(func, path, _exc):  # noqa: ANN001 - shutil's onerror signature
+        try:
+            os.chmod(os.path.dirname(path), 0o700)
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.chmod(path, 0o700)
+            func(path)
+        except OSError:
+            pass
+
+    for dirpath, dirnames, _ in os.walk(root, followlinks=False):
+        for d in dirnames:
+            p = os.path.join(dirpath, d)
+            if not os.path.islink(p):
+                try:
+                    os.chmod(p, 0o700)
+                except OSError:
+                    pass
+    shutil.rmtree(root, onerror=retry)
 
 
 def copy_submission(src: Path, dst: Path) -> list[str]:
