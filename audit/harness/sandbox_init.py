@@ -126,7 +126,7 @@ def build_view(cfg: dict, notes: list) -> None:
                 set_readonly(sock, True, recursive=False)
             except OSError as exc:
                 notes.append(f"socket {sock}: {exc}")
-    if os.path.isdir("/dev/shm"):
+    if os.path.isdir("/dev/shm") and not os.path.islink("/dev/shm"):
         mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
     if os.getpid() == 1:
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
