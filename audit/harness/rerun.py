@@ -139,10 +139,10 @@ def _rerun(opts: RerunOptions, limits: Limits | None, static: bool, view: Progre
 
     stats = rerun_stats(results, claims)
     stats["runs"] = [_row(r, claims) for r in results]
-    proven = [r for r in results if r.seed not in resumed]
     facts = {
         "isolation": isolation.note, "sandbox_mode": isolation.mode,
-        "network_cut": bool(proven) and all(r.network_cut for r in proven) if isolation.network_cut else False,
+        # proven inside the sandbox on every seed (a resumed seed carries its own proof), never assumed
+        "network_cut": bool(results) and all(r.network_cut for r in results),
         "pid_namespace": isolation.pid_namespace, "tools": {"python": tools.python, "unshare": isolation.prefix[:1]},
         "folder_sha256_before": digest_before, "folder_sha256_after": digest_after, "config_key": key,
         "resumed_seeds": resumed, "nproc": opts.nproc, "limits": limits.__dict__, "out": str(opts.out),
