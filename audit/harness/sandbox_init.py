@@ -120,7 +120,7 @@ def build_view(cfg: dict, notes: list) -> None:
     for d in hidden:
         set_readonly(d, True, recursive=False)
     for sock in cfg["sockets"]:
-        if os.path.lexists(sock) and not any(under(sock, h) for h in hidden):
+        if os.path.lexists(sock):  # still visible (not hidden, or inside a re-bound path)
             try:
                 mount("/dev/null", sock, None, MS_BIND)
                 set_readonly(sock, True, recursive=False)
