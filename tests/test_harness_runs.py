@@ -15,9 +15,9 @@ import pytest
 
 from audit.cli import UsageError, main
 from audit.findings import Severity
+from audit.harness.isolation import choose_isolation
 from audit.harness.rerun import RerunResult, rerun
 from audit.harness.runner import RerunOptions
-from audit.harness.isolation import choose_isolation
 from audit.logs import parse_log
 
 pytest.importorskip("torch")  # torchrun is `python -m torch.distributed.run`
