@@ -309,7 +309,10 @@ def test_hostile_without_namespaces_secrets_are_scrubbed_and_daemons_tracked(tmp
                     fh.write(str(os.getpid()))
                 os.execve(sys.executable, [sys.executable, "-c", "import time; time.sleep(600)"], {{}})
             os._exit(0)
-        time.sleep(0.5)
+        for _ in range(200):  # the daemon is up (and its pid known) before the script ends
+            if os.path.exists({str(pidfile)!r}):
+                break
+            time.sleep(0.05)
         {SCORE}
     """
     folder = make_folder(tmp_path, code)
