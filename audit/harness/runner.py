@@ -90,7 +90,9 @@ def on_gpu_host() -> bool:
 
 @dataclass(frozen=True)
 class Toolchain:
-    """Every program a seed runs, as absolute paths, and what the interpreter loads (fixed before seed 1)."""
+    """Every program a seed runs, as absolute paths, and what the interpreter loads (fixed before seed 1).
+    `facts` are the host's addresses, loopback services and sockets when the re-run started (each
+    seed's plan gathers them afresh)."""
 
     python: str
     python_paths: tuple[str, ...]
@@ -165,7 +167,8 @@ def sandbox_plan(opts: RerunOptions, tools: Toolchain, scratch: Path, seed_dir: 
                   os.path.dirname(tools.python), caller_home, "/usr", "/etc", "/var"]
     return plan_config(cwd=str(workdir), net=tools.isolation.network_cut, keep_ro=keep,
                        writable=[str(p) for p in writable], hide=hide,
-                       must_be_ro=[p for p in must_be_ro if os.path.isdir(p)], facts=tools.facts)
+                       must_be_ro=[p for p in must_be_ro if os.path.isdir(p)],
+                       facts=HostFacts.gather())  # per seed: a socket bound since the last seed is covered too
 
 
 def run_one_seed(opts: RerunOptions, seed: int, script: str, scratch: Path, tools: Toolchain,
