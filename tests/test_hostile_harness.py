@@ -127,6 +127,23 @@ def test_hostile_readme_environment_cannot_plant_tools(tmp_path):
     assert res.report.facts["rerun"]["network_cut"] is True
 
 
+def test_hostile_env_policy_takes_hyperparameters_only():
+    """The allow/deny policy itself (no sandbox needed): what a README or --env may set."""
+    from audit.harness.envpolicy import screen, trusted_path
+    from audit.harness.runner import HARNESS_OWNED
+
+    asked = {"PATH": "/x", "PYTHONPATH": "/x", "PYTHONSTARTUP": "/x", "LD_PRELOAD": "/x.so", "LD_LIBRARY_PATH": "/x",
+             "HOME": "/x", "TMPDIR": "/x", "XDG_CACHE_HOME": "/x", "GCONV_PATH": "/x", "GLIBC_TUNABLES": "x",
+             "BASH_FUNC_f%%": "() { :; }", "BASH_ENV": "/x", "SSL_CERT_FILE": "/x", "SEED": "1", "RANK": "0",
+             "MASTER_PORT": "1", "lower_case": "1", "NUM_LAYERS": "11", "TRAIN_BATCH_TOKENS": "786432",
+             "NCCL_IB_DISABLE": "1", "QK_GAIN_INIT": "5.25", "MULTILINE": "a\nb"}
+    accepted, refused = screen(asked, HARNESS_OWNED)
+    assert accepted == {"NUM_LAYERS": "11", "TRAIN_BATCH_TOKENS": "786432", "NCCL_IB_DISABLE": "1",
+                        "QK_GAIN_INIT": "5.25"}
+    assert set(refused) == set(asked) - set(accepted)
+    assert trusted_path("bin:/usr/bin::.:/bin:/usr/bin") == "/usr/bin:/bin"
+
+
 def test_hostile_unproven_sandbox_runs_nothing(tmp_path):
     """The init refuses to start the command when any in-sandbox check fails (fail closed)."""
     needs_namespaces()
