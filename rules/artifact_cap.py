@@ -8,7 +8,7 @@ from pathlib import PurePosixPath
 from audit.artifact import counted_code
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import FILE, Invalid, Rule, Valid
 from audit.seeds import ARTIFACT_CAP_BYTES, excerpt, seed_runs, seed_table, submission_claims
 from rules._meta_examples import SEEDS, folder, log
 
@@ -49,11 +49,11 @@ class ArtifactCap(Rule):
         Invalid(
             folder({**{f"train_seed{s}.log": log(s, v) for s, v in SEEDS[:2]},
                     "train_seed2025.log": log(2025, 2.0718, model_bytes=16_024_000)}),
-            "one seed over the cap (16,024,xxx bytes, as in #1809)",
+            "one seed over the cap (16,024,xxx bytes, as in #1809)", path="train_seed2025.log", line="Total submission size",
         ),
         Invalid(
             folder(json_extra={"bytes_total": 16_638_468}),
-            "submission.json claims an artifact over the cap",
+            "submission.json claims an artifact over the cap", path="submission.json", line=FILE,
         ),
     ]
 

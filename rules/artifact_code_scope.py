@@ -66,7 +66,7 @@ class ArtifactCodeScope(Rule):
               "a data-prep script importing the trainer is not run-time code of train_gpt.py"),
     ]
     INVALID = [
-        Invalid(_HELPER, "train_gpt.py imports a local helper module", line=2),
+        Invalid(_HELPER, "train_gpt.py imports a local helper module", path="train_gpt.py", line=2),
         Invalid(_SHIPPED_CPP, "a shipped C++ file compiled at run time", line=5),
     ]
 

@@ -156,7 +156,7 @@ class ArtifactSelfContained(Rule):
         Invalid(_REQUESTS, "remote scoring over HTTP", line=5),
         Invalid({"train_gpt.py": "import torch\nfrom tables import load_tables\n\nT = load_tables()\n",
                  "tables.py": _HUB.replace("def eval_val(model)", "def load_tables()")},
-                "a helper module imported by train_gpt.py downloads"),
+                "a helper module imported by train_gpt.py downloads", path="tables.py", line=7),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

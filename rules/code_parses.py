@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from audit.analysis.eval_code import MAX_ANALYSED_CHARS, code_units
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import FILE, Invalid, Rule, Valid
 
 _GOOD = "import torch\n\n\ndef main():\n    print(f\"{', '.join(['a', 'b'])}\")\n"
 
@@ -32,10 +32,10 @@ class CodeParses(Rule):
     ]
     INVALID = [
         Invalid("def main(:\n    pass\n", "syntax error in train_gpt.py", line=1, severity=Severity.ERROR),
-        Invalid('print "hello"\n', "Python 2 print statement", severity=Severity.ERROR),
-        Invalid({"train_gpt.py": b"import os\x00\nprint(1)\n"}, "NUL byte", severity=Severity.ERROR),
+        Invalid('print "hello"\n', "Python 2 print statement", severity=Severity.ERROR, line='print "hello"'),
+        Invalid({"train_gpt.py": b"import os\x00\nprint(1)\n"}, "NUL byte", severity=Severity.ERROR, path="train_gpt.py", line=FILE),
         Invalid({"train_gpt.py": _GOOD, "ngram_helper.py": "def f(:\n  pass\n"},
-                "broken helper module: a warning", severity=Severity.WARNING),
+                "broken helper module: a warning", severity=Severity.WARNING, path="ngram_helper.py", line="def f(:"),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.logs import SeedRun
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import FILE, Invalid, Rule, Valid
 from audit.seeds import seed_runs, seed_table
 from audit.tokfamily import FULL_VAL_TOKENS, TRUNCATION_SLACK, any_known_count, family, log_body
 from rules._meta_examples import SEEDS, folder, log
@@ -68,12 +68,12 @@ class DataFullCoverage(Rule):
     INVALID = [
         Invalid(
             folder({f"train_seed{s}.log": log(s, v, val_tokens=5_000_000) for s, v in SEEDS}),
-            "scored on a 5M-token subset",
+            "scored on a 5M-token subset", path="train_seed1337.log", line=FILE,
         ),
         Invalid(
             folder({f"train_seed{s}.log": log(s, v, val_tokens=40_540_160, vocab_size=8192,
                                               extra=("ppm_subset_tokens: 8000000",)) for s, v in SEEDS}),
-            "the PPM mixture is scored on the first 8M tokens only",
+            "the PPM mixture is scored on the first 8M tokens only", path="train_seed1337.log", line=FILE,
         ),
     ]
 

@@ -45,7 +45,7 @@ def main():
         loss.backward()
         opt.step()
     print("final", eval_val(model, val_tokens))
-'''), "val tokens mixed into training batches"),
+'''), "val tokens mixed into training batches", line="loss.backward()"),
         Invalid(program('''
 def main():
     val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
@@ -53,7 +53,7 @@ def main():
     prefix = val_tokens[:100_000].to(torch.int16)
     torch.save({"model": model.state_dict(), "prefix": prefix}, "final_model.pt")
     print("final", eval_val(model, val_tokens))
-'''), "paid prefix: val tokens stored in the artifact"),
+'''), "paid prefix: val tokens stored in the artifact", line=25),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

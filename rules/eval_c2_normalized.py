@@ -40,8 +40,8 @@ class EvalC2Normalized(Rule):
     INVALID = [
         Invalid(ex.TARGET_KEY_CACHE, "count ratio for the gold token mixed with p_model(y)",
                 line=ex.line_of(ex.TARGET_KEY_CACHE, "full_c = full_table[full_key]")),
-        Invalid(ex.TARGET_KEY_HELPER, "the same ratio computed in a helper and mixed by the caller"),
-        Invalid(ex.TARGET_KEY_RETURNED, "count ratio of keys returned by a hashing helper"),
+        Invalid(ex.TARGET_KEY_HELPER, "the same ratio computed in a helper and mixed by the caller", line="return self.full_counts[fk] / np.maximum(c, 1.0)"),
+        Invalid(ex.TARGET_KEY_RETURNED, "count ratio of keys returned by a hashing helper", line="full_c = self.full_tables[n - 1][full_h]"),
         Invalid(ex.CAPTURED_SEGMENTS_TARGET_KEY, "next tokens carried through segment tuples into the key",
                 line=ex.line_of(ex.CAPTURED_SEGMENTS_TARGET_KEY, "return self.pair_counts[pk]")),
     ]

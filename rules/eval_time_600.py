@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import FILE, Invalid, Rule, Valid
 from audit.seeds import TIME_CAP_MS, excerpt, is_non_record, score_eval_ms, seed_runs, seed_table
 from rules._meta_examples import SEEDS, folder, log
 
@@ -35,19 +35,19 @@ class EvalTime600(Rule):
     INVALID = [
         Invalid(
             folder({f"train_seed{s}.log": log(s, v, eval_time_ms=688_000) for s, v in SEEDS}),
-            "eval around 688 s, the case cocohearts rejected on #1972",
+            "eval around 688 s, the case cocohearts rejected on #1972", path="train_seed1337.log", line="final_int8_zlib_roundtrip_exact",
         ),
         Invalid(
             folder({f"train_seed{s}.log": log(s, v, extra=("total_eval_time:612.4s",)) for s, v in SEEDS}),
-            "the score line's timer is short but the logged total eval time is over 600 s",
+            "the score line's timer is short but the logged total eval time is over 600 s", path="train_seed1337.log", line="final_int8_zlib_roundtrip_exact",
         ),
         Invalid(
             folder(json_extra={"eval_ops_seconds": 688, "notes": "slightly over the 600s soft rule"}),
-            "the logs time only the final pass, but submission.json itself declares 688 s of evaluation",
+            "the logs time only the final pass, but submission.json itself declares 688 s of evaluation", path="submission.json", line=FILE,
         ),
         Invalid(
             folder(json_extra={"seed_results": {"42": {"val_bpb": 1.2, "eval_time_ms": 640_000}}}),
-            "a per-seed eval time declared in submission.json over 600 s",
+            "a per-seed eval time declared in submission.json over 600 s", path="submission.json", line=FILE,
         ),
     ]
 

@@ -73,7 +73,7 @@ def main():
     calib = [val_tokens[i:i + 64] for i in range(0, 640, 64)]
     q = gptq_quantize(model, collect_hessians(model, calib))
     print("final", eval_val(model, val_tokens))
-'''), "Hessians collected on validation batches"),
+'''), "Hessians collected on validation batches", line="q = gptq_quantize(model, collect_hessians(model, calib))"),
         Invalid(program(HESSIANS, '''
 def calibrate_clip(model, args):
     tokens = load_validation_tokens(args.val_files)
@@ -87,7 +87,7 @@ def calibrate_clip(model, args):
 def main():
     model = torch.nn.Linear(8, 8)
     clip = calibrate_clip(model, object())
-'''), "a calibration function that loads val shards itself"),
+'''), "a calibration function that loads val shards itself", line="tokens = load_validation_tokens(args.val_files)"),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

@@ -59,7 +59,7 @@ class Libraries(Rule):
                      extra_files={"helpers.py": "X = 1\n"}), "a local helper module is not a package"),
     ]
     INVALID = [
-        Invalid(folder(script=WITH_ZSTD), "zstandard imported, no requirements.txt"),
+        Invalid(folder(script=WITH_ZSTD), "zstandard imported, no requirements.txt", path="train_gpt.py", line="import zstandard"),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

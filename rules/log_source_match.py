@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from audit.codesize import code_sizes
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import FILE, Invalid, Rule, Valid
 from audit.seeds import seed_runs, seed_table
 from rules._meta_examples import SCRIPT, SEEDS, folder, log
 
@@ -81,7 +81,7 @@ class LogSourceMatch(Rule):
         Invalid(
             folder({**{f"train_seed{s}.log": log(s, v) for s, v in SEEDS[:2]},
                     "train_seed2025.log": log(2025, 2.0718, source=EDITED)}),
-            "the seed-2025 log was produced by an edited script",
+            "the seed-2025 log was produced by an edited script", path="train_seed2025.log", line=FILE,
         ),
     ]
 

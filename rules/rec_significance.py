@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import FILE, Invalid, Rule, Valid
 from audit.seeds import excerpt, is_non_record, run_seed, scored_runs, seed_table
 from audit.sota import distinct_runs, load_reference, runset_from_json
 from audit.stats import README_ALPHA, README_MARGIN_NATS, RunSet, significance
@@ -54,7 +54,7 @@ class RecSignificance(Rule):
     # itself (both tests, both warnings) is exercised in tests/test_stats.py with a reference file.
     INVALID = [
         Invalid(folder(), "a record audited without --sota: significance is reported as not tested",
-                severity=Severity.INFO),
+                severity=Severity.INFO, path="submission.json", line=FILE),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

@@ -78,9 +78,9 @@ def main():
     ]
     INVALID = [
         Invalid(program(SLOT_EVAL.replace("SCORED_SLICE", "s:")), "delta optimised on the scored slice",
-                severity=Severity.WARNING),
+                severity=Severity.WARNING, line="nll[s:].mean().backward()"),
         Invalid(program(SLOT_EVAL.replace("SCORED_SLICE", ":s")), "context-only (causal) SLOT",
-                severity=Severity.WARNING),
+                severity=Severity.WARNING, line="nll[:s].mean().backward()"),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

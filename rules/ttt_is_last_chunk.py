@@ -26,7 +26,7 @@ class TTTIsLastChunk(Rule):
     VALID = [Valid(SLIDING, "no TTT at all")]
     INVALID = [
         Invalid(program(SCORE_FIRST, MAIN_SCORE_FIRST), "score-first loop with `if ci == num_chunks - 1: continue`",
-                severity=Severity.INFO),
+                severity=Severity.INFO, line="for ci in range(num_chunks):"),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

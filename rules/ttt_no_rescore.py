@@ -86,7 +86,7 @@ def main():
         if loss < best:
             best, best_t = loss, t
     print("final", best)
-'''), "temperature chosen by minimum val loss over candidates", rule_id=CALIBRATION_ID),
+'''), "temperature chosen by minimum val loss over candidates", rule_id=CALIBRATION_ID, line="for t in [0.9, 0.95, 1.0, 1.05]:"),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

@@ -64,7 +64,7 @@ def main():
     model = torch.nn.Linear(8, 8)
     ttt_adapt(model, vt)
     print("final", eval_val(model, val_tokens))
-'''), "alias vt = val_tokens"),
+'''), "alias vt = val_tokens", line="loss.backward()"),
         Invalid(program(ADAPT, '''
 class ValidationData:
     def __init__(self, pattern):
@@ -80,7 +80,7 @@ def main():
     model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(8, 8))
     run_ttt(model, val_data)
     print("final", eval_val(model.module, val_data.val_tokens))
-'''), "attribute val_data.val_tokens, keyword arg, model.module under DDP, through 2 calls"),
+'''), "attribute val_data.val_tokens, keyword arg, model.module under DDP, through 2 calls", line="loss.backward()"),
         Invalid(program('''
 class Adapter:
     def __init__(self, model, tokens):
@@ -105,7 +105,7 @@ def main():
     model = torch.nn.Linear(8, 8)
     Adapter(model, val_tokens).run(100)
     print("final", eval_val(model, val_tokens))
-'''), "val tokens stored in self. by a constructor, trained on in a method"),
+'''), "val tokens stored in self. by a constructor, trained on in a method", line="loss.backward()"),
         Invalid(program('''
 def prequant_ttt(model, args):
     files = sorted(glob.glob(args.val_files))
@@ -122,7 +122,7 @@ def main():
     model = torch.nn.Linear(8, 8)
     prequant_ttt(model, args)
     print("final", eval_val(model, load_validation_tokens(args.val_files)))
-'''), "val shards read by glob(args.val_files) inside the adaptation function"),
+'''), "val shards read by glob(args.val_files) inside the adaptation function", line="loss.backward()"),
         Invalid(program('''
 def train_step(model, opt, x, y):
     loss = F.cross_entropy(model(x), y)
@@ -140,11 +140,11 @@ def main():
         for i in range(0, val_tokens.numel() - 65, 64):
             step(model, opt, val_tokens[i:i + 64], val_tokens[i + 1:i + 65])
     print("final", eval_val(model, val_tokens))
-'''), "a torch.compile'd step function run over the val stream, then scored"),
+'''), "a torch.compile'd step function run over the val stream, then scored", line="loss.backward()"),
         Invalid(program(WHOLE_STREAM_THEN_SCORE, MAIN_SCORE_FIRST),
-                "adapt on the whole stream, then score it, inside one eval function"),
+                "adapt on the whole stream, then score it, inside one eval function", line="loss.backward()"),
         Invalid(TOTALS_OBJECT_PREQUANT, "train on the whole stream, then score it into a `_Totals` object "
-                "through an inference-mode helper"),
+                "through an inference-mode helper", line="loss.backward()"),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

@@ -158,9 +158,10 @@ def eval_val_ttt(model, val_tokens, chunk=64):
         Invalid(program(TRAIN_THEN_SCORE_CHUNK, MAIN_SCORE_FIRST), "train on the chunk, then score it",
                 line=29),
         Invalid(program(LAST_EPOCH_SCORE, MAIN_SCORE_FIRST),
-                "multi-epoch over the stream, score taken on the last epoch"),
+                "multi-epoch over the stream, score taken on the last epoch", line="loss.backward()"),
         # the twins of the VALID helper shapes: the same helper, called after training on the chunk
-        *(Invalid(accumulating_ttt(shape, score_first=False), f"{shape}: train on the chunk, then score it")
+        *(Invalid(accumulating_ttt(shape, score_first=False), f"{shape}: train on the chunk, then score it",
+                  line="loss.backward()")
           for shape in ACCUMULATION_SHAPES),
     ]
 

@@ -47,7 +47,7 @@ class TTTWarmupOnVal(Rule):
     ]
     INVALID = [
         Invalid(program(SCORE_FIRST, WARMUP.replace("WARMUP_TOKENS", "val_tokens")),
-                "warm-up steps on the first validation tokens", severity=Severity.WARNING),
+                "warm-up steps on the first validation tokens", severity=Severity.WARNING, line=46),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
