@@ -102,6 +102,23 @@ def line_of(content: str | bytes | None, needle: str, path: str = MAIN_SCRIPT) -
     return hits[0]
 
 
+@dataclass(frozen=True)
+class RuleDoc:
+    """A rule's documentation under fixed headings, as ruff's are: What it checks / Why (the
+    ruling, its date and source) / Legal example / Illegal example / Sources. The examples are the
+    rule's own VALID / INVALID entries, which the test-suite runs, so the docs cannot drift from
+    what the rule does. `audit.report.rulemeta` renders this one text for `pgolf-audit rules
+    --markdown`, SARIF `fullDescription` / `help` and the HTML report."""
+
+    why: str  # what RULES.md says the rule is, in our words
+    ruling: str  # who ruled it and where (RULES.md "Basis"); say so when there is no ruling
+    date: str  # the ruling's date, or the plain statement that RULES.md gives none
+    sources: tuple[str, ...]  # URLs and README sections, as RULES.md cites them
+    checks: str = ""  # "What it checks"; empty: the rule module's docstring
+    legal: int = 0  # which VALID example to show
+    illegal: int = 0  # which INVALID example to show
+
+
 class Rule:
     """Base class. Subclasses set the class attributes and implement `check`."""
 
@@ -112,6 +129,7 @@ class Rule:
     SOURCE: ClassVar[str] = ""  # RULES.md section and the URLs it cites
     # Other IDs this rule may report under (a tight family in one module).
     ALSO_REPORTS: ClassVar[tuple[str, ...]] = ()
+    DOC: ClassVar[RuleDoc | None] = None  # required for registered rules (tests/test_rule_docs.py)
     VALID: ClassVar[list[Valid]] = []
     INVALID: ClassVar[list[Invalid]] = []
 

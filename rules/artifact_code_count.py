@@ -17,7 +17,7 @@ from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.logs import SeedRun
 from audit.read_problems import ReadProblemKind
-from audit.rule import FILE, Invalid, Rule, Valid
+from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
 from audit.seeds import ARTIFACT_CAP_BYTES, seed_runs, seed_table
 from rules._meta_examples import SCRIPT, SEEDS, folder, log
 
@@ -39,6 +39,22 @@ class ArtifactCodeCount(Rule):
         "RULES.md R-ARTIFACT-CODE-COUNT (DE-FACTO): https://github.com/openai/parameter-golf/pull/1412 ; "
         "https://github.com/openai/parameter-golf/pull/1855 ; https://github.com/openai/parameter-golf/pull/2135 ; "
         "https://github.com/openai/parameter-golf/pull/1835"
+    )
+    DOC = RuleDoc(
+        why="Code bytes = bytes of the shipped code. Two conventions were accepted: (a) ship an "
+            "LZMA/base85 self-extracting `train_gpt.py` (e.g. #1394/#1412/#1413 — the file on "
+            "disk is ~16–23 KB); (b) ship readable `train_gpt.py` but report \"Code size "
+            "(compressed)\" = minified (pyminify) + LZMA/brotli size of the source (#1855: 157,868"
+            " B raw → 31,999 B counted; #2135: 191,274 B raw → 37,155 B counted).",
+        ruling="DE-FACTO (both conventions appear in merged leaderboard rows); README only says "
+               "\"code bytes\".",
+        date="no ruling: a de-facto convention; RULES.md gives no date for this ruling",
+        sources=(
+            "https://github.com/openai/parameter-golf/pull/1412",
+            "https://github.com/openai/parameter-golf/pull/1855",
+            "https://github.com/openai/parameter-golf/pull/2135",
+            "https://github.com/openai/parameter-golf/pull/1835",
+        ),
     )
     VALID = [
         Valid(folder(), "small script, 15.8 MB model: fits under both conventions (info only)"),

@@ -10,7 +10,7 @@ from typing import Any
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.logs import SeedRun
-from audit.rule import FILE, Invalid, Rule, Valid
+from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
 from audit.seeds import (
     claimed_seeds,
     excerpt,
@@ -83,6 +83,19 @@ class ClaimsMatchLogs(Rule):
     SOURCE = (
         "RULES.md R-SUB-JSON (numbers in submission.json must match the logs; #2124) and R-ARTIFACT-CAP: "
         "https://github.com/openai/parameter-golf/pull/2124 ; https://github.com/openai/parameter-golf/pull/1902"
+    )
+    DOC = RuleDoc(
+        why="The numbers in submission.json (val_bpb, per-seed results, bytes_total) must be the "
+            "numbers the logs show; reviewers rejected mismatches (#2124: a third seed from a "
+            "different configuration).",
+        ruling="RULES.md R-SUB-JSON edge case and R-ARTIFACT-CAP: the README asks for "
+               "submission.json with the score; reviewers (#2124) and the leaderboard updates "
+               "(#1902) compared it with the logs.",
+        date="RULES.md gives no date for this ruling",
+        sources=(
+            "https://github.com/openai/parameter-golf/pull/2124",
+            "https://github.com/openai/parameter-golf/pull/1902",
+        ),
     )
     VALID = [
         Valid(folder(), "claimed val_bpb is the 8-decimal mean of the three final lines"),

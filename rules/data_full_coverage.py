@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.logs import SeedRun
-from audit.rule import FILE, Invalid, Rule, Valid
+from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
 from audit.seeds import seed_runs, seed_table
 from audit.tokfamily import FULL_VAL_TOKENS, TRUNCATION_SLACK, any_known_count, family, log_body
 from rules._meta_examples import SEEDS, folder, log
@@ -41,6 +41,19 @@ class DataFullCoverage(Rule):
         "RULES.md R-DATA-FULL-COVERAGE / R-DATA-VAL-SPLIT: README ('Validation always runs on the full "
         "fineweb_val_* split'); https://github.com/openai/parameter-golf/pull/1785 ; "
         "https://github.com/openai/parameter-golf/pull/1881 ; https://github.com/openai/parameter-golf/pull/2146"
+    )
+    DOC = RuleDoc(
+        why="The reported val_bpb must be computed over the full validation split, not a subset.",
+        ruling="README (\"Validation always runs on the full fineweb_val_* split\"); DE-FACTO (PPM "
+               "mixtures reported on 3M/5M/8M-token subsets were challenged and excluded; "
+               "cocohearts checked `val_tokens` in #2146).",
+        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
+             "§0); RULES.md gives no date for the rulings that enforce it",
+        sources=(
+            "https://github.com/openai/parameter-golf/pull/1785",
+            "https://github.com/openai/parameter-golf/pull/1881",
+            "https://github.com/openai/parameter-golf/pull/2146",
+        ),
     )
     VALID = [
         Valid(folder(), "sp1024 with 62,021,632 val tokens"),

@@ -9,7 +9,7 @@ from audit.analysis.chain import chain_evidence, primary, where_note
 from audit.analysis.detectors import val_sinks
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import Invalid, Rule, RuleDoc, Valid
 from rules._ttt_examples import TRAINING_WITH_PERIODIC_VAL, program
 
 
@@ -21,6 +21,20 @@ class DataNoValInTraining(Rule):
     SOURCE = (
         "RULES.md R-DATA-NO-VAL-IN-TRAINING: README FAQ; https://github.com/openai/parameter-golf/pull/168 ; "
         "https://github.com/openai/parameter-golf/pull/275"
+    )
+    DOC = RuleDoc(
+        why="No access to validation data during training, including storing val text in the "
+            "artifact (\"paid prefix\"). You cannot train on the validation set before evaluating "
+            "on it.",
+        ruling="README (FAQ evaluation restrictions). Paid-prefix PRs #168/#262/#275 were ruled "
+               "out of scope (0hq, quoted by participants).",
+        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
+             "§0); RULES.md gives no date for the rulings that enforce it",
+        sources=(
+            "README",
+            "https://github.com/openai/parameter-golf/pull/168",
+            "https://github.com/openai/parameter-golf/pull/275",
+        ),
     )
     VALID = [
         Valid(program(TRAINING_WITH_PERIODIC_VAL), "periodic validation in the training loop (logging only)"),

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import FILE, Invalid, Rule, Valid
+from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
 from audit.seeds import seed_runs, seed_table
 from audit.tokfamily import family, log_body, matches_full_split
 from rules._meta_examples import SEEDS, folder, log
@@ -34,6 +34,17 @@ class DataTrainValDisjoint(Rule):
     SOURCE = (
         "RULES.md R-DATA-TRAIN-VAL-DISJOINT: https://github.com/openai/parameter-golf/issues/2127 ; "
         "https://github.com/openai/parameter-golf/pull/2146"
+    )
+    DOC = RuleDoc(
+        why="Training data must be disjoint from the 50k validation documents.",
+        ruling="RULING (cocohearts excluded #2018 and #2130 for a \"train/validation document "
+               "overlap fingerprint\", PR #2146).",
+        date="RULES.md gives no date for this ruling (the exclusion is in cocohearts' final "
+             "leaderboard PR #2146)",
+        sources=(
+            "https://github.com/openai/parameter-golf/issues/2127",
+            "https://github.com/openai/parameter-golf/pull/2146",
+        ),
     )
     VALID = [
         Valid(folder(), "80 canonical train shards"),

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import FILE, Invalid, Rule, Valid
+from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
 from audit.seeds import TIME_CAP_MS, excerpt, is_non_record, score_eval_ms, seed_runs, seed_table
 from rules._meta_examples import SEEDS, folder, log
 
@@ -18,6 +18,18 @@ class EvalTime600(Rule):
     SEVERITY = Severity.ERROR
     KIND = "meta"
     SOURCE = "RULES.md R-EVAL-TIME-600: README FAQ; https://github.com/openai/parameter-golf/pull/1972"
+    DOC = RuleDoc(
+        why="Evaluation on 8×H100 may take at most 10 minutes, in addition to the 10 training "
+            "minutes.",
+        ruling="README (FAQ evaluation restrictions). Enforcement: cocohearts on #1972 (\"eval "
+               "operations around 688s, over the 600s eval cap\").",
+        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
+             "§0); RULES.md gives no date for the rulings that enforce it",
+        sources=(
+            "README",
+            "https://github.com/openai/parameter-golf/pull/1972",
+        ),
+    )
     VALID = [
         Valid(folder(), "a 1.4 s roundtrip eval"),
         Valid(

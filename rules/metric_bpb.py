@@ -19,7 +19,7 @@ from audit.analysis.imports import runtime_units
 from audit.analysis.targets import Function, call_name, functions_of, names_in, target_flow, walk_nodes
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import Invalid, Rule, RuleDoc, Valid
 
 LUT_NAME = re.compile(r"(base_bytes|bytes_lut|token_bytes|bytes_per_token|has_leading_space|is_boundary)", re.I)
 LOAD_CALLS = {"load", "fromfile", "loadtxt", "read_bytes", "memmap", "genfromtxt"}
@@ -94,6 +94,21 @@ class MetricBpbByteLut(Rule):
     SOURCE = (
         "RULES.md D R-METRIC-BPB and R-METRIC-TOKENIZER: README (tokenizer changes need proof); "
         "https://github.com/openai/parameter-golf/pull/1806 ; https://github.com/openai/parameter-golf/pull/1314"
+    )
+    DOC = RuleDoc(
+        why="Val_bpb = (sum over scored targets of natural-log NLL) / ln 2 / (sum of target "
+            "bytes). The code computes mean NLL per token, converts to bits/token, then "
+            "multiplies by tokens/bytes; all three sums are float64 and all-reduced across ranks.",
+        ruling="README; `train_gpt.py` HEAD (`build_sentencepiece_luts`, `eval_val`, "
+               "`load_validation_tokens`); `data/download_hf_docs_and_tokenize.py`.",
+        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
+             "§0); RULES.md gives no date for the rulings that enforce it",
+        sources=(
+            "README",
+            "https://github.com/openai/parameter-golf/pull/1806",
+            "https://github.com/openai/parameter-golf/pull/1314",
+            "https://github.com/openai/parameter-golf/pull/1184",
+        ),
     )
     VALID = [
         Valid(_REFERENCE_LUT, "reference LUT construction"),

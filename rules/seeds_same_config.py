@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.logs import SeedRun
-from audit.rule import FILE, FOLDER, Invalid, Rule, Valid
+from audit.rule import FILE, FOLDER, Invalid, Rule, RuleDoc, Valid
 from audit.seeds import claimed_seeds, excerpt, is_non_record, run_seed, scored_runs, seed_runs, seed_table
 from rules._meta_examples import SEEDS, folder, log
 
@@ -30,6 +30,18 @@ class SeedsSameConfig(Rule):
     SOURCE = (
         "RULES.md R-SUB-SEEDS-SAME-CONFIG / R-SUB-FILES: https://github.com/openai/parameter-golf/pull/2124 ; "
         "https://github.com/openai/parameter-golf/pull/1902 ; https://github.com/openai/parameter-golf/pull/561"
+    )
+    DOC = RuleDoc(
+        why="A leaderboard row needs a 3-seed mean from the same submitted configuration, with "
+            "consistent timing and artifact evidence for each seed.",
+        ruling="RULING (cocohearts on #2124); #1902 excluded \"single-seed tiny-margin rows\" and "
+               "\"missing-evidence submissions\".",
+        date="RULES.md gives no date for this ruling",
+        sources=(
+            "https://github.com/openai/parameter-golf/pull/561",
+            "https://github.com/openai/parameter-golf/pull/2124",
+            "https://github.com/openai/parameter-golf/pull/1902",
+        ),
     )
     ALSO_REPORTS = ("R-SUB-SEEDS-SAME-CONFIG.seed-count", "R-SUB-SEEDS-SAME-CONFIG.seed-name")
     VALID = [

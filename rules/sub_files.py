@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.read_problems import ReadProblemKind
-from audit.rule import FILE, FOLDER, Invalid, Rule, Valid
+from audit.rule import FILE, FOLDER, Invalid, Rule, RuleDoc, Valid
 from audit.seeds import claimed_seeds, is_non_record, run_seed, seed_runs, seed_table
 from audit.submission import Submission
 from rules._meta_examples import SCRIPT, folder, log
@@ -37,6 +37,22 @@ class SubFiles(Rule):
     SEVERITY = Severity.ERROR
     KIND = "meta"
     SOURCE = "RULES.md R-SUB-FILES: README 'Submission Process'; https://github.com/openai/parameter-golf/pull/561"
+    DOC = RuleDoc(
+        why="The folder must contain (1) `README.md` explaining the submission in reasonable "
+            "detail; (2) `submission.json`; (3) train log(s) produced automatically by the "
+            "script, enough to show statistical significance (usually 3 runs); (4) `train_gpt.py`"
+            " plus any other dependencies, which must compile and run from inside the records "
+            "folder. Add `requirements.txt` when importing extra packages. Incomplete submissions"
+            " are not accepted.",
+        ruling="README; RULING (cocohearts #561: PRs without `submission.json` or without the "
+               "logs backing a 3-seed claim are \"not leaderboard-ready\").",
+        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
+             "§0); RULES.md gives no date for the rulings that enforce it",
+        sources=(
+            "README 'Submission Process'",
+            "https://github.com/openai/parameter-golf/pull/561",
+        ),
+    )
     ALSO_REPORTS = ("R-SUB-FILES.seed-logs",)
     VALID = [
         Valid(folder(), "the four required kinds of file"),

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from audit.claims import Claims
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import FILE, Invalid, Rule, Valid
+from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
 from audit.seeds import seed_table, submission_claims
 from audit.strict_json import JsonProblemKind
 from audit.submission import Submission
@@ -24,6 +24,23 @@ class SubJson(Rule):
     SEVERITY = Severity.ERROR
     KIND = "meta"
     SOURCE = "RULES.md R-SUB-JSON: README 'Submission Process'; https://github.com/openai/parameter-golf/pull/561"
+    DOC = RuleDoc(
+        why="Submission.json must include the author's name, GitHub ID, `val_bpb`, and related "
+            "metadata, so that reviewers and the leaderboard read the claim from it. A file that "
+            "is not strict JSON (duplicate keys, NaN, numbers too large to represent) reads "
+            "differently in different tools, so it cannot carry a claim.",
+        ruling="README. Conventional fields across the 55 `submission.json` files at HEAD (44 in "
+               "`track_10min_16mb`): `author`, `github_id`, `name`, `date`, `val_bpb` (53–54 of "
+               "them); `blurb`, `val_loss`, `bytes_total` (~40); `track`, `seeds`, "
+               "`seed_results`, `bytes_code`, `hardware`, `val_bpb_std` (~20–27).",
+        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
+             "§0); RULES.md gives no date for the rulings that enforce it",
+        sources=(
+            "README 'Submission Process'",
+            "https://github.com/openai/parameter-golf/pull/561",
+            "RFC 8259 (JSON has no NaN or Infinity)",
+        ),
+    )
     VALID = [
         Valid(folder(), "the conventional keys"),
     ]

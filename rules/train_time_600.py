@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.logs import SeedRun
-from audit.rule import FILE, Invalid, Rule, Valid
+from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
 from audit.seeds import TIME_CAP_MS, excerpt, is_non_record, seed_runs, seed_table
 from rules._meta_examples import SEEDS, folder, log
 
@@ -53,6 +53,21 @@ class TrainTime600(Rule):
     SOURCE = (
         "RULES.md R-TRAIN-TIME-600: README; https://github.com/openai/parameter-golf/pull/2146 ; "
         "https://github.com/openai/parameter-golf/pull/1945 ; https://github.com/openai/parameter-golf/pull/1956"
+    )
+    DOC = RuleDoc(
+        why="Record-track training must finish within 10 minutes on 8×H100 (SXM variant).",
+        ruling="README (intro; \"Submission Process\" criterion 3; Runpod note \"specifically the "
+               "SXM variant\"). Enforcement: #1945 was counted only at commit `70067534`, after "
+               "its seed-42 run at 602.048 s was redone strictly under 600 s; PR #1956 documents "
+               "#1908's `FORCE_STOP_STEP` run at 601,153 ms as over cap.",
+        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
+             "§0); RULES.md gives no date for the rulings that enforce it",
+        sources=(
+            "README",
+            "https://github.com/openai/parameter-golf/pull/2146",
+            "https://github.com/openai/parameter-golf/pull/1945",
+            "https://github.com/openai/parameter-golf/pull/1956",
+        ),
     )
     ALSO_REPORTS = ("R-TRAIN-TIME-600.clock-bypassed",)
     VALID = [

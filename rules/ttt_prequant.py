@@ -8,7 +8,7 @@ from audit.analysis.api import display, unanalysed_sources, valflow
 from audit.analysis.chain import chain_evidence, primary, switched_off_message, where_note
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import Invalid, Rule, RuleDoc, Valid
 from rules._ttt_examples import (
     ACCUMULATION_SHAPES,
     ADAPT,
@@ -32,6 +32,21 @@ class TTTPrequant(Rule):
     SOURCE = (
         "RULES.md R-TTT-PREQUANT: https://github.com/openai/parameter-golf/issues/677 ; "
         "https://github.com/openai/parameter-golf/pull/1972 ; https://github.com/openai/parameter-golf/pull/1902"
+    )
+    DOC = RuleDoc(
+        why="\"pre-quant TTT\" (fine-tuning the full-precision model on `val_tokens` for N epochs, "
+            "then quantizing and scoring) is score-after-adapt and illegal even though the final "
+            "artifact is \"fixed\".",
+        ruling="RULING (valerio-oai closed PR #1376 on 2026-04-10 — second-hand, per the #677 "
+               "meta-comment that lists the 6-PR cluster; cocohearts on #1972: \"score-after-adapt"
+               " on validation data … violates the score-first/C3 rule\"; #1902 excluded "
+               "\"pre-quant/future-validation leakage\").",
+        date="2026-04-10 (valerio-oai closed PR #1376; second-hand, per the #677 meta-comment)",
+        sources=(
+            "https://github.com/openai/parameter-golf/issues/677",
+            "https://github.com/openai/parameter-golf/pull/1972",
+            "https://github.com/openai/parameter-golf/pull/1902",
+        ),
     )
     VALID = [
         Valid(program(SCORE_FIRST, MAIN_SCORE_FIRST), "score-first chunked TTT"),
