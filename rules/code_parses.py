@@ -25,7 +25,7 @@ class CodeParses(Rule):
     KIND = "static"
     SOURCE = "RULES.md F R-SUB-FILES (README 'Submission Process': train_gpt.py must compile and run)"
     DOC = RuleDoc(
-        why="Train_gpt.py (and any other dependency) must compile and run from inside the records"
+        why="`train_gpt.py` (and any other dependency) must compile and run from inside the records"
             " folder. Code that does not parse cannot be the code that produced the logs.",
         ruling="README; RULING (cocohearts #561: PRs without `submission.json` or without the "
                "logs backing a 3-seed claim are \"not leaderboard-ready\").",

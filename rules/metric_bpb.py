@@ -96,11 +96,15 @@ class MetricBpbByteLut(Rule):
         "https://github.com/openai/parameter-golf/pull/1806 ; https://github.com/openai/parameter-golf/pull/1314"
     )
     DOC = RuleDoc(
-        why="Val_bpb = (sum over scored targets of natural-log NLL) / ln 2 / (sum of target "
-            "bytes). The code computes mean NLL per token, converts to bits/token, then "
-            "multiplies by tokens/bytes; all three sums are float64 and all-reduced across ranks.",
-        ruling="README; `train_gpt.py` HEAD (`build_sentencepiece_luts`, `eval_val`, "
-               "`load_validation_tokens`); `data/download_hf_docs_and_tokenize.py`.",
+        why="val_bpb divides the summed NLL by the bytes of the scored tokens, counted from the "
+            "SentencePiece pieces by fixed rules: a byte-fallback piece counts 1, a control, unknown "
+            "or unused piece 0 (and is a boundary), a leading `▁` is stripped and counts one byte only "
+            "after a non-boundary token. Evaluators that re-implement BPB must reproduce these exact "
+            "rules; several submissions were invalidated for byte-accounting bugs.",
+        ruling="README and the reference `train_gpt.py` at HEAD (`build_sentencepiece_luts`, `eval_val`). "
+               "Precedents (RULES.md R-METRIC-TOKENIZER): the Scylla submissions (#1143, #1184) were "
+               "withdrawn for byte-accounting errors and cocohearts removed the merged #1184 row "
+               "(\"invalid Scylla record\", PR #1806).",
         date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
              "§0); RULES.md gives no date for the rulings that enforce it",
         sources=(

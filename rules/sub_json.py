@@ -25,7 +25,7 @@ class SubJson(Rule):
     KIND = "meta"
     SOURCE = "RULES.md R-SUB-JSON: README 'Submission Process'; https://github.com/openai/parameter-golf/pull/561"
     DOC = RuleDoc(
-        why="Submission.json must include the author's name, GitHub ID, `val_bpb`, and related "
+        why="`submission.json` must include the author's name, GitHub ID, `val_bpb`, and related "
             "metadata, so that reviewers and the leaderboard read the claim from it. A file that "
             "is not strict JSON (duplicate keys, NaN, numbers too large to represent) reads "
             "differently in different tools, so it cannot carry a claim.",

@@ -202,3 +202,25 @@ def test_hostile_json_ordinary_numbers_pass():
     sub, findings = _json_findings(_with('  "val_bpb": 1.10, "bytes_total": 15999999, "val_loss": 1e-3, '
                                          '"seeds": [1337, 42, 4294967295]'))
     assert sub.json_data is not None and not sub.json_problems and not findings
+
+
+def test_hostile_deep_folder_through_the_cli(tmp_path, capsys):
+    """The whole check, as CI runs it: a finding and exit 1, not an internal error (exit 2)."""
+    import json
+
+    from audit.cli import main
+
+    _write(tmp_path, folder())
+    deep = tmp_path
+    try:
+        for _ in range(1000):
+            deep = deep / "d"
+            deep.mkdir()
+        code = main(["check", str(tmp_path), "--format", "json"])
+    finally:
+        _remove_chain(tmp_path / "d")
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1
+    (result,) = out["results"]
+    assert not result["errors"]
+    assert any(f["rule_id"] == "R-SUB-FILES" and "folders deep" in f["message"] for f in result["findings"])
