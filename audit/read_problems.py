@@ -57,9 +57,10 @@ class ReadProblem:
             k.TOO_LARGE: f"{where} is {n} bytes, over the {limit}-byte limit for text; not read",
             k.NOT_UTF8: f"{where} is not valid UTF-8 (byte {self.detail}); read with replacement characters",
             k.HARDLINK: f"{where} is a hard link to {self.detail} (the same file); it was read once, as {self.detail}",
-            k.TOO_MANY_FILES: f"more than {self.limit} files; the rest were not read",
+            k.TOO_MANY_FILES: f"more than {self.limit} files; the rest were not read (code, logs, submission.json "
+                               "and README.md were)",
             k.TOO_MANY_ENTRIES: f"the folder lists more than {limit} entries (files and folders); the rest were "
-                                "not read",
+                                "not read (code, logs, submission.json and README.md were kept first)",
             k.TOO_DEEP: f"{where} is nested more than {self.limit} folders deep"
                         + (f" (and {self.count - 1} other such folder(s))" if self.count and self.count > 1 else "")
                         + "; nothing below that depth was read",

@@ -34,6 +34,7 @@ MAX_FILES = 2000
 MAX_READ_BYTES = 32 * 1024 * 1024
 MAX_DEPTH = 16
 MAX_ENTRIES = 20_000
+MAX_NAMES_READ = 10 * MAX_ENTRIES  # names listed (no stat) to choose the entries kept
 CODE_SUFFIXES = {".py"}
 LOG_SUFFIXES = {".log", ".txt", ".out"}
 NOT_LOGS = {"requirements.txt", "readme.txt", "license.txt", "notes.txt"}
@@ -101,10 +102,11 @@ class Submission:
             return sub
         real_root = root.resolve()
         wanted: list[tuple[str, Path, int, tuple[int, int] | None]] = []
+        over_files = False
         for rel, path in _walk(root, sub.problems):
-            if len(sub.files) >= MAX_FILES:
-                sub._note(K.TOO_MANY_FILES, None, limit=MAX_FILES)
-                break
+            if len(sub.files) >= MAX_FILES and not _wants_text(rel):
+                over_files = True  # other files are only listed; the ones rules read stay bounded
+                continue  # by MAX_ENTRIES and MAX_READ_BYTES
             try:
                 link = path.is_symlink()
                 if link:
@@ -124,6 +126,8 @@ class Submission:
             if _wants_text(rel):
                 ident = (st.st_dev, st.st_ino) if not link and st.st_nlink > 1 else None
                 wanted.append((rel, path, st.st_size, ident))
+        if over_files:
+            sub._note(K.TOO_MANY_FILES, None, limit=MAX_FILES)
         sub._read_all(wanted)
         return sub
 
@@ -281,9 +285,12 @@ class Submission:
 def _walk(root: Path, problems: list[ReadProblem]) -> Iterator[tuple[str, Path]]:
     """Every entry under `root`, top-down, each folder's files (and symlinked folders) in name
     order before its subfolders. Iterative (no recursion limit), never descends a symlinked
-    folder, lists at most MAX_ENTRIES entries and MAX_DEPTH levels; what it skips is noted."""
+    folder, keeps at most MAX_ENTRIES entries and MAX_DEPTH levels; what it skips is noted.
+    When a folder holds more entries than remain, the files the rules read (code, logs, JSON,
+    README) are kept before the rest, so that junk entries cannot hide them."""
     stack: list[tuple[Path, int]] = [(root, 0)]
-    listed = 0
+    kept = 0
+    names_read = 0
     too_deep: list[str] = []
     while stack:
         folder, depth = stack.pop()
@@ -292,16 +299,18 @@ def _walk(root: Path, problems: list[ReadProblem]) -> Iterator[tuple[str, Path]]
             too_deep.append(rel_folder or ".")
             continue
         try:
-            with os.scandir(folder) as it:
-                entries = list(itertools.islice(it, MAX_ENTRIES - listed + 1))
+            with os.scandir(folder) as it:  # names only: cheap even for many entries
+                entries = list(itertools.islice(it, max(0, MAX_NAMES_READ - names_read)))
         except OSError as exc:
             problems.append(ReadProblem(K.NOT_LISTABLE, rel_folder, reason=_reason(exc)))
             continue
-        listed += len(entries)
-        if listed > MAX_ENTRIES:
+        names_read += len(entries)
+        if kept + len(entries) > MAX_ENTRIES or names_read >= MAX_NAMES_READ:
             problems.append(ReadProblem(K.TOO_MANY_ENTRIES, None, limit=MAX_ENTRIES))
-            entries = entries[: len(entries) - (listed - MAX_ENTRIES)]
+            entries.sort(key=lambda e: (not _wants_text(e.name if folder == root else "x/" + e.name), e.name))
+            entries = entries[: max(0, MAX_ENTRIES - kept)]
             stack.clear()
+        kept += len(entries)
         files, links, subdirs = [], [], []
         for e in entries:
             try:

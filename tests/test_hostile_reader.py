@@ -93,6 +93,25 @@ def test_hostile_too_many_directory_entries(tmp_path, monkeypatch):
     assert any("more than 50 entries" in f.message and f.severity == Severity.ERROR for f in _report(sub, SubFiles))
 
 
+def test_hostile_junk_entries_cannot_hide_the_submission(tmp_path, monkeypatch):
+    monkeypatch.setattr(submission_mod, "MAX_ENTRIES", 20)
+    _write(tmp_path, folder())
+    for i in range(200):  # listed in any order by the OS; names that sort first, too
+        (tmp_path / f"0junk{i:03d}.bin").touch()
+    sub = Submission.load(tmp_path)
+    assert ReadProblemKind.TOO_MANY_ENTRIES in _kinds(sub)
+    assert "train_gpt.py" in sub.code and sub.json_data is not None and sub.readme and len(sub.logs) == 3
+
+
+def test_hostile_file_limit_keeps_reading_what_rules_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(submission_mod, "MAX_FILES", 3)
+    _write(tmp_path, {**folder(), **{f"0junk{i}.bin": b"x" for i in range(10)}})
+    sub = Submission.load(tmp_path)
+    assert ReadProblemKind.TOO_MANY_FILES in _kinds(sub)
+    assert "train_gpt.py" in sub.code and sub.json_data is not None and len(sub.logs) == 3
+    assert not any(p.startswith("0junk") for p in list(sub.files)[3:])
+
+
 # -- read budget (§14) ----------------------------------------------------------------------------
 def test_hostile_hardlinked_logs_are_read_once(tmp_path):
     _write(tmp_path, folder())
