@@ -35,7 +35,7 @@ def test_the_illegal_example_shows_where_it_is_reported():
     illegal = rulemeta.doc_sections(rule)["Illegal example"]
     assert "Reported at `train_gpt.py:" in illegal and "# <- reported here" in illegal
     legal = rulemeta.doc_sections(rule)["Legal example"]
-    assert "No finding." in legal and "reported here" not in legal
+    assert "Passes (no warning or error)." in legal and "reported here" not in legal
 
 
 def test_one_text_for_every_output(capsys):

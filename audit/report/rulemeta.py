@@ -141,10 +141,14 @@ def catalogue_markdown(infos: list[RuleInfo]) -> str:
 
 
 def info_html(info: RuleInfo) -> Markup:
-    """The documentation as HTML for the report (Markdown rendered with raw HTML disabled)."""
-    from markdown_it import MarkdownIt
-    from markupsafe import Markup
+    """The documentation as HTML for the report (Markdown rendered with raw HTML disabled).
+    markdown-it-py comes with rich; without it the Markdown is shown as escaped text."""
+    from markupsafe import Markup, escape
 
+    try:
+        from markdown_it import MarkdownIt
+    except ImportError:
+        return Markup("<pre>") + escape(info_markdown(info)) + Markup("</pre>")
     return Markup(MarkdownIt("commonmark", {"html": False}).render(info_markdown(info)))
 
 
@@ -171,7 +175,7 @@ def _example(example: Valid | Invalid, anchor: Invalid) -> str:
         else:
             said = f"Reported at `{path}:{line}`." if line else f"Reported on `{path}` as a whole."
     else:
-        said = "No finding."
+        said = "Passes (no warning or error)."
         line = _same_place(files.get(path or ""), anchor) or line
     text = f"{example.note}. {said}" if example.note else said
     if not isinstance(example.code, str):
