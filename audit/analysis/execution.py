@@ -39,7 +39,7 @@ UNKNOWN = "unknown"
 # A print is distinctive when its constant text carries this many letters or digits.
 MIN_PRINT_CHARS = 6
 # Guards that only pick the process that logs; they do not make a print conditional.
-_RANK_GUARD = re.compile(r"rank|master|main_process|is_main|verbose|log", re.IGNORECASE)
+_RANK_GUARD = re.compile(r"rank|master|main_process|is_main", re.IGNORECASE)
 _FIELD_NAME = re.compile(r"[A-Za-z_]\w*")
 _CODE_LINE = re.compile(r"\b(?:print\w*|log\w*|info)\s*\(\s*[rRbBuUfF]{0,2}[\"']")
 _MAX_PATTERNS = 4000
@@ -123,7 +123,7 @@ def _build(ctx, prog: Program) -> ExecutionFacts:
     texts = [t.text or "" for t in (sub.readme, *sub.logs.values()) if t is not None]
     if sub.json_data is not None:
         texts.append(repr(sub.json_data))
-    facts.soft_flags = default_off_flags(prog, texts)
+    facts.soft_flags = {k: v for k, v in default_off_flags(prog, texts).items() if k not in facts.flags}
     by_path = {s.path: s for s in analysis_sources(ctx)}
     facts.sources = by_path
     count = 0
@@ -275,6 +275,10 @@ def execution_of(ctx, path: str | None, line: int | None) -> Execution:
     if guard is not None and guard[0] is True:
         return Execution(RAN, f"the logged hyperparameters switch its guard `{guard[1]}` on",
                          tuple(_flag_lines(facts, guard[2])))
+    live = _switched_on_calls(facts, ref)
+    if live is not None:
+        return Execution(RAN, f"`{ref.facts.name}` is called under `{live[0]}`, which the logged "
+                         "hyperparameters switch on", tuple(_flag_lines(facts, live[1])))
     silent = _silent(ctx, facts, ref)
     if silent is not None:
         return silent
@@ -406,6 +410,18 @@ def _switched_off_calls(facts: ExecutionFacts, ref: FunctionRef, flags: dict) ->
             return None
         first = first or (g[1], g[2])
     return first
+
+
+def _switched_on_calls(facts: ExecutionFacts, ref: FunctionRef) -> tuple[str, list[str]] | None:
+    """(guard, flags) when a call of the function sits under a guard the logged flags switch on
+    (and under none they switch off), in a caller that is not itself switched off."""
+    if not facts.flags:
+        return None
+    for caller, call in _callers(facts).get(ref.facts.qualname, []):
+        g = _guard_state(caller, call.lineno, facts.flags)
+        if g is not None and g[0] is True and _switched_off_calls(facts, caller, facts.flags) is None:
+            return g[1], g[2]
+    return None
 
 
 def _printed(facts: ExecutionFacts, ref: FunctionRef) -> Execution | None:
