@@ -79,6 +79,9 @@ class ExecutionFacts:
     program: Program
     logs: list[_LogLine] = field(default_factory=list)
     complete_logs: bool = False  # some log reached a final score line
+    # the claimed val_bpb, when no log line (nor the mean of the runs' final lines) gives it: the
+    # logs then may come from another run than the claimed one, and missing output proves nothing
+    unsupported_claim: float | None = None
     flags: dict = field(default_factory=dict)
     soft_flags: dict = field(default_factory=dict)
     prints: dict[str, list[_Print]] = field(default_factory=dict)  # source path -> prints
@@ -119,6 +122,7 @@ def _build(ctx, prog: Program) -> ExecutionFacts:
             if i in skip or _CODE_LINE.search(text):
                 continue
             facts.logs.append(_LogLine(path, i, text))
+    facts.unsupported_claim = _unsupported_claim(ctx, runs)
     facts.flags = logged_flags(runs)
     texts = [t.text or "" for t in (sub.readme, *sub.logs.values()) if t is not None]
     if sub.json_data is not None:
@@ -137,6 +141,20 @@ def _build(ctx, prog: Program) -> ExecutionFacts:
             facts.prints.setdefault(ref.path, []).append(p)
             count += 1
     return facts
+
+
+def _unsupported_claim(ctx, runs) -> float | None:
+    from audit.seeds import submission_claims
+    claims = submission_claims(ctx)
+    bpb = claims.val_bpb if claims is not None else None
+    if bpb is None:
+        return None
+    if any(r.score_matching(bpb, 5e-5) is not None for r in runs):
+        return None
+    finals = [r.val_bpb for r in runs if r.val_bpb is not None]
+    if finals and abs(sum(finals) / len(finals) - bpb) <= 1e-4:
+        return None
+    return bpb
 
 
 def _prints_of(ref: FunctionRef, src: Source) -> Iterable[_Print]:
@@ -292,6 +310,9 @@ def execution_of(ctx, path: str | None, line: int | None) -> Execution:
         return Execution(NOT_RUN, f"`{ref.facts.name}` is only called under `{dead[0]}`, an environment "
                          "variable off by default and set in no README, log or submission.json",
                          tuple(_env_lines(ctx, facts, dead[1])))
+    if facts.unsupported_claim is not None:
+        return Execution(UNKNOWN, f"the claimed val_bpb {facts.unsupported_claim} is in no log, so the logs may "
+                         "come from another run than the claimed one")
     return Execution(UNKNOWN, "nothing in the logs shows whether it ran")
 
 
@@ -498,7 +519,7 @@ def _silent(ctx, facts: ExecutionFacts, ref: FunctionRef) -> Execution | None:
     """NOT_RUN when the logs are complete, other prints of the same script are in them (so they
     come from this script), and the function's own unconditional prints, or for each of its
     calls the prints that always follow that call, are in no log."""
-    if not facts.complete_logs:
+    if not facts.complete_logs or facts.unsupported_claim is not None:
         return None
     other = next((facts.first_match(p) for p in facts.prints.get(ref.path, [])
                   if facts.first_match(p) is not None), None)
