@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from audit.analysis.api import valflow
+from audit.analysis.api import evidence_line, valflow
 from audit.analysis.chain import chain_evidence, primary, switched_off_message, where_note
+from audit.analysis.epochs import accumulators_of, last_epoch_only
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
 from audit.rule import Invalid, Rule, Valid
-from audit.analysis.api import evidence_line
-from audit.analysis.epochs import accumulators_of, last_epoch_only
 from rules._ttt_examples import (
     ACCUMULATION_SHAPES,
     MAIN_SCORE_FIRST,

@@ -107,7 +107,7 @@ def _has_dist_call(e: ast.AST) -> bool:
     return any(isinstance(n, ast.Call) and call_name(n) in _DIST_CALLS for n in walk_nodes(e))
 
 
-def _only_divides(e: ast.AST, names: set[str]) -> bool:
+def _only_divides(e: ast.AST, names: set[str] | frozenset[str]) -> bool:
     """The gate names appear only as divisors (a per-byte normalisation, not a gate)."""
     divisor: set[int] = set()
     for n in walk_nodes(e):
