@@ -3,6 +3,7 @@ shipped in one script, judged by what the folder's logs show about whether it ra
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 from audit.analysis.execution import NOT_RUN, RAN, UNKNOWN, execution_of
@@ -153,3 +154,23 @@ def test_ran_state_from_the_flagged_functions_own_print():
                          ex.line_of(script, "full_c = full_table[full_key]"))
     assert state.state == RAN
     assert state.evidence[0].line == 2
+
+
+def _claim(bpb: float) -> str:
+    return json.dumps({"name": "x", "author": "a", "github_id": "a", "val_bpb": bpb})
+
+
+def test_the_claimed_score_line_names_the_evaluator_that_produced_it():
+    sub = _folder({"train_seed1337.log": _log("seed:1337", SLIDING, NGRAM), "submission.json": _claim(0.95)})
+    state = execution_of(AuditContext(sub, Options()), "train_gpt.py", _line_of_lookup())
+    assert state.state == RAN
+    assert "claimed score line `final_ngram_exact`" in state.reason
+    assert state.evidence[0].path == "train_seed1337.log" and state.evidence[0].line == 3
+
+
+def test_a_claim_from_another_evaluator_is_noted_when_the_flagged_one_ran():
+    sub = _folder({"train_seed1337.log": _log("seed:1337", SLIDING, NGRAM), "submission.json": _claim(1.125)})
+    state = execution_of(AuditContext(sub, Options()), "train_gpt.py", _line_of_lookup())
+    assert state.state == RAN
+    assert "the claimed score line `final_sliding_window_exact` comes from" in state.reason
+    assert any(e.line == 2 and e.label == "the score line the claim comes from" for e in state.evidence)

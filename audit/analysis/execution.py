@@ -39,7 +39,7 @@ UNKNOWN = "unknown"
 # A print is distinctive when its constant text carries this many letters or digits.
 MIN_PRINT_CHARS = 6
 # Guards that only pick the process that logs; they do not make a print conditional.
-_RANK_GUARD = re.compile(r"rank|master|main_process|is_main", re.IGNORECASE)
+_RANK_GUARD = re.compile(r"rank|master|main_process|is_main|__name__", re.IGNORECASE)
 _FIELD_NAME = re.compile(r"[A-Za-z_]\w*")
 _CODE_LINE = re.compile(r"\b(?:print\w*|log\w*|info)\s*\(\s*[rRbBuUfF]{0,2}[\"']")
 _MAX_PATTERNS = 4000
@@ -82,6 +82,8 @@ class ExecutionFacts:
     # the claimed val_bpb, when no log line (nor the mean of the runs' final lines) gives it: the
     # logs then may come from another run than the claimed one, and missing output proves nothing
     unsupported_claim: float | None = None
+    claim_lines: list[_LogLine] = field(default_factory=list)  # the score lines the claim comes from
+    _claim_map: dict[str, tuple[_Print, _LogLine, int]] | None = None
     flags: dict = field(default_factory=dict)
     soft_flags: dict = field(default_factory=dict)
     prints: dict[str, list[_Print]] = field(default_factory=dict)  # source path -> prints
@@ -123,6 +125,7 @@ def _build(ctx, prog: Program) -> ExecutionFacts:
                 continue
             facts.logs.append(_LogLine(path, i, text))
     facts.unsupported_claim = _unsupported_claim(ctx, runs)
+    facts.claim_lines = _claim_lines(ctx, runs)
     facts.flags = logged_flags(runs)
     texts = [t.text or "" for t in (sub.readme, *sub.logs.values()) if t is not None]
     if sub.json_data is not None:
@@ -133,7 +136,7 @@ def _build(ctx, prog: Program) -> ExecutionFacts:
     count = 0
     for ref in prog.functions:
         src = by_path.get(ref.path)
-        if src is None or ref.facts.name == "<module>":
+        if src is None:
             continue
         for p in _prints_of(ref, src):
             if count >= _MAX_PATTERNS:
@@ -141,6 +144,23 @@ def _build(ctx, prog: Program) -> ExecutionFacts:
             facts.prints.setdefault(ref.path, []).append(p)
             count += 1
     return facts
+
+
+def _claim_lines(ctx, runs) -> list[_LogLine]:
+    """The score line each log gives for the claim: the line equal to the claimed val_bpb, else
+    the run's canonical final line."""
+    from audit.seeds import submission_claims
+    claims = submission_claims(ctx)
+    bpb = claims.val_bpb if claims is not None else None
+    out = []
+    texts = {p: (tf.text or "").splitlines() for p, tf in ctx.submission.logs.items()}
+    for r in runs:
+        hit = r.score_matching(bpb, 5e-5) if bpb is not None else None
+        line = hit.line if hit is not None else r.score_line
+        lines = texts.get(r.log_path, [])
+        if line and 0 < line <= len(lines):
+            out.append(_LogLine(r.log_path, line, lines[line - 1]))
+    return out
 
 
 def _unsupported_claim(ctx, runs) -> float | None:
@@ -276,16 +296,20 @@ def execution_of(ctx, path: str | None, line: int | None) -> Execution:
     facts = execution_facts(ctx)
     ref = _function_at(ctx, facts.program, path, line)
     if ref is None:
-        return Execution(UNKNOWN, "the flagged line is not inside a function")
+        return Execution(UNKNOWN, "the flagged line is in no analysed function or module body")
     if not facts.logs:
         return Execution(UNKNOWN, "no logs in the folder to show whether it ran")
     guard = _guard_state(ref, line, facts.flags)
     if guard is not None and guard[0] is False:
         return Execution(NOT_RUN, f"the logged hyperparameters switch its guard `{guard[1]}` off",
                          tuple(_flag_lines(facts, guard[2])))
+    claimed = _claim_through(facts, ref)
+    if claimed is not None:
+        return claimed
     ran = _printed(facts, ref)
     if ran is not None:
-        return ran
+        elsewhere = _claim_elsewhere(facts)
+        return replace(ran, reason=ran.reason + elsewhere[0], evidence=ran.evidence + elsewhere[1])
     dead = _switched_off_calls(facts, ref, facts.flags)
     if dead is not None:
         return Execution(NOT_RUN, f"`{ref.facts.name}` is only called under `{dead[0]}`, which the logged "
@@ -327,6 +351,9 @@ def _function_at(ctx, prog: Program, path: str, line: int) -> FunctionRef | None
         if node.lineno <= line <= end:
             if best is None or node.lineno >= best.facts.node.lineno:  # type: ignore[attr-defined]
                 best = r
+    if best is None:  # module-level code: judged as the module body
+        best = next((r for r in prog.functions if r.path in paths and r.facts.name == "<module>"
+                     and any(st.lineno <= line <= (st.end_lineno or st.lineno) for st in r.body)), None)
     return best
 
 
@@ -431,6 +458,71 @@ def _switched_off_calls(facts: ExecutionFacts, ref: FunctionRef, flags: dict) ->
             return None
         first = first or (g[1], g[2])
     return first
+
+
+def _claim_map(facts: ExecutionFacts) -> dict[str, tuple[_Print, _LogLine, int]]:
+    """Functions the claimed score is computed through -> (the print of the claimed line, that
+    line, the line of the call it came from): the callees, at any depth, of the calls whose
+    results the print formats."""
+    if facts._claim_map is not None:
+        return facts._claim_map
+    out: dict[str, tuple[_Print, _LogLine, int]] = {}
+    forward: dict[str, list[FunctionRef]] = {}
+    for q, calls in _callers(facts).items():
+        callee = facts.program.by_qualname.get(q)
+        if callee is None:
+            continue
+        for caller, _call in calls:
+            forward.setdefault(caller.facts.qualname, []).append(callee)
+    prints = [p for ps in facts.prints.values() for p in ps]
+    for ln in facts.claim_lines:
+        for p in prints:
+            if not p.fields or not p.regex.search(ln.text):
+                continue
+            g = p.ref
+            for n in _own_nodes(g):
+                if not (isinstance(n, (ast.Assign, ast.AnnAssign)) and n.value is not None and n.lineno < p.line):
+                    continue
+                targets = n.targets if isinstance(n, ast.Assign) else [n.target]
+                if not {x.id for t in targets for x in ast.walk(t) if isinstance(x, ast.Name)} & p.fields:
+                    continue
+                for c in ast.walk(n.value):
+                    if not isinstance(c, ast.Call):
+                        continue
+                    frontier = list(facts.program.callees(c, g.facts.class_name, g.facts.flag_aliases, g.facts))
+                    frontier += [r for a in c.args if isinstance(a, ast.Name) for r in facts.program.by_name.get(a.id, [])]
+                    for _ in range(8):
+                        nxt = []
+                        for r in frontier:
+                            if r.facts.qualname not in out:
+                                out[r.facts.qualname] = (p, ln, n.lineno)
+                                nxt.extend(forward.get(r.facts.qualname, []))
+                        frontier = nxt
+    facts._claim_map = out
+    return out
+
+
+def _claim_through(facts: ExecutionFacts, ref: FunctionRef) -> Execution | None:
+    hit = _claim_map(facts).get(ref.facts.qualname)
+    if hit is None:
+        return None
+    p, ln, call_line = hit
+    label = ln.text.strip().split()[0] if ln.text.strip() else "score"
+    return Execution(RAN, f"the claimed score line `{label}` is printed by `{p.ref.facts.name}` (line {p.line}) "
+                     f"from the call at line {call_line}, which runs through `{ref.facts.name}`",
+                     (_log_evidence(ln, "the score line the claim comes from"),))
+
+
+def _claim_elsewhere(facts: ExecutionFacts) -> tuple[str, tuple[Evidence, ...]]:
+    """A note when the claimed score line is known to come from another evaluator."""
+    for ln in facts.claim_lines:
+        for p, line, call_line in _claim_map(facts).values():
+            if line is ln:
+                label = ln.text.strip().split()[0] if ln.text.strip() else "score"
+                return (f"; the claimed score line `{label}` comes from the call at line {call_line} "
+                        f"(printed by `{p.ref.facts.name}`), not through it",
+                        (_log_evidence(ln, "the score line the claim comes from"),))
+    return "", ()
 
 
 def _switched_on_calls(facts: ExecutionFacts, ref: FunctionRef) -> tuple[str, list[str]] | None:
