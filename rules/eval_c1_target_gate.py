@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from audit.analysis.target_gates import target_gates
+from audit.analysis.api import target_metadata_gates
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
 from audit.rule import Invalid, Rule, Valid
@@ -42,7 +42,7 @@ class EvalC1TargetGate(Rule):
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
-        for g in target_gates(ctx):
+        for g in target_metadata_gates(ctx):
             decoded = g.fn.unit.decoded_from is not None
             yield self.finding(
                 f"R-EVAL-C1-CAUSAL: in `{g.fn.qualname}` the distribution that is scored depends on "

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from audit.analysis.api import unproven_normalisation
 from audit.analysis.ngram import ngram_facts, origin_step
-from audit.analysis.normalisation import unproven_ratios
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
 from audit.rule import Invalid, Rule, Valid
@@ -72,7 +72,7 @@ class EvalC2Normalized(Rule):
                 path=lk.fn.path, line=lk.line, evidence=[s.evidence() for s in steps],
                 key=f"{lk.fn.qualname}:{lk.table}",
             )
-        for r in unproven_ratios(ctx):
+        for r in unproven_normalisation(ctx):
             decoded = r.fn.unit.decoded_from is not None
             yield self.finding(
                 f"R-EVAL-C2-NORMALIZED: the cache probability scored in `{r.fn.qualname}` is not proven "

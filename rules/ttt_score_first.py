@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from audit.analysis.api import evidence_line, valflow
+from audit.analysis.api import evidence_line, last_epoch_kept, valflow
 from audit.analysis.chain import chain_evidence, primary, switched_off_message, where_note
-from audit.analysis.epochs import accumulators_of, last_epoch_only
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
 from audit.rule import Invalid, Rule, Valid
@@ -187,8 +186,8 @@ def eval_val_ttt(model, val_tokens, chunk=64):
                                    severity=Severity.INFO, evidence=chain_evidence(ctx, c),
                                    key=f"off:{c.event.ref.facts.qualname}")
                 continue
-            last = last_epoch_only(c.score.site, c.event.site, accumulators_of(c.score.site))
-            if last is not None and c.score.ref is c.event.ref:
+            last = last_epoch_kept(c)
+            if last is not None:
                 yield self._last_epoch(ctx, c, last, path, line, decoded)
                 continue
             msg = (f"Score-after-update TTT in `{fn}`: inside the loop at line {c.loop_line}, the model is "
