@@ -234,7 +234,9 @@ def _readme_env(opts: RerunOptions, sub: Submission, script: str
 def _static_report(sub: Submission, static: bool) -> Report:
     target = str(sub.root) if sub.root is not None else sub.name
     if not static:
-        return Report(target=target, findings=list(sub.input_findings))
+        from rules.sub_files import SubFiles
+
+        return Report(target=target, findings=list(SubFiles().reader_findings(sub)))
     from audit.engine import audit_submission
 
     report = audit_submission(sub)
