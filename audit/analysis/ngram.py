@@ -91,7 +91,7 @@ def _compute(ctx) -> NgramFacts:  # type: ignore[no-untyped-def]
 
 # -- target hash keys ------------------------------------------------------------------------
 
-def _has_hash_op(node: ast.AST) -> bool:
+def has_hash_op(node: ast.AST) -> bool:
     for n in walk_nodes(node):
         if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.BitXor, ast.Mod, ast.BitAnd, ast.LShift, ast.RShift)):
             return True
@@ -120,7 +120,7 @@ def _data_names(flow: TargetFlow, fn: Function, node: ast.AST) -> tuple[set[str]
 
 def _combines_target(flow: TargetFlow, fn: Function, value: ast.AST) -> str | None:
     """The target name when `value` hashes it together with other (context) data."""
-    if not _has_hash_op(value):
+    if not has_hash_op(value):
         return None
     for n in walk_nodes(value):
         operands: list[ast.AST] = []
