@@ -35,6 +35,7 @@ from audit.analysis.syntax import (
     call_name,
     dotted,
     names_in,
+    stmt_targets,
     strip_chain,
     walk_nodes,
 )
@@ -209,8 +210,8 @@ def _events(flow: TargetFlow, fn: Function, tables: set[str], helpers: dict[str,
         events.append((CacheEvent("update", table, frozenset({table}), getattr(node, "lineno", 0), node, names_in(key, variables=True) - {table},
                                   f"count table `{table}` is updated"), None))
     for table, sub in _inline_reads(fn, tables):
-        stmt = _stmt_of(fn, sub)
-        score, _ = reaches_score(fn, set(_assigned(stmt)), stmt)
+        stmt = fn.stmt_of(sub)
+        score, _ = reaches_score(fn, set(stmt_targets(stmt)), stmt)
         if score is not None:
             events.append((CacheEvent("score", table, frozenset({table}), sub.lineno, sub,
                                       names_in(sub.slice, variables=True) - {table}, f"count table `{table}` is read"), score))
@@ -229,8 +230,8 @@ def _events(flow: TargetFlow, fn: Function, tables: set[str], helpers: dict[str,
                                       f"`{ast.unparse(call.func)}` adds counts to `{', '.join(sorted(role.updates))}`"),
                            None))
         elif role.reads and role.returns and not role.updates:
-            stmt = _stmt_of(fn, call)
-            score, _ = reaches_score(fn, set(_assigned(stmt)), stmt)
+            stmt = fn.stmt_of(call)
+            score, _ = reaches_score(fn, set(stmt_targets(stmt)), stmt)
             if score is not None:
                 events.append((CacheEvent("score", cache, role.reads, call.lineno, call, keys,
                                           f"`{ast.unparse(call.func)}` reads `{', '.join(sorted(role.reads))}`"),
@@ -355,18 +356,3 @@ def _varying(fn: Function, scope: ast.AST) -> frozenset[str]:
     if scope is fn.node:
         names |= set(fn.params)
     return frozenset(names - {"self", "cls"})
-
-
-def _stmt_of(fn: Function, node: ast.AST) -> ast.AST:
-    cur: ast.AST | None = node
-    while cur is not None and not isinstance(cur, ast.stmt):
-        cur = fn.parent_of.get(id(cur))
-    return cur or node
-
-
-def _assigned(stmt: ast.AST) -> list[str]:
-    if isinstance(stmt, ast.Assign):
-        return [n for t in stmt.targets for n in assigned_names(t)]
-    if isinstance(stmt, (ast.AnnAssign, ast.AugAssign)):
-        return assigned_names(stmt.target)
-    return []

@@ -53,6 +53,13 @@ class Function:
     def text(self, line: int | None) -> str:
         return self.unit.parsed.line_text(line)
 
+    def stmt_of(self, node: ast.AST) -> ast.AST:
+        """The statement of this function that holds `node` (the node itself if none does)."""
+        cur: ast.AST | None = node
+        while cur is not None and not isinstance(cur, ast.stmt):
+            cur = self.parent_of.get(id(cur))
+        return cur or node
+
     def evidence(self, line: int, label: str) -> Evidence:
         """The evidence record for a line of this function, as findings show it (lines of a
         decoded wrapper are marked, the excerpt is cut to 200 characters)."""

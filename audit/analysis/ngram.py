@@ -261,13 +261,6 @@ def is_update_context(fn: Function, sub: ast.AST, table: str) -> bool:
     return False
 
 
-def _enclosing_stmt(fn: Function, node: ast.AST) -> ast.AST:
-    cur: ast.AST | None = node
-    while cur is not None and not isinstance(cur, ast.stmt):
-        cur = fn.parent_of.get(id(cur))
-    return cur or node
-
-
 def _lookups(flow: TargetFlow, fn: Function, keys: dict[str, KeyFact],
              tables: dict[str, Evidence], defs: _KeyDefs | None,
              returns: dict[str, dict[int | None, KeyFact]]) -> list[TargetLookup]:
@@ -310,7 +303,7 @@ def _lookups(flow: TargetFlow, fn: Function, keys: dict[str, KeyFact],
                 tname, owner = fact.target, fact.owner
             if not tname:
                 continue
-        stmt = _enclosing_stmt(fn, node)
+        stmt = fn.stmt_of(node)
         start = set(assigned_names_of(stmt))
         score, ratio = reaches_score(fn, start, stmt)
         if score is None:

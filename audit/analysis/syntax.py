@@ -288,3 +288,12 @@ def assigned_names(target: ast.expr) -> list[str]:
             if d:
                 out.append(d)
     return out
+
+
+def stmt_targets(stmt: ast.AST) -> list[str]:
+    """Variables an assignment statement (`=`, annotated, augmented) binds; [] for others."""
+    if isinstance(stmt, ast.Assign):
+        return [n for t in stmt.targets for n in assigned_names(t)]
+    if isinstance(stmt, (ast.AnnAssign, ast.AugAssign)):
+        return assigned_names(stmt.target)
+    return []

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 from audit.analysis.syntax import (
     CHAIN_METHODS,
-    assigned_names,
     base_of,
     call_name,
     names_in,
+    stmt_targets,
     strip_chain,
     walk_nodes,
 )
@@ -181,7 +181,7 @@ def _ngram_positions(flow: TargetFlow, fn: Function) -> None:
                 and parent.func.attr in CHAIN_METHODS):
             parent = fn.parent_of.get(id(parent))
         if isinstance(parent, (ast.Assign, ast.AnnAssign)):
-            names = assigned_names_of_stmt(parent)
+            names = stmt_targets(parent)
             for n in names:
                 flow.mark(fn, n, sub.lineno, f"`{n}` = `{text}` is the token after the context "
                                               f"`{base}[{p} - k]` (the n-gram's predicted token)")
@@ -250,14 +250,6 @@ def _operand_names(node: ast.AST) -> set[str]:
         else:
             stack.extend(ast.iter_child_nodes(n))
     return out
-
-
-def assigned_names_of_stmt(stmt: ast.AST) -> list[str]:
-    if isinstance(stmt, ast.Assign):
-        return [n for t in stmt.targets for n in assigned_names(t)]
-    if isinstance(stmt, (ast.AnnAssign, ast.AugAssign)):
-        return assigned_names(stmt.target)
-    return []
 
 
 def _offset_starts(fn: Function) -> dict[str, str]:
