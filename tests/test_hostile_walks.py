@@ -156,3 +156,22 @@ def test_hostile_wide_expression_within_the_depth_bound_costs_linear_work(tmp_pa
     v_small = _visits(monkeypatch, _folder(tmp_path, "small", code(300)))
     v_large = _visits(monkeypatch, _folder(tmp_path, "large", code(1200)))
     assert v_large < 6 * v_small, (v_small, v_large)
+
+
+def test_hostile_deep_guard_with_logs_and_a_finding(tmp_path):
+    """Execution evidence (did the flagged code run?) reads `if` guards of every function; a
+    2,500-deep guard in a script whose logs exist and that has a finding must not crash it."""
+    deep = "a" + ".b" * DEEP
+    code = (f"import torch\nif {deep}:\n    print(f\"val_bpb: {{x}}\")\n\n"
+            "def adapt(model, opt, val_tokens):\n    for x in val_tokens:\n        loss = model(x).sum()\n"
+            "        loss.backward()\n        opt.step()\n\n"
+            "def evaluate(model, val_tokens):\n    total = 0.0\n    with torch.no_grad():\n"
+            "        for x in val_tokens:\n            total += model(x).sum().item()\n    return total\n\n"
+            "def main(model, opt, val_tokens):\n    print('step 1')\n"
+            "    adapt(model, opt, val_tokens)\n    bpb = evaluate(model, val_tokens)\n    print(f\"val_bpb: {bpb}\")\n")
+    folder = _folder(tmp_path, "deep_guard", code)
+    (folder / "train_seed1.log").write_text("step 1\nval_bpb: 1.2\n")
+    report = _static_audit(folder)
+    assert report.errors == []
+    assert any("nested too deeply" in f.message for f in report.findings)
+    assert any(f.rule_id == "R-TTT-PREQUANT" and f.line for f in report.findings)

@@ -30,6 +30,7 @@ from audit.analysis.flags import default_off_flags, logged_flags, truth
 from audit.analysis.names import LOG_CALLS
 from audit.analysis.program import FunctionRef, Program
 from audit.analysis.sources import Source, analysis_sources
+from audit.analysis.syntax import too_deep
 from audit.findings import Evidence, Finding, Severity
 
 RAN = "ran"
@@ -136,7 +137,7 @@ def _build(ctx, prog: Program) -> ExecutionFacts:
     count = 0
     for ref in prog.functions:
         src = by_path.get(ref.path)
-        if src is None:
+        if src is None or too_deep(ref.facts.node):  # never walked (syntax.MAX_NESTING)
             continue
         for p in _prints_of(ref, src):
             if count >= _MAX_PATTERNS:
@@ -295,7 +296,7 @@ def execution_of(ctx, path: str | None, line: int | None) -> Execution:
         return Execution(UNKNOWN, "the finding points at no code line")
     facts = execution_facts(ctx)
     ref = _function_at(ctx, facts.program, path, line)
-    if ref is None:
+    if ref is None or too_deep(ref.facts.node):
         return Execution(UNKNOWN, "the flagged line is in no analysed function or module body")
     if not facts.logs:
         return Execution(UNKNOWN, "no logs in the folder to show whether it ran")
