@@ -418,6 +418,9 @@ def _apply_codec(name: str, args: list[Any], kwargs: dict[str, Any], budget: Dec
         raise DecodeError(f"{name}: {exc}") from None
     payload = _as_bytes(data)
     limit = budget.limit()
+    if limit <= 0:
+        raise DecodeError(f"{name}: this folder's decoded-bytes budget ({budget.total:,}) is spent "
+                          "(decompression bomb?)")
     try:
         out = _decompress(name, payload, args, kwargs, limit)
     except _OverCap as over:
