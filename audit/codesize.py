@@ -28,6 +28,7 @@ import binascii
 import bz2
 import lzma
 import re
+import unicodedata
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -199,14 +200,17 @@ _CODEC_FUNCS = {
 _DECOMPRESS_FUNCS = {"lzma.decompress", "zlib.decompress", "gzip.decompress", "bz2.decompress", "brotli.decompress"}
 
 # A top-level `exec(...)` statement starts a line or follows a `;`. Checking the text first spares
-# the parse of every ordinary script (non-ASCII text is parsed: identifiers are NFKC-normalised).
+# the parse of every ordinary script (identifiers are NFKC-normalised, so non-ASCII text is checked
+# in that form).
 _TOP_EXEC = re.compile(r"(?:^|;)[\s(\ufeff]*exec\b", re.M)
 
 
 def _exec_payload(source: str, tree: ast.Module | None = None,
                   ) -> tuple[ast.expr, dict[str, str], dict[str, ast.expr], int] | None:
     if tree is None:
-        if len(source) > MAX_PARSED_CHARS or (source.isascii() and not _TOP_EXEC.search(source)):
+        if len(source) > MAX_PARSED_CHARS:
+            return None
+        if not _TOP_EXEC.search(source if source.isascii() else unicodedata.normalize("NFKC", source)):
             return None
         try:
             with warnings.catch_warnings():

@@ -37,3 +37,21 @@ def test_the_scan_sees_imports_inside_functions(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text("def f():\n    import ast\n    from audit.analysis.targets import walk_nodes\n")
     assert {"ast", "audit.analysis.targets"} <= set(_imports(probe))
+
+
+def test_same_tree_is_ast_dump_equality():
+    from audit.analysis.same_code import same_tree
+
+    pairs = [
+        ("x = 1  # c\n", "x = (1)\n", True),
+        ("x = 1\n", "x = 1.0\n", False),
+        ("x = True\n", "x = 1\n", False),
+        ("def f(a, b=2):\n    return a\n", "def f(a,b = 2): return a\n", True),
+        ("def f(a, b=2):\n    return a\n", "def f(a, b=3):\n    return a\n", False),
+        ("y = [1, 2]\n", "y = [1, 2, 3]\n", False),
+        ("z = 'a'\n", 'z = "a"\n', True),
+        ("import os\n", "import os as o\n", False),
+    ]
+    for left, right, same in pairs:
+        a, b = ast.parse(left), ast.parse(right)
+        assert same_tree(a, b) is same is (ast.dump(a) == ast.dump(b)), (left, right)

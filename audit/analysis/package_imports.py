@@ -25,8 +25,9 @@ def imported_packages(ctx) -> list[ImportedPackage]:  # type: ignore[no-untyped-
             parsed = ctx.parsed(rel)
             if parsed.tree is None:
                 continue
-            guarded = _guarded_imports(parsed.tree)
-            for node in ast.walk(parsed.tree):
+            nodes = list(ast.walk(parsed.tree))  # one walk for the imports and the try blocks
+            guarded = _guarded_imports([n for n in nodes if isinstance(n, ast.Try)])
+            for node in nodes:
                 if isinstance(node, ast.Import):
                     names = [a.name for a in node.names]
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -39,12 +40,10 @@ def imported_packages(ctx) -> list[ImportedPackage]:  # type: ignore[no-untyped-
     return ctx.memo("patterns.imported_packages", build)
 
 
-def _guarded_imports(tree: ast.Module) -> set[int]:
+def _guarded_imports(tries: list[ast.Try]) -> set[int]:
     """Line numbers of imports inside `try: ... except ImportError` (optional dependencies)."""
     lines: set[int] = set()
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Try):
-            continue
+    for node in tries:
         names = set()
         for h in node.handlers:
             if h.type is None:

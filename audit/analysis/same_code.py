@@ -1,6 +1,8 @@
 """Whether two program texts differ only in comments or formatting (asked by the log-source
-check for every log that embeds a source). Each distinct text is parsed once per folder, and only
-within the limit of shipped code."""
+check for every log whose embedded source is not byte-identical to a shipped file). Texts are
+parsed only within the limit of shipped code, the submitted side once per folder, and the trees
+are compared node by node, stopping at the first difference (what `ast.dump` equality means,
+without printing both trees)."""
 
 from __future__ import annotations
 
@@ -11,24 +13,41 @@ import warnings
 from audit.analysis.parse import MAX_PARSE_CHARS
 
 
-def same_syntax(ctx, a: str, b: str) -> bool:  # type: ignore[no-untyped-def]
-    """True when both texts parse to the same syntax tree."""
-    da, db = _tree_digest(ctx, a), _tree_digest(ctx, b)
-    return da is not None and da == db
+def same_syntax(ctx, embedded: str, submitted: str) -> bool:  # type: ignore[no-untyped-def]
+    """True when both texts parse to the same syntax tree (positions aside)."""
+    key = "analysis.submitted_tree:" + hashlib.sha256(submitted.encode("utf-8", errors="surrogatepass")).hexdigest()
+    b = ctx.memo(key, lambda: _parse(submitted))
+    if b is None:
+        return False
+    a = _parse(embedded)
+    return a is not None and same_tree(a, b)
 
 
-def _tree_digest(ctx, text: str) -> str | None:  # type: ignore[no-untyped-def]
-    key = "analysis.tree_digest:" + hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
-    return ctx.memo(key, lambda: _digest(text))
-
-
-def _digest(text: str) -> str | None:
+def _parse(text: str) -> ast.AST | None:
     if len(text) > MAX_PARSE_CHARS:
         return None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            dump = ast.dump(ast.parse(text))
+            return ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
         return None
-    return hashlib.sha256(dump.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
+def same_tree(a: ast.AST, b: ast.AST) -> bool:
+    """`ast.dump(a) == ast.dump(b)`, iteratively and with an early exit."""
+    todo: list[tuple[object, object]] = [(a, b)]
+    while todo:
+        x, y = todo.pop()
+        if isinstance(x, ast.AST) or isinstance(y, ast.AST):
+            if type(x) is not type(y):
+                return False
+            for field in x._fields:  # type: ignore[union-attr]
+                todo.append((getattr(x, field, None), getattr(y, field, None)))
+        elif isinstance(x, list) or isinstance(y, list):
+            if not (isinstance(x, list) and isinstance(y, list)) or len(x) != len(y):
+                return False
+            todo.extend(zip(x, y))
+        elif type(x) is not type(y) or repr(x) != repr(y):
+            return False
+    return True
