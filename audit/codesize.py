@@ -265,7 +265,7 @@ def _bound_names(body: list[ast.stmt]) -> dict[str, ast.expr]:
             for n in ast.walk(t):
                 if isinstance(n, ast.Name):
                     seen[n.id] = seen.get(n.id, 0) + 1
-                    values[n.id] = stmt.value  # type: ignore[union-attr]
+                    values[n.id] = stmt.value  # type: ignore[attr-defined]
         if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
             seen[stmt.target.id] = seen.get(stmt.target.id, 0) + 1
             if stmt.value is not None:

@@ -42,7 +42,7 @@ def same_tree(a: ast.AST, b: ast.AST) -> bool:
         if isinstance(x, ast.AST) or isinstance(y, ast.AST):
             if type(x) is not type(y):
                 return False
-            for field in x._fields:  # type: ignore[union-attr]
+            for field in x._fields:  # type: ignore[attr-defined]
                 todo.append((getattr(x, field, None), getattr(y, field, None)))
         elif isinstance(x, list) or isinstance(y, list):
             if not (isinstance(x, list) and isinstance(y, list)) or len(x) != len(y):
