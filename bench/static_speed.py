@@ -3,7 +3,8 @@
     python bench/static_speed.py [CORPUS_OR_FOLDER ...] [--limit N] [--profile FOLDER]
 
 The corpus is an argument or `$PGOLF_CORPUS` (default /work/corpus, laid out by bench/corpus.py:
-`dev/pr*/records/*/*` and `head/records/*/*`); a folder holding submission files is measured alone.
+`dev/pr*/records/*/*` and `head/records/*/*`; our fixtures when there is none); a folder holding
+submission files is measured alone.
 For every folder: the CPU time of `ast.parse` of each .py file and of the program inside each
 self-extracting wrapper (the floor), and the CPU time of the
 whole check as `pgolf-audit check` runs it (read the folder, logs included, every static and meta
@@ -151,6 +152,8 @@ def main(argv: list[str]) -> int:
         profile(args.profile)
         return 0
     paths = args.paths or [Path(os.environ.get("PGOLF_CORPUS", "/work/corpus"))]
+    if not args.paths and not paths[0].is_dir():  # no corpus on this machine: our own fixtures
+        paths = sorted(f for f in (ROOT / "fixtures" / "submissions").iterdir() if f.is_dir())
     chosen = folders(paths)
     if args.limit:
         chosen = sorted(chosen, key=lambda f: -sum(p.stat().st_size for p in f.rglob("*.py")))[:args.limit]

@@ -11,16 +11,35 @@ import hashlib
 import warnings
 
 from audit.analysis.parse import MAX_PARSE_CHARS
+from audit.analysis.sources import analysis_sources
 
 
 def same_syntax(ctx, embedded: str, submitted: str) -> bool:  # type: ignore[no-untyped-def]
-    """True when both texts parse to the same syntax tree (positions aside)."""
-    key = "analysis.submitted_tree:" + hashlib.sha256(submitted.encode("utf-8", errors="surrogatepass")).hexdigest()
-    b = ctx.memo(key, lambda: _parse(submitted))
+    """True when both texts parse to the same syntax tree (positions aside). Seeds' logs usually
+    embed the same text: each pair is answered once per folder."""
+    key = f"analysis.same_syntax:{_digest(embedded)}:{_digest(submitted)}"
+    return ctx.memo(key, lambda: _same(ctx, embedded, submitted))
+
+
+def _same(ctx, embedded: str, submitted: str) -> bool:  # type: ignore[no-untyped-def]
+    b = ctx.memo("analysis.submitted_tree:" + _digest(submitted), lambda: _shared_parse(ctx, submitted))
     if b is None:
         return False
     a = _parse(embedded)
     return a is not None and same_tree(a, b)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
+def _shared_parse(ctx, text: str) -> ast.AST | None:  # type: ignore[no-untyped-def]
+    """The folder's own parse of this text when an analysed source is exactly it (parsed as is)."""
+    for src in analysis_sources(ctx):
+        pm = src.parsed
+        if pm.tree is not None and not pm.downgraded_fstrings and pm.source == text:
+            return pm.tree
+    return _parse(text)
 
 
 def _parse(text: str) -> ast.AST | None:
