@@ -45,8 +45,9 @@ from audit.minify import (  # noqa: F401 - re-exported: convention (b) lives in 
 
 # Decoded sources larger than this are refused (real inner scripts are < 200 KB).
 MAX_DECODED_BYTES = 8 * 1024 * 1024
-# All decompressions of one folder together (real folders decode < 150 KB in all).
-MAX_FOLDER_DECODED_BYTES = 8 * 1024 * 1024
+# Everything static decoding builds for one folder together: decoded literals, decompressed and
+# concatenated bytes (real folders stay under 300 KB in all). Room for one blob at the cap.
+MAX_FOLDER_DECODED_BYTES = 2 * MAX_DECODED_BYTES
 # Decoded code is parsed (to look for a nested wrapper) only within the limit of shipped code
 # (audit.analysis.parse.MAX_PARSE_CHARS).
 MAX_PARSED_CHARS = 4 * 1024 * 1024
@@ -59,8 +60,8 @@ class DecodeError(Exception):
 
 
 class DecodeBudget:
-    """Decompressed bytes one folder may still produce; `used` counts every decompression's output
-    (refused bombs included, up to the cap they hit)."""
+    """Bytes static decoding may still build for one folder; `used` counts every codec's output
+    and every concatenation (refused bombs included, up to the cap they hit)."""
 
     def __init__(self, total: int | None = None):
         self.total = MAX_FOLDER_DECODED_BYTES if total is None else total
@@ -329,22 +330,27 @@ class _StaticEval:
         self.budget = budget if budget is not None else DecodeBudget()
         self.bound = bound or {}
         self.resolving: set[str] = set()
+        self.values: dict[str, Any] = {}  # each bound name evaluated once (`b2 = b1 + b1` stays linear)
         self.used: list[str] = []
 
     def eval(self, node: ast.expr) -> Any:
         if isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes, int, float, bool, type(None))):
             return node.value
+        if isinstance(node, ast.Name) and node.id in self.values:
+            return self.values[node.id]
         if isinstance(node, ast.Name) and node.id in self.bound and node.id not in self.resolving:
             self.resolving.add(node.id)
             try:
-                return self.eval(self.bound[node.id])
+                value = self.values[node.id] = self.eval(self.bound[node.id])
+                return value
             finally:
                 self.resolving.discard(node.id)
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
             left, right = self.eval(node.left), self.eval(node.right)
             if type(left) is type(right) and isinstance(left, (str, bytes)):
-                if len(left) + len(right) > MAX_DECODED_BYTES:
+                if len(left) + len(right) > min(MAX_DECODED_BYTES, self.budget.total - self.budget.used):
                     raise DecodeError("literal too large")
+                self.budget.spend(len(left) + len(right))  # built bytes count like decoded ones
                 return left + right
             raise DecodeError("unsupported '+' operands")
         if isinstance(node, ast.List):
@@ -399,6 +405,18 @@ def _as_bytes(data: Any) -> bytes:
 
 
 def _apply_codec(name: str, args: list[Any], kwargs: dict[str, Any], budget: DecodeBudget) -> Any:
+    """Apply one codec; its output counts against the folder's budget (decodes as well as
+    decompressions, so a thousand decodes of one large literal cannot run either)."""
+    if budget.limit() <= 0:
+        raise DecodeError(f"{name}: this folder's decoded-bytes budget ({budget.total:,}) is spent "
+                          "(decompression bomb?)")
+    out = _apply_capped(name, args, kwargs, budget)
+    if isinstance(out, (bytes, str)) and not name.endswith("decompress"):
+        budget.spend(len(out))
+    return out
+
+
+def _apply_capped(name: str, args: list[Any], kwargs: dict[str, Any], budget: DecodeBudget) -> Any:
     data = args[0]
     try:
         if name == "base64.b85decode":
@@ -422,9 +440,6 @@ def _apply_codec(name: str, args: list[Any], kwargs: dict[str, Any], budget: Dec
         raise DecodeError(f"{name}: {exc}") from None
     payload = _as_bytes(data)
     limit = budget.limit()
-    if limit <= 0:
-        raise DecodeError(f"{name}: this folder's decoded-bytes budget ({budget.total:,}) is spent "
-                          "(decompression bomb?)")
     try:
         out = _decompress(name, payload, args, kwargs, limit)
     except _OverCap as over:
