@@ -35,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from audit.analysis.parse import parse_source  # noqa: E402
 from audit.codesize import find_wrapper  # noqa: E402
 from audit.engine import audit_submission  # noqa: E402
 from audit.submission import Submission  # noqa: E402
@@ -57,12 +58,16 @@ def folders(paths: list[Path]) -> list[Path]:
 
 
 def _parse_all(texts: list[str]) -> None:
+    """`ast.parse` of each text; on Python < 3.12 a script with 3.12 f-strings fails at once, so it
+    is parsed the way the check must parse it (rewritten line for line, audit.analysis.parse)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for t in texts:
             try:
                 ast.parse(t)
-            except (SyntaxError, ValueError, RecursionError, MemoryError):
+            except SyntaxError:
+                parse_source("x.py", t)
+            except (ValueError, RecursionError, MemoryError):
                 pass
 
 
