@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from audit.analysis.api import target_metadata_gates
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import Invalid, Rule, RuleDoc, Valid
 from rules import _static_eval_examples as ex
 
 
@@ -27,6 +27,21 @@ class EvalC1TargetGate(Rule):
     SOURCE = (
         "RULES.md E R-EVAL-C1-CAUSAL: https://github.com/openai/parameter-golf/issues/1017 ; "
         "https://github.com/openai/parameter-golf/issues/140 ; https://github.com/openai/parameter-golf/pull/1902"
+    )
+    DOC = RuleDoc(
+        why="The distribution used to score position t may depend only on the submitted artifact "
+            "and the tokens strictly before t. It may not depend on the token at t, on any later "
+            "token, or on statistics of future validation tokens.",
+        ruling="Issue #1017 (a participant's field guide, 2026-03-28) states condition C1; the #140 "
+               "ruling log records valerio-oai recommending the conditions, and the within-word / "
+               "word-start n-gram experts keyed on the realised token (#1967/#2018 lineage) and "
+               "target-conditioned mixture gates (#1785) are the known violations RULES.md lists.",
+        date="2026-03-27 (valerio-oai recommending the #1017 conditions, per the #140 log; second-hand)",
+        sources=(
+            "https://github.com/openai/parameter-golf/issues/1017",
+            "https://github.com/openai/parameter-golf/issues/140",
+            "https://github.com/openai/parameter-golf/pull/1902",
+        ),
     )
     VALID = [
         Valid(ex.CONTEXT_BOUNDARY_GATE, "mixing weight chosen by the previous token's boundary flag (context)"),
