@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from audit.analysis.api import ppm_byte_mixtures
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import Invalid, Rule, RuleDoc, Valid
 
 _PPM = '''
 import math
@@ -71,6 +71,21 @@ class PpmByteMixture(Rule):
     SOURCE = (
         "RULES.md E R-PPM-BYTE-MIXTURE and R-EVAL-C2-NORMALIZED: https://github.com/openai/parameter-golf/issues/1872 ; "
         "https://github.com/openai/parameter-golf/pull/1902 ; https://github.com/openai/parameter-golf/pull/1905"
+    )
+    DOC = RuleDoc(
+        why="Mixing a byte-level PPM-D model with per-byte \"spread\" token probabilities does not "
+            "yield a valid distribution over the official token alphabet → fails C2; such rows "
+            "are excluded. Additional defects: target-conditioned gate (#1785, "
+            "self-acknowledged), subset-only coverage.",
+        ruling="RULING (cocohearts #1902 excludes \"PPM-D/byte-mixture C2\"); issue #1872 framing; "
+               "report PR #1905.",
+        date="RULES.md gives no date for this ruling (the exclusion is in cocohearts' leaderboard"
+             " update #1902)",
+        sources=(
+            "https://github.com/openai/parameter-golf/issues/1872",
+            "https://github.com/openai/parameter-golf/pull/1902",
+            "https://github.com/openai/parameter-golf/pull/1905",
+        ),
     )
     VALID = [
         Valid(_TOKEN_MIX, "token-level mixture of full distributions, bytes only in the denominator"),
