@@ -45,7 +45,7 @@ def audit_submission(
     findings, errors = run_rules(ctx, selected)
     report = Report(
         target=str(submission.root) if submission.root is not None else submission.name,
-        findings=_dedupe(list(submission.input_findings) + findings),
+        findings=_dedupe(findings),
         errors=errors,
         runs=ctx.runs_table,
         stats=ctx.stats,

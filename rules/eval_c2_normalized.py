@@ -15,7 +15,7 @@ from audit.analysis.api import unproven_normalisation
 from audit.analysis.ngram import ngram_facts, origin_step
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import Invalid, Rule, RuleDoc, Valid
 from rules import _static_eval_examples as ex
 
 
@@ -30,6 +30,28 @@ class EvalC2Normalized(Rule):
         "https://github.com/openai/parameter-golf/pull/886 ; https://github.com/openai/parameter-golf/pull/978 ; "
         "https://github.com/openai/parameter-golf/issues/677"
     )
+    DOC = RuleDoc(
+        why="Before the token is revealed, the model must commit to a proper probability "
+            "distribution over the whole official token alphabet (non-negative, summing to 1), "
+            "and the score is −log of the realized token's probability under it. Shortcuts that "
+            "only compute a value for the gold token, or renormalize over a set chosen using the "
+            "gold token, are invalid.",
+        ruling="Issue #1017 (a participant's field guide, 2026-03-28) states conditions C1-C4; "
+               "notapplica's ruling log in #140 records valerio-oai recommending them on Mar 27, "
+               "and cocohearts' audits cite C2 by name (#1902 excluded the PPM-D/byte-mixture C2 "
+               "rows). The hashed n-gram caches of the #779 family were closed for not forming a "
+               "normalised distribution (R-NGRAM-CACHE item 3).",
+        date="2026-03-27 (valerio-oai recommending the #1017 conditions, per the #140 log; "
+             "second-hand)",
+        sources=(
+            "https://github.com/openai/parameter-golf/issues/1017",
+            "https://github.com/openai/parameter-golf/issues/140",
+            "https://github.com/openai/parameter-golf/pull/1902",
+            "https://github.com/openai/parameter-golf/pull/779",
+            "https://github.com/openai/parameter-golf/pull/886",
+            "https://github.com/openai/parameter-golf/pull/978",
+        ),
+    )
     VALID = [
         Valid(ex.CAUSAL_CACHE, "full-vocab cache distribution mixed with the softmax, then the target read"),
         Valid(ex.SLIDING_WINDOW_TTT, "sliding window scoring the last stride, then a score-first TTT step"),
@@ -43,8 +65,8 @@ class EvalC2Normalized(Rule):
     INVALID = [
         Invalid(ex.TARGET_KEY_CACHE, "count ratio for the gold token mixed with p_model(y)",
                 line=ex.line_of(ex.TARGET_KEY_CACHE, "full_c = full_table[full_key]")),
-        Invalid(ex.TARGET_KEY_HELPER, "the same ratio computed in a helper and mixed by the caller"),
-        Invalid(ex.TARGET_KEY_RETURNED, "count ratio of keys returned by a hashing helper"),
+        Invalid(ex.TARGET_KEY_HELPER, "the same ratio computed in a helper and mixed by the caller", line="return self.full_counts[fk] / np.maximum(c, 1.0)"),
+        Invalid(ex.TARGET_KEY_RETURNED, "count ratio of keys returned by a hashing helper", line="full_c = self.full_tables[n - 1][full_h]"),
         Invalid(ex.CAPTURED_SEGMENTS_TARGET_KEY, "next tokens carried through segment tuples into the key",
                 line=ex.line_of(ex.CAPTURED_SEGMENTS_TARGET_KEY, "return self.pair_counts[pk]")),
         Invalid(ex.SEPARATE_TABLES_RATIO, "counts for every vocab token over a separately hashed context count",

@@ -8,7 +8,7 @@ from audit.analysis.api import evidence_line, last_epoch_kept, valflow
 from audit.analysis.chain import chain_evidence, primary, switched_off_message, where_note
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import Invalid, Rule, RuleDoc, Valid
 from rules._ttt_examples import (
     ACCUMULATION_SHAPES,
     MAIN_SCORE_FIRST,
@@ -135,6 +135,23 @@ class TTTScoreFirst(Rule):
         "https://github.com/openai/parameter-golf/issues/402 ; https://github.com/openai/parameter-golf/issues/1082 ; "
         "https://github.com/openai/parameter-golf/issues/677"
     )
+    DOC = RuleDoc(
+        why="TTT may only use validation tokens the model has already been scored on. Adapting on"
+            " a chunk before scoring it, or training on the whole val set and then scoring, is "
+            "equivalent to training on validation data.",
+        ruling="README (FAQ evaluation, \"already evaluated your model on\"); issue #402 "
+               "(participant report) with 0hq's ruling, quoted by participants as allowing use of"
+               " any preceding eval tokens already tested on; issue #1082 (participant legality "
+               "check of PR #672's 30-epoch train-then- score TTT) restates it.",
+        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
+             "§0); RULES.md gives no date for the rulings that enforce it",
+        sources=(
+            "README FAQ: evaluation restrictions",
+            "https://github.com/openai/parameter-golf/issues/402",
+            "https://github.com/openai/parameter-golf/issues/1082",
+            "https://github.com/openai/parameter-golf/issues/677",
+        ),
+    )
     VALID = [
         Valid(program(SCORE_FIRST, MAIN_SCORE_FIRST), "per chunk: score under no_grad, then train (3 epochs)"),
         Valid(program(LORA_PER_DOC), "per-document LoRA: score the chunk through a helper, then one step"),
@@ -164,9 +181,10 @@ def eval_val_ttt(model, val_tokens, chunk=64):
         Invalid(program(TRAIN_THEN_SCORE_CHUNK, MAIN_SCORE_FIRST), "train on the chunk, then score it",
                 line=29),
         Invalid(program(LAST_EPOCH_SCORE, MAIN_SCORE_FIRST),
-                "multi-epoch over the stream, score taken on the last epoch"),
+                "multi-epoch over the stream, score taken on the last epoch", line="loss.backward()"),
         # the twins of the VALID helper shapes: the same helper, called after training on the chunk
-        *(Invalid(accumulating_ttt(shape, score_first=False), f"{shape}: train on the chunk, then score it")
+        *(Invalid(accumulating_ttt(shape, score_first=False), f"{shape}: train on the chunk, then score it",
+                  line="loss.backward()")
           for shape in ACCUMULATION_SHAPES),
         # multi-epoch over the stream, each chunk scored before its update, only the last epoch kept
         *(Invalid(multi_epoch_ttt(keep), f"epochs over the stream, {keep}: the last epoch's scores are reported",
