@@ -138,7 +138,11 @@ class TTTScoreFirst(Rule):
     DOC = RuleDoc(
         why="TTT may only use validation tokens the model has already been scored on. Adapting on"
             " a chunk before scoring it, or training on the whole val set and then scoring, is "
-            "equivalent to training on validation data.",
+            "equivalent to training on validation data. Multi-epoch TTT over the whole stream that "
+            "reports only the last epoch's scores (accumulator reset per epoch, `if epoch == epochs - 1`, "
+            "or per-chunk scores overwritten) scores every token, from the second epoch on, after "
+            "training on it; several epochs on each chunk after scoring it, or the first epoch's "
+            "scores, are legal.",
         ruling="README (FAQ evaluation, \"already evaluated your model on\"); issue #402 "
                "(participant report) with 0hq's ruling, quoted by participants as allowing use of"
                " any preceding eval tokens already tested on; issue #1082 (participant legality "
