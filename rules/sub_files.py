@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
-from audit.read_problems import ReadProblemKind
+from audit.read_problems import ReadProblem, ReadProblemKind
 from audit.rule import FILE, FOLDER, Invalid, Rule, RuleDoc, Valid
 from audit.seeds import claimed_seeds, is_non_record, run_seed, seed_runs, seed_table
 from audit.submission import Submission
@@ -105,10 +105,17 @@ class SubFiles(Rule):
         yield from self._seed_logs(ctx)
 
     def reader_findings(self, sub: Submission) -> Iterable[Finding]:
-        """What the folder reader could not read, or read only in part (audit.read_problems)."""
+        """What the folder reader could not read, or read only in part (audit.read_problems).
+        Hard links to one file make one finding, however many there are."""
+        links: dict[str, list[ReadProblem]] = {}
         for problem in sub.problems:
-            if problem.kind not in ELSEWHERE:
+            if problem.kind == K.HARDLINK:
+                links.setdefault(problem.detail, []).append(problem)
+            elif problem.kind not in ELSEWHERE:
                 yield self.read_problem_finding(problem, READ_SEVERITY[problem.kind])
+        for target, group in links.items():
+            merged = ReadProblem(K.HARDLINK, group[0].path, detail=target, count=len(group))
+            yield self.read_problem_finding(merged, READ_SEVERITY[K.HARDLINK])
 
     def _missing(self, what: str, need: str, severity: Severity = Severity.ERROR) -> Finding:
         return self.finding(
