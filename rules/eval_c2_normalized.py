@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from audit.analysis.api import unproven_normalisation
 from audit.analysis.ngram import ngram_facts, origin_step
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
@@ -58,6 +59,8 @@ class EvalC2Normalized(Rule):
         Valid(ex.BIGRAM_EMBEDDING, "bigram hash embedding: no cache probability at all"),
         Valid(ex.CAPTURED_SEGMENTS_CACHE, "context-only key over positions named `target_pos`; "
               "(positions, targets) carried together in tuples"),
+        Valid(ex.ROW_NORMALISED_RATIO, "hashed rows for every vocab token divided by their own row sum"),
+        Valid(ex.SOFTMAX_OF_RATIO, "a ratio of two hashed tables used only as a logit tilt, then log_softmax"),
     ]
     INVALID = [
         Invalid(ex.TARGET_KEY_CACHE, "count ratio for the gold token mixed with p_model(y)",
@@ -66,6 +69,10 @@ class EvalC2Normalized(Rule):
         Invalid(ex.TARGET_KEY_RETURNED, "count ratio of keys returned by a hashing helper", line="full_c = self.full_tables[n - 1][full_h]"),
         Invalid(ex.CAPTURED_SEGMENTS_TARGET_KEY, "next tokens carried through segment tuples into the key",
                 line=ex.line_of(ex.CAPTURED_SEGMENTS_TARGET_KEY, "return self.pair_counts[pk]")),
+        Invalid(ex.SEPARATE_TABLES_RATIO, "counts for every vocab token over a separately hashed context count",
+                line=ex.line_of(ex.SEPARATE_TABLES_RATIO, "p_ng = torch.from_numpy(full_c / np.maximum(ctx_c, 1.0))")),
+        Invalid(ex.SMOOTHED_SEPARATE_RATIO, "additive smoothing with p_model does not repair the ratio",
+                line=ex.line_of(ex.SMOOTHED_SEPARATE_RATIO, "mixed = (torch.from_numpy(full_c) + 2.0 * p_model)")),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
@@ -86,4 +93,18 @@ class EvalC2Normalized(Rule):
                 "renormalised tilt of the softmax), mix full distributions, then read the target.",
                 path=lk.fn.path, line=lk.line, evidence=[s.evidence() for s in steps],
                 key=f"{lk.fn.qualname}:{lk.table}",
+            )
+        for r in unproven_normalisation(ctx):
+            decoded = r.fn.unit.decoded_from is not None
+            yield self.finding(
+                f"R-EVAL-C2-NORMALIZED: the cache probability scored in `{r.fn.qualname}` is not proven "
+                f"normalised. It divides counts from {', '.join(sorted(r.numerator))} by counts from "
+                f"{', '.join(sorted(r.denominator))}, each read at its own hashed key: with collisions the "
+                "sum over the vocabulary of the numerator is not the denominator, so the rows are not "
+                "distributions even when gathered for every token, and additive smoothing or mixing with "
+                "the model's probability does not make them one. Normalise each row by its own sum over "
+                "the vocabulary (or apply a softmax over the vocabulary) before mixing and scoring."
+                + (" Line numbers refer to the decoded wrapper text." if decoded else ""),
+                path=r.fn.path, line=r.line, evidence=[s.evidence() for s in r.steps],
+                key=f"{r.fn.qualname}:unproven-ratio",
             )
