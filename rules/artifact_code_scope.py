@@ -58,8 +58,9 @@ class ArtifactCodeScope(Rule):
         why="Counted code should live in the single `train_gpt.py`; imported third-party "
             "libraries are free but must not be used to smuggle capability, compute or code size.",
         ruling="README (FAQ on artifact size; FAQ \"Can I import XYZ package?\").",
-        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
-             "§0); RULES.md gives no date for the rulings that enforce it",
+        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
+             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
+             "or for the rulings that enforce it",
         sources=(
             "README FAQ 'What exactly counts toward the 16MB artifact size?'",
             "https://github.com/openai/parameter-golf/pull/2135",

@@ -80,8 +80,9 @@ class ArtifactSelfContained(Rule):
             " to training data (unless those bits are paid for inside the 16 MB). The artifact "
             "must be fully self-contained and reproducible.",
         ruling="README (FAQ artifact size; FAQ evaluation restrictions).",
-        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
-             "§0); RULES.md gives no date for the rulings that enforce it",
+        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
+             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
+             "or for the rulings that enforce it",
         sources=(
             "README FAQ: artifact size; evaluation restrictions",
         ),
@@ -172,8 +173,9 @@ class DataNoTrainAtEval(Rule):
         why="Eval may not read training shards unless the bits are paid for in the 16 MB (e.g. "
             "n-gram tables packed into the artifact).",
         ruling="README; RULING (valerio-oai on #593/#609 GPTQ calibration, second-hand).",
-        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
-             "§0); RULES.md gives no date for the rulings that enforce it",
+        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
+             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
+             "or for the rulings that enforce it",
         sources=(
             "README FAQ: evaluation restrictions",
             "https://github.com/openai/parameter-golf/issues/677",

@@ -33,8 +33,9 @@ class Libraries(Rule):
         why="Any package may be imported; include `requirements.txt` in the record folder and "
             "setup notes in the README.",
         ruling="README (FAQ imports).",
-        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
-             "§0); RULES.md gives no date for the rulings that enforce it",
+        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
+             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
+             "or for the rulings that enforce it",
         sources=(
             "README FAQ 'Can I import XYZ package?'",
         ),
