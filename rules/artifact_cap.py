@@ -44,8 +44,9 @@ class ArtifactCap(Rule):
                "`regina-openai` declared PR #1809 (16,024,793 B) and PR #1835 (16,071,321 B per "
                "its log) ineligible for the record board; cocohearts' #1902 excluded \"over-cap "
                "artifacts\".",
-        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
-             "§0); RULES.md gives no date for the rulings that enforce it",
+        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
+             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
+             "or for the rulings that enforce it",
         sources=(
             "README",
             "https://github.com/openai/parameter-golf/pull/1809",

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from audit.analysis.api import target_metadata_gates
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import Invalid, Rule, RuleDoc, Valid
 from rules import _static_eval_examples as ex
 
 
@@ -27,6 +27,27 @@ class EvalC1TargetGate(Rule):
     SOURCE = (
         "RULES.md E R-EVAL-C1-CAUSAL: https://github.com/openai/parameter-golf/issues/1017 ; "
         "https://github.com/openai/parameter-golf/issues/140 ; https://github.com/openai/parameter-golf/pull/1902"
+    )
+    DOC = RuleDoc(
+        why="The distribution used to score position t may depend only on the artifact and the tokens "
+            "strictly before t (#1017 condition 1, whose vocabulary the maintainers adopted). A gate, mixing "
+            "weight or expert switch that reads a property of the token at t (its word-start, leading-space "
+            "or boundary flag) makes the score depend on that token, even when no hash key contains it: "
+            "within-word/word-start experts keyed on the realised token are listed as C1 violations "
+            "(#1967/#2018 lineage), while token-only tilts computed from the context were verified legal "
+            "(#2135/#2146). The same flags of the context, and the target's flags used only to count bytes, "
+            "are legal.",
+        ruling="Maintainers adopted #1017's conditions (valerio-oai recommending them, #140 log, Mar 27; "
+               "cocohearts citing C1/C2/C3 by name in #1902 and #1972); cocohearts verified \"token-only "
+               "n-gram gates\" as legal in #2146, and #1514 disabled its word-start experts for this reason.",
+        date="2026-03-27 (#1017 criteria recommended); token-only gates verified in #2146",
+        sources=(
+            "https://github.com/openai/parameter-golf/issues/1017",
+            "https://github.com/openai/parameter-golf/issues/140",
+            "https://github.com/openai/parameter-golf/pull/1902",
+            "https://github.com/openai/parameter-golf/pull/1514",
+            "https://github.com/openai/parameter-golf/pull/2146",
+        ),
     )
     VALID = [
         Valid(ex.CONTEXT_BOUNDARY_GATE, "mixing weight chosen by the previous token's boundary flag (context)"),

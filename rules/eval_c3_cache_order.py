@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from audit.analysis.cache_order import cache_order_facts
+from audit.analysis.api import cache_order_facts
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.rule import Invalid, Rule, RuleDoc, Valid
@@ -66,12 +66,13 @@ class EvalC3CacheOrder(Rule):
         for hit in cache_order_facts(ctx):
             fn, up, sc = hit.fn, hit.update, hit.score
             args = ", ".join(f"`{n}`" for n in sorted(hit.shared))
-            evidence: list[Evidence] = [
+            steps = [
                 fn.evidence(hit.scope_line, "loop that processes one chunk per iteration"),
                 fn.evidence(up.line, f"{up.label} with keys from {args} (this iteration's chunk)"),
                 fn.evidence(sc.line, f"{sc.label} for the same {args}, after the update"),
                 hit.score_step,
             ]
+            evidence: list[Evidence] = list(steps)
             if hit.same_chunk:
                 severity, lead = Severity.ERROR, "adds a chunk's tokens to the cache and then scores the same chunk"
             else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from audit.analysis.ngram import ngram_facts
+from audit.analysis.api import ngram_facts
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
 from audit.rule import Invalid, Rule, RuleDoc, Valid
@@ -93,7 +93,7 @@ class NgramCacheTargetLeak(Rule):
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
         facts = ngram_facts(ctx)
         for lk in facts.lookups:
-            steps = [*lk.chain, lk.key_step, lk.lookup_step, lk.score_step]
+            steps = list(lk.chain) + [lk.key_step, lk.lookup_step, lk.score_step]
             yield self.finding(
                 f"R-NGRAM-CACHE / C1: the eval-time cache `{lk.table}` is looked up with a key that contains "
                 f"the target token (the token being scored), in `{lk.fn.qualname}`. The score of a position "
@@ -102,7 +102,7 @@ class NgramCacheTargetLeak(Rule):
                 "is not normalised over the vocabulary). Look up by the context alone, score a full "
                 "distribution over the vocabulary, and use the target only to update the counts after the "
                 "position has been scored.",
-                path=lk.fn.path, line=lk.line, evidence=steps,
+                path=lk.fn.path, line=lk.line, evidence=list(steps),
                 key=f"{lk.fn.qualname}:{lk.table}",
             )
         for gate in facts.oracle_gates:
@@ -111,6 +111,6 @@ class NgramCacheTargetLeak(Rule):
                 "two predictors by comparing their scores of the realized token. A gate may depend on the "
                 "model's own outputs (e.g. its entropy) but never on the target; blend the predictors with "
                 "weights computed before the token is revealed.",
-                path=gate.fn.path, line=gate.line, evidence=gate.steps,
+                path=gate.fn.path, line=gate.line, evidence=list(gate.steps),
                 rule_id=ORACLE_ID, key=f"{gate.fn.qualname}:oracle",
             )

@@ -52,9 +52,10 @@ class RecSignificance(Rule):
                "(R-REC-PROGRESSION) cocohearts' leaderboard updates (#1899/#1900, #1902, #2146) "
                "accepted a row whose evidence beats the previous chronological frontier row at "
                "one-sided Welch p < 0.25, with no 0.005-nat margin.",
-        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
-             "§0); RULES.md gives no date for the rulings that enforce it; the grace cutoff of "
-             "the practice is 2026-05-01 17:00 PT (#2146)",
+        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
+             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written. "
+             "The practice's grace cutoff is 2026-05-01 17:00 PT (#2146); the leaderboard updates "
+             "that applied it are not dated in RULES.md",
         sources=(
             "README 'Submission Process'",
             "https://github.com/openai/parameter-golf/pull/1899",

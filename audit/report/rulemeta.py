@@ -17,7 +17,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 from audit.findings import Finding, Severity
-from audit.rule import Invalid, Valid, Where, example_files, expected_location
+from audit.rule import Invalid, RuleDoc, Valid, Where, example_files, expected_location
 
 if TYPE_CHECKING:
     from markupsafe import Markup
@@ -40,15 +40,6 @@ class RuleInfo:
     markdown: str = ""  # the whole documentation (rules --markdown, SARIF help, HTML)
 
 
-BUILTIN = {
-    "R-SUB-FOLDER": RuleInfo(
-        "R-SUB-FOLDER", "A submission PR adds exactly one new folder under records/<track>/", Severity.ERROR, "meta",
-        "RULES.md R-SUB-FOLDER (README; https://github.com/openai/parameter-golf/pull/1143 ; "
-        "https://github.com/openai/parameter-golf/pull/561)",
-    ),
-}
-
-
 def registered() -> list[RuleInfo]:
     """Every registered rule (and the IDs it also reports under), plus the built-in IDs."""
     from audit.registry import all_rules
@@ -56,7 +47,7 @@ def registered() -> list[RuleInfo]:
     out: dict[str, RuleInfo] = {}
     for rule in all_rules():
         sections = doc_sections(rule)
-        plain = "\n\n".join(f"{h}: {sections[h]}" for h in HEADINGS[:2] if sections[h])
+        plain = _plain(sections)
         markdown = doc_markdown(rule, sections)
         for rid in (rule.ID, *rule.ALSO_REPORTS):
             if rid not in out:
@@ -93,29 +84,41 @@ def describe(rule_id: str, known: dict[str, RuleInfo] | None = None, finding: Fi
 # -- rendering --------------------------------------------------------------------------------
 def doc_sections(rule: type[Rule]) -> dict[str, str]:
     """The five headings' Markdown bodies for one rule (empty strings where the rule lacks one)."""
-    doc = rule.DOC
-    checks = (doc.checks if doc is not None and doc.checks else _module_doc(rule))
-    why = ""
-    sources = ""
-    if doc is not None:
-        why = f"{doc.why}\n\n**Ruling:** {doc.ruling}\n\n**Date:** {doc.date}" if doc.why and doc.ruling else ""
-        sources = "\n".join(f"- {s}" for s in doc.sources)
-    elif rule.SOURCE:
-        sources = f"- {rule.SOURCE}"
-    legal = illegal = ""
-    if doc is not None and rule.VALID and rule.INVALID:
-        bad = rule.INVALID[doc.illegal]
-        illegal = _example(bad, bad)
-        legal = _example(rule.VALID[doc.legal], bad)
-    return dict(zip(HEADINGS, (checks, why, legal, illegal, sources), strict=True))
+    return _sections(rule.DOC, _module_doc(rule), rule.VALID, rule.INVALID, rule.SOURCE)
 
 
 def doc_markdown(rule: type[Rule], sections: dict[str, str] | None = None) -> str:
     sections = sections if sections is not None else doc_sections(rule)
-    head = f"## {rule.ID}: {rule.TITLE}\n\nSeverity: {rule.SEVERITY.value} · kind: {rule.KIND}"
-    also = f" · also reports {', '.join(f'`{a}`' for a in rule.ALSO_REPORTS)}" if rule.ALSO_REPORTS else ""
+    return _markdown(rule.ID, rule.TITLE, rule.SEVERITY, rule.KIND, rule.ALSO_REPORTS, sections)
+
+
+def _sections(doc: RuleDoc | None, module_doc: str, valid: list[Valid], invalid: list[Invalid],
+              source: str) -> dict[str, str]:
+    checks = doc.checks if doc is not None and doc.checks else module_doc
+    why = sources = legal = illegal = ""
+    if doc is not None:
+        why = f"{doc.why}\n\n**Ruling:** {doc.ruling}\n\n**Date:** {doc.date}" if doc.why and doc.ruling else ""
+        sources = "\n".join(f"- {s}" for s in doc.sources)
+    elif source:
+        sources = f"- {source}"
+    if doc is not None and valid and invalid:
+        bad = invalid[doc.illegal]
+        illegal = _example(bad, bad)
+        legal = _example(valid[doc.legal], bad)
+    return dict(zip(HEADINGS, (checks, why, legal, illegal, sources), strict=True))
+
+
+def _markdown(rid: str, title: str, severity: Severity, kind: str, also: tuple[str, ...],
+              sections: dict[str, str]) -> str:
+    head = f"## {rid}: {title}\n\nSeverity: {severity.value} · kind: {kind}"
+    also_text = f" · also reports {', '.join(f'`{a}`' for a in also)}" if also else ""
     body = "\n\n".join(f"### {h}\n\n{sections[h] or '(none)'}" for h in HEADINGS)
-    return f"{head}{also}\n\n{body}\n"
+    return f"{head}{also_text}\n\n{body}\n"
+
+
+def _plain(sections: dict[str, str]) -> str:
+    """What it checks + Why as plain paragraphs (SARIF fullDescription)."""
+    return "\n\n".join(f"{h}: {sections[h]}" for h in HEADINGS[:2] if sections[h])
 
 
 def info_markdown(info: RuleInfo) -> str:
@@ -221,3 +224,30 @@ def _excerpt(path: str, content: str | bytes, line: int | None, mark: bool) -> s
     while fence in text:
         fence += "`"
     return f"`{path}`:\n\n{fence}{lang}\n" + "\n".join(shown) + f"\n{fence}"
+
+
+# The CLI's `--changed-since` check is not a registered rule yet; its documentation, ready for
+# the rule module that will carry it (DOC = ...), rendered here meanwhile.
+SUB_FOLDER_DOC = RuleDoc(
+    checks="The PR's diff (`--changed-since REF`): it adds exactly one new folder under records/<track>/ and "
+           "changes nothing outside it.",
+    why="A submission PR only adds a new folder in the appropriate records subfolder "
+        "(`records/track_10min_16mb/` or `records/track_non_record_16mb/`), named `YYYY-MM-DD_description`.",
+    ruling="README; RULING (cocohearts on #1143: not a single clean folder, so split or trim; naming feedback: "
+           "commit \"Rename record folder to YYYY-MM-DD_description format per @cocohearts feedback\" in "
+           "MarioPaerle's #1667).",
+    date="RULES.md gives no date for this ruling",
+    sources=("README", "https://github.com/openai/parameter-golf/pull/1143",
+             "https://github.com/openai/parameter-golf/pull/561"),
+)
+
+BUILTIN = {
+    "R-SUB-FOLDER": RuleInfo(
+        "R-SUB-FOLDER", "A submission PR adds exactly one new folder under records/<track>/", Severity.ERROR, "meta",
+        "RULES.md R-SUB-FOLDER (README; https://github.com/openai/parameter-golf/pull/1143 ; "
+        "https://github.com/openai/parameter-golf/pull/561)",
+        _plain(_sections(SUB_FOLDER_DOC, "", [], [], "")),
+        _markdown("R-SUB-FOLDER", "A submission PR adds exactly one new folder under records/<track>/",
+                  Severity.ERROR, "meta", (), _sections(SUB_FOLDER_DOC, "", [], [], "")),
+    ),
+}
