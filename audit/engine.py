@@ -1,9 +1,25 @@
-"""Run the rules over a submission and collect a Report. A crashing rule is an AuditError, not a crash."""
+"""Run the rules over a submission and collect a Report.
+
+The engine, not a rule, prepares what every report shows and several rules read: the parsed seed
+runs (on the context before any rule runs), the per-seed table and the statistics
+(audit.run_stats). So `--select R-TTT-PREQUANT` still reports the seeds.
+
+A rule that crashes, or runs past its time limit, becomes an AuditError naming the rule, never a
+crash or a hang of the whole audit. The per-folder budget (README "Resource limits"): each rule gets
+at most `Options.rule_timeout` seconds and the folder's rules together `Options.folder_budget`;
+once that is spent the remaining rules are recorded as skipped errors.
+"""
 
 from __future__ import annotations
 
+import signal
+import threading
+import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from typing import Any
 
 from audit.context import AuditContext, Options
 from audit.findings import AuditError, Finding, Report
@@ -12,16 +28,23 @@ from audit.rule import Rule
 from audit.submission import Submission
 
 
+class RuleTimeout(BaseException):
+    """Raised in a rule that ran past its limit. A BaseException: a rule's `except Exception` must not eat it."""
+
+
 def run_rules(ctx: AuditContext, rules: Iterable[type[Rule]]) -> tuple[list[Finding], list[AuditError]]:
     findings: list[Finding] = []
     errors: list[AuditError] = []
+    budget = _Budget(ctx.options)
     for rule_cls in rules:
-        try:
-            findings.extend(rule_cls().check(ctx))
-        except Exception as exc:  # noqa: BLE001 - one broken rule must not hide the others
-            tb = traceback.extract_tb(exc.__traceback__)[-1]
-            errors.append(AuditError(rule_cls.ID, f"{type(exc).__name__}: {exc} (at {tb.filename}:{tb.lineno})"))
+        error = budget.run(rule_cls.ID, partial(_check, rule_cls, ctx, findings))
+        if error is not None:
+            errors.append(error)
     return findings, errors
+
+
+def _check(rule_cls: type[Rule], ctx: AuditContext, into: list[Finding]) -> None:
+    into.extend(rule_cls().check(ctx))
 
 
 def audit_submission(
@@ -32,11 +55,12 @@ def audit_submission(
 ) -> Report:
     ctx = AuditContext(submission, options or Options())
     selected = [r for r in (rules if rules is not None else all_rules()) if r.KIND in kinds]
+    prepared = _prepare(ctx)
     findings, errors = run_rules(ctx, selected)
     report = Report(
         target=str(submission.root) if submission.root is not None else submission.name,
         findings=_dedupe(list(submission.input_findings) + findings),
-        errors=errors,
+        errors=prepared + errors,
         runs=ctx.runs_table,
         stats=ctx.stats,
         facts=ctx.facts,
@@ -44,8 +68,74 @@ def audit_submission(
     return report
 
 
+def audit_changes(changed_files: tuple[tuple[str, str], ...], target: str,
+                  rules: Iterable[type[Rule]] | None = None) -> Report:
+    """The PR-level audit of `--changed-since`: the "diff" rules over the changed files (status, path)."""
+    ctx = AuditContext(Submission.from_files({}, name=target), Options(changed_files=changed_files))
+    selected = [r for r in (rules if rules is not None else all_rules()) if r.KIND == "diff"]
+    findings, errors = run_rules(ctx, selected)
+    return Report(target=target, findings=_dedupe(findings), errors=errors)
+
+
 def audit_path(path: str, options: Options | None = None) -> Report:
     return audit_submission(Submission.load(path), options)
+
+
+def _prepare(ctx: AuditContext) -> list[AuditError]:
+    """Parse the runs and build the seed table and statistics before any rule runs."""
+    from audit.run_stats import fill_report_data
+
+    def prepare() -> None:
+        _ = ctx.runs
+        fill_report_data(ctx)
+
+    error = _Budget(ctx.options).run("engine: seed runs and statistics", prepare)
+    return [error] if error is not None else []
+
+
+class _Budget:
+    """Per-rule time limits inside one folder's overall budget."""
+
+    def __init__(self, options: Options):
+        self.rule_timeout = options.rule_timeout
+        self.deadline = time.monotonic() + options.folder_budget if options.folder_budget else None
+
+    def run(self, where: str, work: Callable[[], Any]) -> AuditError | None:
+        limit = self.rule_timeout
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                return AuditError(where, "skipped: the folder's time budget is spent (see README, Resource limits)")
+            limit = min(limit, left) if limit else left
+        try:
+            with _time_limit(limit):
+                work()
+        except RuleTimeout:
+            return AuditError(where, f"timed out after {limit:.0f} s (per-rule limit; see README, Resource limits)")
+        except Exception as exc:  # noqa: BLE001 - one broken rule must not hide the others
+            tb = traceback.extract_tb(exc.__traceback__)[-1]
+            return AuditError(where, f"{type(exc).__name__}: {exc} (at {tb.filename}:{tb.lineno})")
+        return None
+
+
+@contextmanager
+def _time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise RuleTimeout in this (main) thread after `seconds`; no limit off the main thread or on Windows."""
+    if not seconds or seconds <= 0 or not hasattr(signal, "setitimer") \
+            or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise RuleTimeout
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:

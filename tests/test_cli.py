@@ -13,11 +13,15 @@ import pytest
 from report_helpers import SEEDS, TEST_RULES, make_folder
 
 from audit import cli
+from audit.commands import check as check_cmd
+from audit.layout import record_folder
+from audit.report import output
+from rules.sub_folder import SubFolder
 
 
 @pytest.fixture(autouse=True)
 def test_registry(monkeypatch):
-    monkeypatch.setattr("audit.registry.all_rules", lambda: TEST_RULES)
+    monkeypatch.setattr("audit.registry.all_rules", lambda: (*TEST_RULES, SubFolder))
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
 
 
@@ -98,7 +102,7 @@ def test_keyboard_interrupt_exits_130(monkeypatch, tmp_path, capsys):
     def interrupted(ns):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_check", interrupted)
+    monkeypatch.setattr(check_cmd, "run", interrupted)
     code, _, err = run(capsys, str(tmp_path))
     assert code == 130 and "interrupted" in err
 
@@ -107,7 +111,7 @@ def test_unexpected_exception_exits_2_without_traceback(monkeypatch, tmp_path, c
     def broken(ns):
         raise ValueError("unexpected")
 
-    monkeypatch.setattr(cli, "_check", broken)
+    monkeypatch.setattr(check_cmd, "run", broken)
     code, _, err = run(capsys, str(tmp_path))
     assert code == 2 and "internal error: ValueError: unexpected" in err and "Traceback" not in err
 
@@ -210,7 +214,7 @@ def test_ignore_and_select(tmp_path, capsys):
 
 
 def test_select_by_also_reported_id_runs_the_rule(tmp_path):
-    names = [r.ID for r in cli.select_rules(["R-TEST-RUNS-ALSO"], [])]
+    names = [r.ID for r in check_cmd.select_rules(["R-TEST-RUNS-ALSO"], [])]
     assert names == ["R-TEST-RUNS"]
 
 
@@ -327,7 +331,8 @@ def test_rerun_delegates_to_harness(monkeypatch, capsys):
     seen = {}
     fake = types.ModuleType("audit.harness.cli")
 
-    def add_arguments(parser):
+    def add_parser(subparsers, common):
+        parser = subparsers.add_parser("rerun")
         parser.add_argument("folder")
         parser.add_argument("--seeds", nargs="+", type=int)
 
@@ -335,14 +340,14 @@ def test_rerun_delegates_to_harness(monkeypatch, capsys):
         seen.update(vars(args))
         return 0
 
-    fake.add_arguments = add_arguments
+    fake.add_parser = add_parser
     fake.run = run_
     monkeypatch.setitem(sys.modules, "audit.harness.cli", fake)
     import audit.harness
 
     monkeypatch.setattr(audit.harness, "cli", fake, raising=False)
     code, _, _ = run(capsys, "rerun", "dir", "--seeds", "42", "1337")
-    assert code == 0 and seen == {"folder": "dir", "seeds": [42, 1337]}
+    assert code == 0 and seen == {"command": "rerun", "folder": "dir", "seeds": [42, 1337]}
 
 
 # -- --changed-since ------------------------------------------------------------------------------
@@ -403,9 +408,9 @@ def test_changed_since_bad_ref_exits_2(repo, capsys):
 
 
 def test_record_folder_of_paths():
-    assert cli.record_folder("records/track_10min_16mb/2026_X/train_gpt.py") == "records/track_10min_16mb/2026_X"
-    assert cli.record_folder("records/track_10min_16mb/README.md") is None
-    assert cli.record_folder("README.md") is None
+    assert record_folder("records/track_10min_16mb/2026_X/train_gpt.py") == "records/track_10min_16mb/2026_X"
+    assert record_folder("records/track_10min_16mb/README.md") is None
+    assert record_folder("README.md") is None
 
 
 # -- start-up -------------------------------------------------------------------------------------
@@ -457,7 +462,7 @@ def test_hook_and_workflow_commands_parse():
         assert argv[0] == "pgolf-audit"
         ns = cli.build_parser().parse_args(argv[1:])
         assert ns.command == "check"
-        cli.plan_outputs(cli.parse_formats(ns.format), ns.out)
+        output.plan_outputs(output.parse_formats(ns.format), ns.out)
 
 
 def test_rerun_without_harness_module_exits_2(monkeypatch, capsys):
@@ -481,15 +486,15 @@ def test_rerun_without_harness_module_exits_2(monkeypatch, capsys):
 def test_plan_outputs(tmp_path, monkeypatch, formats, out, expected):
     monkeypatch.chdir(tmp_path)
     if expected == "usage":
-        with pytest.raises(cli.UsageError):
-            cli.plan_outputs(cli.parse_formats(formats), out)
+        with pytest.raises(output.UsageError):
+            output.plan_outputs(output.parse_formats(formats), out)
         return
-    plan = cli.plan_outputs(cli.parse_formats(formats), out)
+    plan = output.plan_outputs(output.parse_formats(formats), out)
     assert {k: (v.as_posix() if v else None) for k, v in plan.items()} == expected
 
 
 def test_out_names_an_existing_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "reports.json").mkdir()
-    plan = cli.plan_outputs(["json"], "reports.json")
+    plan = output.plan_outputs(["json"], "reports.json")
     assert plan["json"] == Path("reports.json") / "report.json"

@@ -13,7 +13,6 @@ from audit.analysis.program import Program, build_program
 from audit.analysis.sources import Source, analysis_sources
 from audit.analysis.valflow import Event, ValFlow, analyse
 from audit.findings import Evidence
-from audit.seeds import seed_runs
 
 
 def program(ctx) -> Program:
@@ -46,7 +45,7 @@ def valflow(ctx) -> ValFlow:
         texts = [t.text or "" for t in (sub.readme, *sub.logs.values()) if t is not None]
         if sub.json_data is not None:
             texts.append(repr(sub.json_data))
-        vf.switch_off(logged_flags(seed_runs(ctx)), default_off_flags(vf.program, texts))
+        vf.switch_off(logged_flags(ctx.runs), default_off_flags(vf.program, texts))
         return vf
     return ctx.memo("analysis.valflow", build)
 
