@@ -41,7 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except UsageError as exc:
-        output.err(str(exc))
+        from audit.report.sanitize import terminal_line
+
+        output.err(terminal_line(str(exc)))  # it may quote a path from the submission
         return EXIT_ERROR
     except KeyboardInterrupt:
         output.err("interrupted")

@@ -42,6 +42,9 @@ def audit_folders(targets: list[Path], job: Job, jobs: int | None = None) -> lis
     jobs = default_jobs() if jobs is None else jobs
     if len(targets) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         return [audit_folder(path, job) for path in targets]
+    import audit.engine  # noqa: F401 - imported once here, so no forked worker pays for it
+    import audit.report.model  # noqa: F401
+
     global _JOB
     _JOB = job
     ctx = multiprocessing.get_context("fork")
