@@ -56,6 +56,21 @@ def test_hostile_names_in_terminal_output(capsys):
     assert "\\n## PASS" in banner  # the folder name's newline is shown, not obeyed
 
 
+def test_hostile_rich_markup_in_names_prints_as_typed(tmp_path):
+    import io
+
+    from audit.report import terminal
+
+    fake = "[reverse green] PASS [/]"
+    res = hostile_result()
+    res.report.findings[0] = Finding("R-TEST", Severity.ERROR, "m", path=f"{fake}.log", key="k")
+    res.report.runs[0]["log"] = f"{fake}.log"
+    buf = io.StringIO()
+    terminal.render(sanitize.for_format([res], "terminal"), terminal.make_console(buf, force_terminal=True, width=200))
+    out = buf.getvalue()
+    assert out.count(fake) == 2  # in the findings table and the seed table, literally
+
+
 def test_hostile_names_in_github_annotations_and_step_summary(tmp_path, monkeypatch, capsys):
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))

@@ -54,7 +54,9 @@ def make_console(stream: IO[str] | None = None, *, force_terminal: bool | None =
     tty = force_terminal or (stream is not None and stream.isatty()) or stream is None
     if width is None:
         width = None if tty else _int_env("COLUMNS", 120)
-    return Console(file=stream, width=width, highlight=False, soft_wrap=False, force_terminal=force_terminal)
+    # markup=False: file names and log lines are data, "[reverse green] PASS [/]" must print as typed
+    return Console(file=stream, width=width, highlight=False, soft_wrap=False, force_terminal=force_terminal,
+                   markup=False)
 
 
 def _int_env(name: str, default: int) -> int:
