@@ -498,3 +498,40 @@ def test_out_names_an_existing_directory(tmp_path, monkeypatch):
     (tmp_path / "reports.json").mkdir()
     plan = output.plan_outputs(["json"], "reports.json")
     assert plan["json"] == Path("reports.json") / "report.json"
+
+
+# -- the subcommand registration point (how `probe` plugs in) ----------------------------------------
+def test_a_registered_subcommand_gets_the_shared_options_and_the_one_way_out(monkeypatch, capsys, tmp_path):
+    from audit.findings import Finding, Report, Severity
+    from audit.report.model import TargetResult
+
+    fake = types.ModuleType("fake_probe_cli")
+
+    def add_parser(subparsers, common):
+        parser = subparsers.add_parser("probe", parents=[common], help="fake probe")
+        parser.add_argument("folder")
+        output.add_out_option(parser)
+        return parser
+
+    def run_(args):
+        finding = Finding("R-TEST-FLAG", Severity.WARNING, f"probed {args.folder}")
+        return [TargetResult(Report(target=args.folder, findings=[finding]))]
+
+    fake.add_parser, fake.run = add_parser, run_
+    monkeypatch.setitem(sys.modules, "fake_probe_cli", fake)
+    monkeypatch.setitem(cli.SUBCOMMANDS, "probe", "fake_probe_cli")
+    code, out, _ = run(capsys, "probe", "somewhere", "--format", "json")
+    doc = json.loads(out)
+    assert code == 1 and doc["results"][0]["findings"][0]["message"] == "probed somewhere"
+    code, _, _ = run(capsys, "probe", "somewhere", "--format", "json", "--fail-on", "error")
+    assert code == 0
+    code, _, err = run(capsys, "probe", "x", "--format", "json,sarif")  # planned before any work
+    assert code == 2 and "--out" in err
+    code, _, _ = run(capsys, "probe", "x", "--format", "sarif,json", "--out", str(tmp_path / "o"))
+    assert code == 1 and (tmp_path / "o" / "report.sarif").is_file()
+
+
+def test_probe_is_not_offered_until_its_module_exists(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "audit.probes.cli", None)
+    code, _, err = run(capsys, "probe", "x")
+    assert code == 2 and "`probe` is not available" in err
