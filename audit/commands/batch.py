@@ -48,9 +48,15 @@ def audit_folders(targets: list[Path], job: Job, jobs: int | None = None) -> lis
     global _JOB
     _JOB = job
     ctx = multiprocessing.get_context("fork")
+    # Largest folders first (their size predicts their cost), so that no big folder starts last
+    # and leaves the other workers idle; results go back to the input order.
+    order = sorted(range(len(targets)), key=lambda i: -_weight(targets[i]))
+    results: list[TargetResult | None] = [None] * len(targets)
     with ctx.Pool(processes=min(jobs, len(targets)), maxtasksperchild=1) as pool:
         try:
-            return pool.map(_audit_in_worker, [str(p) for p in targets], chunksize=1)
+            for i, result in pool.imap_unordered(_audit_in_worker, [(i, str(targets[i])) for i in order]):
+                results[i] = result
+            return [r for r in results if r is not None]
         except KeyboardInterrupt:
             pool.terminate()
             raise
@@ -75,9 +81,25 @@ def audit_folder(path: Path, job: Job) -> TargetResult:
 _JOB: Job | None = None
 
 
-def _audit_in_worker(path: str) -> TargetResult:
+def _audit_in_worker(task: tuple[int, str]) -> tuple[int, TargetResult]:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends the pool
     assert _JOB is not None
-    return audit_folder(Path(path), _JOB)
+    index, path = task
+    return index, audit_folder(Path(path), _JOB)
+
+
+def _weight(folder: Path) -> int:
+    """Bytes of the folder's top two levels of files (cheap; no symlink followed)."""
+    total = 0
+    try:
+        for entry in os.scandir(folder):
+            if entry.is_file(follow_symlinks=False):
+                total += entry.stat(follow_symlinks=False).st_size
+            elif entry.is_dir(follow_symlinks=False):
+                total += sum(e.stat(follow_symlinks=False).st_size for e in os.scandir(entry.path)
+                             if e.is_file(follow_symlinks=False))
+    except OSError:
+        pass
+    return total
