@@ -37,9 +37,12 @@ def run_rules(ctx: AuditContext, rules: Iterable[type[Rule]]) -> tuple[list[Find
     errors: list[AuditError] = []
     budget = _Budget(ctx.options)
     for rule_cls in rules:
-        error = budget.run(rule_cls.ID, partial(_check, rule_cls, ctx, findings))
+        found: list[Finding] = []
+        error = budget.run(rule_cls.ID, partial(_check, rule_cls, ctx, found))
         if error is not None:
-            errors.append(error)
+            errors.append(error)  # a rule that did not finish in time reports nothing
+        else:
+            findings.extend(found)
     return findings, errors
 
 
@@ -107,11 +110,14 @@ class _Budget:
             if left <= 0:
                 return AuditError(where, "skipped: the folder's time budget is spent (see README, Resource limits)")
             limit = min(limit, left) if limit else left
+        timeout = AuditError(where, f"timed out after {limit or 0:.1f} s (per-rule limit; see README, Resource limits)")
         try:
-            with _time_limit(limit):
+            with _time_limit(limit) as expired:
                 work()
+            if expired():  # it caught the RuleTimeout itself and finished late
+                return timeout
         except RuleTimeout:
-            return AuditError(where, f"timed out after {limit:.0f} s (per-rule limit; see README, Resource limits)")
+            return timeout
         except Exception as exc:  # noqa: BLE001 - one broken rule must not hide the others
             tb = traceback.extract_tb(exc.__traceback__)[-1]
             return AuditError(where, f"{type(exc).__name__}: {exc} (at {tb.filename}:{tb.lineno})")
@@ -119,23 +125,34 @@ class _Budget:
 
 
 @contextmanager
-def _time_limit(seconds: float | None) -> Iterator[None]:
-    """Raise RuleTimeout in this (main) thread after `seconds`; no limit off the main thread or on Windows."""
+def _time_limit(seconds: float | None) -> Iterator[Callable[[], bool]]:
+    """Raise RuleTimeout in this (main) thread after `seconds`; yields "has it expired?".
+
+    No limit off the main thread or where there is no setitimer (Windows).
+    """
+    fired: list[bool] = []
     if not seconds or seconds <= 0 or not hasattr(signal, "setitimer") \
             or threading.current_thread() is not threading.main_thread():
-        yield
+        yield lambda: False
         return
 
     def on_alarm(signum: int, frame: Any) -> None:
+        fired.append(True)
         raise RuleTimeout
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    # Re-fires every second after the limit: code that swallows the first RuleTimeout gets another.
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
     try:
-        yield
+        yield lambda: bool(fired)
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        while True:  # a re-fire may land here, before the timer is off: disarm again until it is
+            try:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+                break
+            except RuleTimeout:
+                continue
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:

@@ -151,6 +151,23 @@ class Spins(Rule):
                 pass
 
 
+class SwallowsEverything(Rule):
+    ID = "R-TEST-SWALLOW"
+    TITLE = "Test rule: catches even BaseException and goes on"
+    KIND = "static"
+    SOURCE = "tests/test_hostile_output.py"
+
+    def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        caught = 0
+        while caught < 3:  # a rule that outlives two timeouts is still stopped by the third
+            try:
+                while True:
+                    sum(range(1000))
+            except BaseException:  # noqa: BLE001 - hostile on purpose
+                caught += 1
+        return []
+
+
 class Quick(Rule):
     ID = "R-TEST-QUICK"
     TITLE = "Test rule: reports at once"
@@ -167,6 +184,13 @@ def test_hostile_rule_that_never_returns_becomes_an_internal_error():
     report = audit_submission(sub, Options(rule_timeout=0.3), rules=[Spins, Quick], kinds=("static",))
     assert time.monotonic() - start < 30  # bounded, not a hang (the limit itself is not asserted)
     assert [e.where for e in report.errors] == ["R-TEST-SPIN"] and "timed out" in report.errors[0].message
+    assert [f.rule_id for f in report.findings if f.rule_id.startswith("R-TEST")] == ["R-TEST-QUICK"]
+
+
+def test_hostile_rule_that_swallows_the_timeout_is_stopped_again():
+    sub = Submission.from_files({"train_gpt.py": "x = 1\n"})
+    report = audit_submission(sub, Options(rule_timeout=0.2), rules=[SwallowsEverything, Quick], kinds=("static",))
+    assert [e.where for e in report.errors] == ["R-TEST-SWALLOW"]
     assert [f.rule_id for f in report.findings if f.rule_id.startswith("R-TEST")] == ["R-TEST-QUICK"]
 
 
