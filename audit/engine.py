@@ -32,10 +32,11 @@ class RuleTimeout(BaseException):
     """Raised in a rule that ran past its limit. A BaseException: a rule's `except Exception` must not eat it."""
 
 
-def run_rules(ctx: AuditContext, rules: Iterable[type[Rule]]) -> tuple[list[Finding], list[AuditError]]:
+def run_rules(ctx: AuditContext, rules: Iterable[type[Rule]], budget: _Budget | None = None
+              ) -> tuple[list[Finding], list[AuditError]]:
     findings: list[Finding] = []
     errors: list[AuditError] = []
-    budget = _Budget(ctx.options)
+    budget = budget or _Budget(ctx.options)
     for rule_cls in rules:
         found: list[Finding] = []
         error = budget.run(rule_cls.ID, partial(_check, rule_cls, ctx, found))
@@ -58,8 +59,9 @@ def audit_submission(
 ) -> Report:
     ctx = AuditContext(submission, options or Options())
     selected = [r for r in (rules if rules is not None else all_rules()) if r.KIND in kinds]
-    prepared = _prepare(ctx)
-    findings, errors = run_rules(ctx, selected)
+    budget = _Budget(ctx.options)  # one per folder: the preparation and every rule draw on it
+    prepared = _prepare(ctx, budget)
+    findings, errors = run_rules(ctx, selected, budget)
     report = Report(
         target=str(submission.root) if submission.root is not None else submission.name,
         findings=_dedupe(list(submission.input_findings) + findings),
@@ -84,7 +86,7 @@ def audit_path(path: str, options: Options | None = None) -> Report:
     return audit_submission(Submission.load(path), options)
 
 
-def _prepare(ctx: AuditContext) -> list[AuditError]:
+def _prepare(ctx: AuditContext, budget: _Budget) -> list[AuditError]:
     """Parse the runs and build the seed table and statistics before any rule runs."""
     from audit.run_stats import fill_report_data
 
@@ -92,7 +94,7 @@ def _prepare(ctx: AuditContext) -> list[AuditError]:
         _ = ctx.runs
         fill_report_data(ctx)
 
-    error = _Budget(ctx.options).run("engine: seed runs and statistics", prepare)
+    error = budget.run("engine: seed runs and statistics", prepare)
     return [error] if error is not None else []
 
 
