@@ -94,12 +94,13 @@ def plan_outputs(formats: list[str], out: str | None) -> Plan:
 
 
 def plan_for(args: argparse.Namespace, out_dir: str | None = None) -> Plan:
-    """The plan of a parsed command line: `--out` if the subcommand has one, else `out_dir` (a directory)."""
+    """The plan of a parsed command line: its `--out`, or `out_dir`, a directory the subcommand names
+    (`rerun`: the results directory), which then takes every file format."""
     formats = parse_formats(args.format)
-    out = getattr(args, "out", None) if out_dir is None else out_dir
-    if out_dir is not None:
-        out = out_dir.rstrip("/" + os.sep) + "/" if any(f in FILE_FORMATS for f in formats) else None
-    return plan_outputs(formats, out)
+    if out_dir is None:
+        return plan_outputs(formats, getattr(args, "out", None))
+    wants_files = any(f in FILE_FORMATS for f in formats)
+    return plan_outputs(formats, out_dir.rstrip("/" + os.sep) + "/" if wants_files else None)
 
 
 # -- writing -----------------------------------------------------------------------------------------
