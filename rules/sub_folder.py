@@ -1,5 +1,8 @@
 """R-SUB-FOLDER: a submission PR adds exactly one new folder under records/<track>/ and nothing else.
 
+The new folder sits in one of the two tracks and is named `YYYY-MM-DD_description` (RULES.md: the
+maintainers asked for renames to that form, so a misnamed folder is a warning, not a rejection).
+
 A "diff" rule: it reads the PR's changed files, which `pgolf-audit --changed-since REF` passes as a
 fact on the context (`ctx.options.changed_files`: git status letter and repository-relative path).
 Without that fact (a folder audited on its own) it has nothing to say.
@@ -7,6 +10,8 @@ Without that fact (a folder audited on its own) it has nothing to say.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections.abc import Iterable
 
 from audit.context import AuditContext
@@ -17,6 +22,8 @@ from audit.rule import Invalid, Rule, Valid
 NEW = "records/track_10min_16mb/2026-04-01_NewRecord"
 OLD = "records/track_10min_16mb/2026-03-01_Merged"
 SHOWN = 20  # evidence lines per finding
+TRACKS = ("track_10min_16mb", "track_non_record_16mb")
+DATED_NAME = re.compile(r"(\d{4})-(\d{2})-(\d{2})_\S")
 
 
 def _changes(*pairs: tuple[str, str]) -> dict[str, tuple[tuple[str, str], ...]]:
@@ -45,6 +52,10 @@ class SubFolder(Rule):
                 options=_changes(("A", f"{NEW}/README.md"), ("M", "README.md"))),
         Invalid({}, "a merged record's file modified", severity=Severity.WARNING,
                 options=_changes(("M", f"{OLD}/README.md"))),
+        Invalid({}, "the new folder is not named YYYY-MM-DD_description", severity=Severity.WARNING,
+                options=_changes(("A", "records/track_10min_16mb/MyRecord/README.md"))),
+        Invalid({}, "the new folder is not in one of the two tracks", severity=Severity.WARNING,
+                options=_changes(("A", "records/track_1h_64mb/2026-04-01_X/README.md"))),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
@@ -77,6 +88,8 @@ class SubFolder(Rule):
                 key="outside",
             )
         for folder, cs in sorted(by_folder.items()):
+            if all(s == "A" for s, _ in cs):
+                yield from self._new_folder(folder, cs[0][1])
             touched = [(s, p) for s, p in cs if s != "A"]
             if touched:
                 yield self.finding(
@@ -87,6 +100,36 @@ class SubFolder(Rule):
                     evidence=[Evidence(_word(s), p) for s, p in touched[:SHOWN]],
                     key=f"existing:{folder}",
                 )
+
+
+    def _new_folder(self, folder: str, first_file: str) -> Iterable[Finding]:
+        _, track, name = folder.split("/")
+        if track not in TRACKS:
+            yield self.finding(
+                f"{folder} is added under records/{track}/; submissions go to records/{TRACKS[0]}/ or "
+                f"records/{TRACKS[1]}/ (R-SUB-FOLDER). Move the folder into the track it competes in.",
+                path=first_file, severity=Severity.WARNING, key=f"track:{folder}",
+                evidence=[Evidence(f"new folder in records/{track}/", first_file)],
+            )
+        if not _dated(name):
+            yield self.finding(
+                f"The new folder {name!r} is not named YYYY-MM-DD_description (R-SUB-FOLDER); the maintainers "
+                "ask for that form (RULES.md R-SUB-FOLDER: \"Rename record folder to YYYY-MM-DD_description "
+                "format per @cocohearts feedback\"). Rename it, e.g. 2026-04-01_" + re.sub(r"\W+", "", name)[:40] + ".",
+                path=first_file, severity=Severity.WARNING, key=f"name:{folder}",
+                evidence=[Evidence("new submission folder", first_file)],
+            )
+
+
+def _dated(name: str) -> bool:
+    m = DATED_NAME.match(name)
+    if m is None:
+        return False
+    try:
+        dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    except ValueError:
+        return False
+    return True
 
 
 def _word(status: str) -> str:

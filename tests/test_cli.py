@@ -397,6 +397,16 @@ def test_changed_since_flags_two_folders_and_outside_files(repo, capsys):
     assert sorted(r["name"] for r in doc["results"] if r["kind"] == "folder") == ["2026-03-01_Old", "2026-04-01_New"]
 
 
+def test_changed_since_warns_on_a_misnamed_new_folder(repo, capsys):
+    make_folder(repo, "MyRecord")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "new record, no date")
+    _, out, _ = run(capsys, "--changed-since", "main", "--format", "json")
+    diff = [r for r in json.loads(out)["results"] if r["kind"] == "diff"]
+    assert len(diff) == 1 and diff[0]["verdict"] == "REVIEW"
+    assert "YYYY-MM-DD_description" in diff[0]["findings"][0]["message"]
+
+
 def test_changed_since_nothing_changed(repo, capsys):
     code, _, err = run(capsys, "--changed-since", "main")
     assert code == 0 and "no record folder changed" in err
