@@ -210,3 +210,18 @@ def test_hostile_timed_out_rule_exits_2_through_the_cli(tmp_path, monkeypatch, c
     doc = json.loads(captured.out)
     assert code == 2 and "R-TEST-SPIN" in captured.err
     assert doc["results"][0]["errors"][0]["where"] == "R-TEST-SPIN"
+
+
+def test_sanitised_copies_keep_every_excerpt_and_leave_the_original_alone():
+    from report_helpers import sample_result
+
+    res = sample_result()
+    before = [(f, res.excerpt_for(f), [res.excerpt_for(f, i) for i in range(len(f.evidence))])
+              for f in res.report.findings]
+    for fmt in sanitize.POLICIES:
+        safe = sanitize.for_format([res], fmt)[0]
+        for (orig, ex, evs), new in zip(before, safe.report.findings, strict=True):
+            assert (safe.excerpt_for(new) is None) == (ex is None), fmt
+            assert [safe.excerpt_for(new, i) is None for i in range(len(new.evidence))] == [e is None for e in evs]
+            assert new.severity is orig.severity  # enums stay enums
+    assert res.report.findings == [f for f, _, _ in before]
