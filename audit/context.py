@@ -9,6 +9,7 @@ from audit.analysis.parse import ParsedModule, parse_file
 from audit.submission import Submission
 
 if TYPE_CHECKING:
+    from audit.claims import Claims
     from audit.logs import SeedRun
 
 RULE_TIMEOUT_S = 120.0  # one rule on one folder; real folders need well under a second per rule
@@ -45,6 +46,15 @@ class AuditContext:
         from audit.logs import parse_submission_logs
 
         return self.memo("runs", lambda: parse_submission_logs(self.submission))
+
+    @property
+    def claims(self) -> Claims | None:
+        """submission.json normalised by audit.claims (None when absent or unreadable); shared with
+        audit.seeds.submission_claims, so analysis reads it here without importing a higher floor."""
+        from audit.claims import Claims
+
+        data = self.submission.json_data
+        return self.memo("seeds.claims", lambda: Claims.from_json(data) if data is not None else None)
 
     def parsed(self, path: str) -> ParsedModule:
         """The one parse of a code file (by relative path)."""

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
+from audit.analysis.execution import with_execution_state
 from audit.context import AuditContext, Options
 from audit.findings import AuditError, Finding, Report
 from audit.registry import all_rules
@@ -42,13 +43,24 @@ def run_rules(ctx: AuditContext, rules: Iterable[type[Rule]], budget: _Budget | 
         error = budget.run(rule_cls.ID, partial(_check, rule_cls, ctx, found))
         if error is not None:
             errors.append(error)  # a rule that did not finish in time reports nothing
-        else:
-            findings.extend(found)
+            continue
+        if rule_cls.KIND == "static":  # did the flagged code run? (DESIGN.md "Execution evidence")
+            marked: list[Finding] = []
+            error = budget.run(f"{rule_cls.ID} execution state", partial(_mark_execution, ctx, found, marked))
+            if error is None:
+                found = marked
+            else:
+                errors.append(error)  # keep the rule's findings as they are
+        findings.extend(found)
     return findings, errors
 
 
 def _check(rule_cls: type[Rule], ctx: AuditContext, into: list[Finding]) -> None:
     into.extend(rule_cls().check(ctx))
+
+
+def _mark_execution(ctx: AuditContext, found: list[Finding], into: list[Finding]) -> None:
+    into.extend(with_execution_state(ctx, found))
 
 
 def audit_submission(
@@ -64,7 +76,7 @@ def audit_submission(
     findings, errors = run_rules(ctx, selected, budget)
     report = Report(
         target=str(submission.root) if submission.root is not None else submission.name,
-        findings=_dedupe(list(submission.input_findings) + findings),
+        findings=_dedupe(findings),
         errors=prepared + errors,
         runs=ctx.runs_table,
         stats=ctx.stats,

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.layout import CHANGE_STATUS, record_folder
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import FILE, FOLDER, Invalid, Rule, RuleDoc, Valid
 
 NEW = "records/track_10min_16mb/2026-04-01_NewRecord"
 OLD = "records/track_10min_16mb/2026-03-01_Merged"
@@ -39,6 +39,19 @@ class SubFolder(Rule):
     KIND = "diff"
     SOURCE = ("RULES.md R-SUB-FOLDER (README; https://github.com/openai/parameter-golf/pull/1143 ; "
               "https://github.com/openai/parameter-golf/pull/561)")
+    DOC = RuleDoc(
+        checks="The PR's diff (`--changed-since REF`): it adds exactly one new folder under records/<track>/ "
+               "and changes nothing outside it; the new folder is in one of the two tracks and named "
+               "`YYYY-MM-DD_description`.",
+        why="A submission PR only adds a new folder in the appropriate records subfolder "
+            "(`records/track_10min_16mb/` or `records/track_non_record_16mb/`), named `YYYY-MM-DD_description`.",
+        ruling="README; RULING (cocohearts on #1143: not a single clean folder, so split or trim; naming feedback: "
+               "commit \"Rename record folder to YYYY-MM-DD_description format per @cocohearts feedback\" in "
+               "MarioPaerle's #1667).",
+        date="RULES.md gives no date for this ruling",
+        sources=("README", "https://github.com/openai/parameter-golf/pull/1143",
+                 "https://github.com/openai/parameter-golf/pull/561"),
+    )
     VALID = [
         Valid({}, "one new folder, every file added",
               options=_changes(("A", f"{NEW}/README.md"), ("A", f"{NEW}/train_gpt.py"),
@@ -46,15 +59,17 @@ class SubFolder(Rule):
         Valid({}, "no changed-file list (a folder audited on its own): nothing to judge"),
     ]
     INVALID = [
-        Invalid({}, "two submission folders in one PR",
+        Invalid({}, "two submission folders in one PR", path=FOLDER,
                 options=_changes(("A", f"{NEW}/README.md"), ("A", "records/track_non_record_16mb/2026-04-02_X/README.md"))),
-        Invalid({}, "a file outside any submission folder (the leaderboard README)",
+        Invalid({}, "a file outside any submission folder (the leaderboard README)", path="README.md", line=FILE,
                 options=_changes(("A", f"{NEW}/README.md"), ("M", "README.md"))),
-        Invalid({}, "a merged record's file modified", severity=Severity.WARNING,
+        Invalid({}, "a merged record's file modified", severity=Severity.WARNING, path=f"{OLD}/README.md", line=FILE,
                 options=_changes(("M", f"{OLD}/README.md"))),
         Invalid({}, "the new folder is not named YYYY-MM-DD_description", severity=Severity.WARNING,
+                path="records/track_10min_16mb/MyRecord/README.md", line=FILE,
                 options=_changes(("A", "records/track_10min_16mb/MyRecord/README.md"))),
         Invalid({}, "the new folder is not in one of the two tracks", severity=Severity.WARNING,
+                path="records/track_1h_64mb/2026-04-01_X/README.md", line=FILE,
                 options=_changes(("A", "records/track_1h_64mb/2026-04-01_X/README.md"))),
     ]
 

@@ -12,7 +12,7 @@ NAME = "rules"
 
 def add_parser(subparsers, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
     rules = subparsers.add_parser(NAME, help="list every rule: ID, severity, kind, title, source")
-    rules.add_argument("--markdown", action="store_true", help="print a Markdown table (for docs)")
+    rules.add_argument("--markdown", action="store_true", help="print the rule catalogue as Markdown: an index, then every rule's documentation")
     return rules
 
 
@@ -21,11 +21,9 @@ def run(args: argparse.Namespace) -> int:
 
     infos = registered()
     if args.markdown:
-        lines = ["| ID | severity | kind | title | source |", "|---|---|---|---|---|"]
-        for r in infos:
-            cells = [f"`{r.id}`", r.severity.value, r.kind, r.title, r.source]
-            lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
-        sys.stdout.write("\n".join(lines) + "\n")
+        from audit.report.rulemeta import catalogue_markdown
+
+        sys.stdout.write(catalogue_markdown(infos))
         return EXIT_OK
     from rich.table import Table
 
