@@ -35,8 +35,6 @@ from audit.analysis.sources import Source, analysis_sources, wrapped_source, wra
 from audit.analysis.train_at_eval import TrainReadAtEval, train_reads_at_eval
 from audit.analysis.valflow import Classified, Event, ValFlow, analyse
 from audit.findings import Evidence
-from audit.logs import parse_submission_logs
-
 __all__ = [
     # the program and its val-data flow
     "program", "valflow", "module_facts", "unanalysed_sources", "source_of", "display", "evidence_line",
@@ -90,15 +88,9 @@ def valflow(ctx) -> ValFlow:
         texts = [t.text or "" for t in (sub.readme, *sub.logs.values()) if t is not None]
         if sub.json_data is not None:
             texts.append(repr(sub.json_data))
-        vf.switch_off(logged_flags(_runs(ctx)), default_off_flags(vf.program, texts))
+        vf.switch_off(logged_flags(ctx.runs), default_off_flags(vf.program, texts))
         return vf
     return ctx.memo("analysis.valflow", build)
-
-
-def _runs(ctx):  # type: ignore[no-untyped-def]
-    """The folder's parsed logs. Read from audit.logs (a lower floor than audit.seeds), under the
-    memo key audit.seeds.seed_runs uses, so the logs are still parsed once."""
-    return ctx.memo("runs", lambda: parse_submission_logs(ctx.submission))
 
 
 def module_facts(ctx, path: str) -> list[FunctionFacts]:
