@@ -25,6 +25,7 @@ PROG = "pgolf-audit"
 # name -> (module with add_arguments(parser) and run(args) -> int, description).
 DELEGATES = {
     "rerun": ("audit.harness.cli", "re-run a submission under torchrun and compare with its claims (needs torch)"),
+    "probe": ("audit.probes.cli", "run the Kraft-sum and byte-accounting probes on a CPU port (needs torch)"),
 }
 SUBCOMMANDS = ("check", "rules", "report", *DELEGATES)
 FORMATS = ("terminal", "json", "sarif", "github", "html")
@@ -102,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="skip these rule ID prefixes (comma list, repeatable)")
     check.add_argument("--from-files", action="store_true",
                        help="PATHs are changed files (pre-commit): audit the records/<track>/<folder> each belongs to")
+    check.add_argument("--probe", action="store_true",
+                       help="also run the Kraft-sum and byte-accounting probes (needs the [torch] extra)")
     check.add_argument("--changed-since", metavar="GIT_REF",
                        help="audit the record folders this branch adds since GIT_REF (git diff GIT_REF...HEAD), "
                        "and check that it adds exactly one folder (R-SUB-FOLDER)")
@@ -133,6 +136,12 @@ def _check(ns: argparse.Namespace) -> int:
     if targets is None:
         return EXIT_OK
     results += audit_folders(targets, rules, ns.sota, select, ignore)
+    if ns.probe:  # issue 11: the probes' findings join the same report
+        from audit.probes.cli import attach_probes, missing_message
+
+        if missing_message():
+            raise UsageError(f"--probe: {missing_message()}")
+        attach_probes(results)
     try:
         emit(results, plan)
     except (BrokenPipeError, SystemExit):

@@ -83,3 +83,23 @@ def evidence_line(ctx, path: str, line: int | None, label: str) -> Evidence:
 def site_evidence(ctx, ev: Event, label: str, site: Site | None = None) -> Evidence:
     s = site or ev.site
     return evidence_line(ctx, ev.path, s.line, label)
+
+
+def score_call(ctx):
+    """The evaluator call in main behind the claimed score (for the probes), or None.
+
+    Returns (Source, ScoreCall): the source holding main (a decoded wrapper text when the script
+    is packed) and the call. Asked by audit/probes; see audit/analysis/score_call.py.
+    """
+    from audit.analysis.score_call import find_score_call
+
+    def build():
+        for src in analysis_sources(ctx):
+            tree = src.parsed.tree
+            if tree is None:
+                continue
+            found = find_score_call(src.path, tree, src.parsed.source)
+            if found is not None:
+                return src, found
+        return None
+    return ctx.memo("analysis.score_call", build)
