@@ -39,7 +39,7 @@ class KraftMeasure:
     @classmethod
     def of(cls, nll_x: float, nll_xv: list[float]) -> KraftMeasure:
         lk = log_kraft(nll_x, nll_xv)
-        ps = [math.exp(nll_x - n) for n in nll_xv]
+        ps = [math.exp(min(nll_x - n, 700.0)) for n in nll_xv]
         return cls(math.exp(lk) if lk < 700 else math.inf, max(ps), min(ps), len(nll_xv))
 
 

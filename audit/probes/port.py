@@ -98,8 +98,6 @@ def _make_transformer(cst, PositionProvider):  # noqa: N803 - libcst is imported
         def visit_ImportFrom(self, node) -> None:
             if node.module is not None:
                 self._blocker(dotted(node.module), node)
-                if dotted(node.module) == "torch.utils.cpp_extension":
-                    self.blockers.append(f"custom CUDA extension (torch.utils.cpp_extension, line {self._line(node)})")
 
         def _blocker(self, name: str, node) -> None:
             root = name.split(".")[0]

@@ -23,7 +23,7 @@ from audit.probes import kraft
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_VOCAB = 384  # small BPE over 256 byte-fallback pieces, 4 controls and the required characters: V+1 runs stay cheap
 DEFAULT_N = 24  # targets in the probe stream
-CHUNK = 8  # TTT chunk size set for the probe (several chunks within the stream)
+CHUNK = 12  # TTT chunk size set for the probe: two chunks in the stream, a third holding the candidate
 TINY_ENV = {"NUM_LAYERS": "2", "MODEL_DIM": "64", "NUM_HEADS": "4", "NUM_KV_HEADS": "2", "MLP_MULT": "2",
             "VAL_BATCH_SIZE": "65536", "ITERATIONS": "1", "WARMUP_STEPS": "0", "SEED": "1337"}
 
