@@ -38,7 +38,15 @@ def missing_message() -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from audit.cli import UsageError, audit_folders, emit, exit_code, parse_formats, plan_outputs, select_rules
+    from audit.cli import (
+        UsageError,
+        audit_folders,
+        emit,
+        exit_code,
+        parse_formats,
+        plan_outputs,
+        select_rules,
+    )
 
     message = missing_message()
     if message:

@@ -38,15 +38,16 @@ class NotApplicable(Exception):
 def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[0]).read_text())
     out_path = Path(argv[1])
+    result: dict = {}
     try:
-        result = probe(spec)
+        probe(spec, result)
     except NotApplicable as exc:
-        result = {"status": "not-applicable", "category": exc.category, "reason": exc.reason}
+        result.update({"status": "not-applicable", "category": exc.category, "reason": exc.reason})
     except Exception as exc:  # noqa: BLE001 - reported, never a crash of the auditor
         tb = traceback.extract_tb(exc.__traceback__)
         where = next((f"{Path(f.filename).name}:{f.lineno}" for f in reversed(tb) if "audit/probes" not in f.filename), "")
-        result = {"status": "not-applicable", "category": _category(exc),
-                  "reason": f"{type(exc).__name__}: {str(exc)[:300]} ({where})"}
+        result.update({"status": "not-applicable", "category": _category(exc),
+                       "reason": f"{type(exc).__name__}: {str(exc)[:300]} ({where})"})
     out_path.write_text(json.dumps(result, indent=1, default=float))
     return 0
 
@@ -291,7 +292,7 @@ def choose_stream(val: list[int], n: int, bos: int, vocab: int) -> tuple[list[in
     return x, marker
 
 
-def probe(spec: dict) -> dict:
+def probe(spec: dict, result: dict) -> None:
     import numpy as np
     import torch
 
@@ -304,8 +305,8 @@ def probe(spec: dict) -> dict:
     n = int(spec["n"])
     x, marker = choose_stream(val, n, int(spec.get("bos", 1)), vocab)
     ev = Evaluator(spec, fn, hp, model, marker, vocab)
-    result: dict = {"status": "ok", "evaluator": spec["score_call"]["callee"], "n": n, "vocab": vocab,
-                    "setup_s": time.perf_counter() - t0}
+    result.update({"status": "ok", "evaluator": spec["score_call"]["callee"], "n": n, "vocab": vocab,
+                   "setup_s": time.perf_counter() - t0})
     out_bytes = spec.get("bytes_probe")
     if out_bytes:
         result["bytes"] = bytes_probe(spec, ns, hp)
@@ -316,7 +317,7 @@ def probe(spec: dict) -> dict:
         raise NotApplicable("unusual return value", "evaluator reports no val_bpb: its total NLL cannot be recovered")
     a, count_a = ev(x + [x[2]])
     b, count_b = ev(x + [x[3] if x[3] != x[2] else (x[2] + 1) % vocab])
-    if count_x is None or abs(count_x - n) > 0.5:
+    if count_x is None or not count_x == count_x or abs(count_x - n) > 0.5:
         raise NotApplicable("window layout", f"evaluator scored {count_x:.2f} targets of a {n}-target stream "
                             "(it trims or re-scores; boundaries cannot be held fixed)")
     if abs(count_a - (n + 1)) > 0.5 or a == b:
@@ -335,7 +336,6 @@ def probe(spec: dict) -> dict:
     result.update({"nll_x": nll_x, "nll_x_again": nll_again, "nll_xv": nll_xv, "twin_nll_x": twin_x,
                    "twin_nll_xv": twin_xv, "marker": marker, "stream": x, "plain_eval_s": plain_s,
                    "kraft_runs_s": probe_s, "runs": ev.runs, "total_s": time.perf_counter() - t0})
-    return result
 
 
 def bytes_probe(spec: dict, ns: dict, hp) -> dict:

@@ -72,7 +72,7 @@ def _make_transformer(cst, PositionProvider):  # noqa: N803 - libcst is imported
     def code(node) -> str:
         return m.Module(body=[]).code_for_node(node)
 
-    class CpuPort(m.CSTTransformer):
+    class CpuPort(m.CSTTransformer):  # type: ignore[name-defined]
         METADATA_DEPENDENCIES = (PositionProvider,)
 
         def __init__(self) -> None:
