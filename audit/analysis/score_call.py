@@ -23,6 +23,17 @@ class Binding:
 
 
 @dataclass(frozen=True)
+class Step:
+    """A statement of main between building the model and the score call that consumes the
+    validation tokens (pre-quant TTT, calibration, ...): part of the pipeline behind the score."""
+
+    line: int
+    source: str
+    guards: tuple[str, ...] = ()  # enclosing `if` tests that must hold (`not (...)` for else branches)
+    binds: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ScoreCall:
     """The evaluator call behind the claimed score, with what the probe needs to repeat it."""
 
@@ -35,6 +46,8 @@ class ScoreCall:
     hparams: tuple[Binding, ...] = ()  # `args = Hyperparameters()`
     model: Binding | None = None  # `base_model = GPT(vocab_size=args.vocab_size, ...)`
     main_name: str = "main"
+    steps: tuple[Step, ...] = ()
+    val_names: tuple[str, ...] = ()  # names of the validation tokens at the call site
     luts: Binding | None = None  # `base_bytes_lut, has_leading_space_lut, ... = build_sentencepiece_luts(sp, ...)`
     sp_names: tuple[str, ...] = ()  # names main binds to a SentencePieceProcessor
     notes: tuple[str, ...] = field(default=())
@@ -61,17 +74,80 @@ def find_score_call(path: str, tree: ast.Module, source: str) -> ScoreCall | Non
     stmt, call, label = best
     seg = lambda n: ast.get_source_segment(source, n) or ast.unparse(n)  # noqa: E731
     classes = {c.name for c in tree.body if isinstance(c, ast.ClassDef)}
-    bindings = _bindings_for(call.func, assigns, stmt.lineno, seg)
+    model_node = _model_node(call, assigns, classes, tree, stmt.lineno)
+    needed = [call.func, *call.args, *(k.value for k in call.keywords), *([model_node] if model_node is not None else [])]
+    bindings = _bindings_for(needed, assigns, stmt.lineno, seg)
     hparams = tuple(Binding(n, s.lineno, seg(s.value)) for s, names in assigns for n in names
                     if isinstance(s.value, ast.Call) and _is_hparams_ctor(s.value, classes))
     model = _model_binding(call, assigns, classes, tree, stmt.lineno, seg)
+    hp_names = {b.name for b in hparams}
+    bindings = tuple(b for b in bindings if b.name not in hp_names and (model is None or b.name != model.name))
     args = tuple((None, seg(a)) for a in call.args) + tuple((k.arg, seg(k.value)) for k in call.keywords)
     luts = next((Binding(",".join(sorted(names)), s.lineno, seg(s.value)) for s, names in assigns
                  if len(names) >= 2 and any("byte" in n.lower() for n in names) and isinstance(s.value, ast.Call)), None)
     sp_names = tuple(n for s, names in assigns for n in names
                      if isinstance(s.value, ast.Call) and "SentencePiece" in ast.unparse(s.value.func))
+    val_names = _val_aliases({n.id for a in (*call.args, *(k.value for k in call.keywords)) for n in ast.walk(a)
+                              if isinstance(n, ast.Name) and _is_tokens_name(n.id)}, assigns)
+    logged = frozenset().union(*(_score_log(x)[1] for x in stmts))
+    steps = _val_steps(main, val_names, model.line if model else 0, stmt.lineno, logged, seg)
     return ScoreCall(path, stmt.lineno, seg(call.func), args, label, bindings, hparams[:1], model, main.name,
-                     luts, sp_names)
+                     steps, val_names, luts, sp_names)
+
+
+def _is_tokens_name(name: str) -> bool:
+    low = name.lower()
+    return ("token" in low or low.startswith("val")) and not any(w in low for w in ("lut", "byte", "space", "boundary"))
+
+
+def _val_aliases(names: set[str], assigns) -> tuple[str, ...]:
+    """The call site's token names plus the names they copy (`val_tokens_eval = val_tokens`)."""
+    out = set(names)
+    changed = True
+    while changed:
+        changed = False
+        for s, targets in assigns:
+            if targets & out and isinstance(s.value, ast.Name) and s.value.id not in out:
+                out.add(s.value.id)
+                changed = True
+    return tuple(sorted(out))
+
+
+LOG_FUNCS = ("log", "print", "logger", "log0", "info", "warn")
+
+
+def _val_steps(main: ast.FunctionDef, val_names: tuple[str, ...], after: int, before: int, logged: frozenset[str],
+               seg) -> tuple[Step, ...]:
+    """Statement-level calls of main (reached through `if`s only, not loops) after the model is built
+    and before the score call, that take the validation tokens or what an earlier such step made,
+    and whose results are not logged as scores (those are other evaluations)."""
+    tainted = set(val_names)
+    out: list[Step] = []
+
+    def visit(body: list[ast.stmt], guards: tuple[str, ...]) -> None:
+        for st in body:
+            if isinstance(st, ast.If):
+                test = seg(st.test)
+                visit(st.body, (*guards, test))
+                visit(st.orelse, (*guards, f"not ({test})"))
+                continue
+            if not (after < st.lineno < before) or not isinstance(st, (ast.Expr, ast.Assign, ast.AnnAssign)):
+                continue
+            value = st.value
+            if not isinstance(value, ast.Call):
+                continue
+            fname = ast.unparse(value.func).rsplit(".", 1)[-1].lower()
+            if fname.startswith(LOG_FUNCS):
+                continue
+            used = {n.id for a in (*value.args, *(k.value for k in value.keywords), value.func) for n in ast.walk(a)
+                    if isinstance(n, ast.Name)}
+            binds = _assigned_names(st) if not isinstance(st, ast.Expr) else frozenset()
+            if used & tainted and not (binds & logged):
+                out.append(Step(st.lineno, seg(st), guards, tuple(sorted(binds))))
+                tainted.update(binds)
+
+    visit(main.body, ())
+    return tuple(out)
 
 
 def _main_function(tree: ast.Module) -> ast.FunctionDef | None:
@@ -85,8 +161,19 @@ def _main_function(tree: ast.Module) -> ast.FunctionDef | None:
 
 
 def _assigned_names(s: ast.stmt) -> frozenset[str]:
+    """Names bound by an assignment (`a = ...`, `a, b = ...`); not `torch.x.y = ...` or `d[k] = ...`."""
     targets = s.targets if isinstance(s, ast.Assign) else [s.target]  # type: ignore[attr-defined]
-    return frozenset(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+    out: set[str] = set()
+    stack = list(targets)
+    while stack:
+        t = stack.pop()
+        if isinstance(t, ast.Name):
+            out.add(t.id)
+        elif isinstance(t, (ast.Tuple, ast.List)):
+            stack.extend(t.elts)
+        elif isinstance(t, ast.Starred):
+            stack.append(t.value)
+    return frozenset(out)
 
 
 def _call_of(s: ast.stmt) -> ast.expr | None:
@@ -110,9 +197,10 @@ def _score_log(stmt: ast.stmt) -> tuple[str | None, frozenset[str]]:
     return None, frozenset()
 
 
-def _bindings_for(func: ast.expr, assigns, before: int, seg) -> tuple[Binding, ...]:
-    """Assignments in main (before the call) of the names the callee expression uses, transitively."""
-    wanted = {n.id for n in ast.walk(func) if isinstance(n, ast.Name)}
+def _bindings_for(nodes: list[ast.expr], assigns, before: int, seg) -> tuple[Binding, ...]:
+    """Assignments in main (before the call) of the names these expressions use, transitively
+    (the last assignment before the call wins)."""
+    wanted = {n.id for node in nodes for n in ast.walk(node) if isinstance(n, ast.Name)}
     out: dict[str, Binding] = {}
     changed = True
     while changed:
@@ -136,6 +224,19 @@ def _is_hparams_ctor(call: ast.Call, classes: set[str]) -> bool:
 
 
 def _model_binding(call: ast.Call, assigns, classes: set[str], tree: ast.Module, before: int, seg) -> Binding | None:
+    found = _model_candidate(call, assigns, tree, before)
+    if found is None:
+        return None
+    line, name, v = found
+    return Binding(name, line, seg(v))
+
+
+def _model_node(call: ast.Call, assigns, classes: set[str], tree: ast.Module, before: int) -> ast.expr | None:
+    found = _model_candidate(call, assigns, tree, before)
+    return found[2] if found is not None else None
+
+
+def _model_candidate(call: ast.Call, assigns, tree: ast.Module, before: int):
     """The construction of a module-defined class in main, preferring one whose name is passed to the call."""
     modules = {c.name for c in tree.body if isinstance(c, ast.ClassDef) and _looks_like_module(c)}
     passed = {n.id for a in (*call.args, *(k.value for k in call.keywords)) for n in ast.walk(a) if isinstance(n, ast.Name)}
@@ -150,7 +251,7 @@ def _model_binding(call: ast.Call, assigns, classes: set[str], tree: ast.Module,
         return None
     cands.sort(key=lambda c: (c[0], c[1], -c[2]))
     _, _, line, name, v = cands[-1]
-    return Binding(name, line, seg(v))
+    return line, name, v
 
 
 def _looks_like_module(c: ast.ClassDef) -> bool:

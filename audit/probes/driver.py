@@ -19,6 +19,7 @@ import inspect
 import json
 import math
 import os
+import signal
 import sys
 import time
 import traceback
@@ -90,14 +91,17 @@ def build(spec: dict, module):
     ns: dict = dict(vars(module))
     ns.update({"device": torch.device("cpu"), "rank": 0, "local_rank": 0, "world_size": 1, "grad_accum_steps": 1,
                "master_process": True, "distributed": False})
+    for name in ("log0", "log", "print0", "logger", "log_fn", "logprint"):  # main's own loggers are local functions
+        ns.setdefault(name, _noop)
     if not call.get("hparams"):
         raise NotApplicable("unusual signature or construction", "main builds no Hyperparameters-like object")
     hp_b = call["hparams"][0]
     hp = eval(hp_b["source"], ns)  # noqa: S307 - the submission's own expression, in the sandbox
-    _override(hp, spec["overrides"])
+    _override(hp, spec["configs"][0]["overrides"])
     ns[hp_b["name"]] = hp
     if not call.get("model"):
         raise NotApplicable("unusual signature or construction", "main constructs no nn.Module from its Hyperparameters")
+    _bind(call, ns, before=call["model"]["line"])
     model = eval(call["model"]["source"], ns)  # noqa: S307
     model = model.float().cpu()
     gen = torch.Generator().manual_seed(1234)
@@ -108,12 +112,27 @@ def build(spec: dict, module):
     ns[call["model"]["name"]] = model
     for name in MODEL_NAMES:
         ns.setdefault(name, model)
-    for b in call.get("bindings", []):
-        if b["name"] in (hp_b["name"], call["model"]["name"]) or b["name"] in MODEL_NAMES:
-            continue
-        ns[b["name"]] = eval(b["source"], ns)  # noqa: S307 - evaluator construction (factories, partial)
+    _bind(call, ns, after=call["model"]["line"])
     fn = eval(call["callee"], ns)  # noqa: S307
     return hp, model, fn, ns
+
+
+def _bind(call: dict, ns: dict, before: int | None = None, after: int | None = None) -> None:
+    """Evaluate main's assignments that the model, the evaluator or its arguments need, skipping
+    names the probe supplies itself (tokens, tables, model, Hyperparameters); a failure leaves the
+    name unbound (the evaluator call then says what is missing)."""
+    for b in call.get("bindings", []):
+        if (before is not None and b["line"] >= before) or (after is not None and b["line"] <= after):
+            continue
+        if _value_for(b["name"], _PROBE_NAMES, "", "") is not _MISSING:
+            continue
+        try:
+            ns[b["name"]] = eval(b["source"], ns)  # noqa: S307 - the submission's own expression, in the sandbox
+        except Exception:  # noqa: BLE001
+            pass
+
+
+_PROBE_NAMES = {"hp": 0, "model": 0, "device": 0, "luts": (0, 0, 0), "tokens": 0, "stride": 0, "seq_len": 0}
 
 
 def _override(hp, overrides: dict) -> None:
@@ -148,11 +167,18 @@ def bind_args(fn, call: dict, values: dict, hp_name: str, model_name: str):
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         src = site_kw.get(name) or (site[i] if i < len(site) else None)
-        value = _value_for(name, values, hp_name, model_name)
+        value = _MISSING
+        if src is not None and src in values.get("replayed", ()):  # made by a replayed step (a new model, ...)
+            value = values["ns"][src]
+        if value is _MISSING:
+            value = _value_for(name, values, hp_name, model_name)
         if value is _MISSING and src is not None:
             value = _value_for(src, values, hp_name, model_name)
-        if value is _MISSING and src is not None and src.lstrip("-").replace(".", "", 1).isdigit():
-            value = eval(src)  # noqa: S307 - a numeric literal at the call site
+        if value is _MISSING and src is not None:
+            try:  # the call site's own expression (`args.eval_stride`, a literal, a name main bound)
+                value = eval(src, values["ns"])  # noqa: S307
+            except Exception:  # noqa: BLE001
+                value = _MISSING
         if value is _MISSING:
             if param.default is not param.empty:
                 continue
@@ -165,6 +191,14 @@ def bind_args(fn, call: dict, values: dict, hp_name: str, model_name: str):
 
 
 _MISSING = object()
+
+
+def _alarm(signum, frame):
+    raise TimeoutError("no result within the layout's time budget (a loop that never ends at this window size?)")
+
+
+def _noop(*args, **kwargs):
+    return None
 
 
 def _value_for(name: str, values: dict, hp_name: str, model_name: str):
@@ -191,6 +225,8 @@ def _value_for(name: str, values: dict, hp_name: str, model_name: str):
         return values["tokens"]
     if "stride" in low:
         return values["stride"]
+    if "seq_len" in low or low in ("seqlen", "context_len", "window"):
+        return values["seq_len"]
     if low in ("log", "log0", "logger", "print_fn", "log_fn"):
         return lambda *a, **k: None
     return _MISSING
@@ -226,9 +262,13 @@ def _is_number(x) -> bool:
 class Evaluator:
     """One callable: stream -> (total NLL, scored count), always from the initial weights."""
 
-    def __init__(self, spec, fn, hp, model, marker: int, vocab: int):
+    def __init__(self, spec, fn, hp, model, marker: int, vocab: int, ns: dict):
         import torch
 
+        self.ns = ns
+        self.overrides: dict = spec["configs"][0]["overrides"]
+        self.replayed: set[int] = set()
+        self.skipped: set[str] = set()
         self.torch = torch
         self.spec, self.fn, self.hp, self.model = spec, fn, hp, model
         self.state = copy.deepcopy(model.state_dict())
@@ -238,14 +278,40 @@ class Evaluator:
         self.luts = (base, torch.zeros(vocab, dtype=torch.bool), torch.zeros(vocab, dtype=torch.bool))
         self.runs = 0
 
+    def replay(self, call: dict, tokens) -> set[str]:
+        """Main's steps between the model and the score that consume the validation tokens
+        (pre-quant TTT, calibration on val, ...), on this stream and the fresh model."""
+        ns = self.ns
+        for name in call.get("val_names", []):
+            ns[name] = tokens
+        ns[call["model"]["name"]] = self.model
+        replayed: set[str] = set()
+        for step in call.get("steps", []):
+            try:
+                if not all(eval(g, ns) for g in step["guards"]):  # noqa: S307 - main's own `if` tests
+                    continue
+            except Exception:  # noqa: BLE001 - a guard we cannot decide: the step is not replayed
+                self.skipped.add(f"line {step['line']}: guard not decidable")
+                continue
+            try:
+                exec(step["source"], ns)  # noqa: S102 - main's own statement, in the sandbox
+                replayed.update(step["binds"])
+                self.replayed.add(step["line"])
+            except Exception as exc:  # noqa: BLE001
+                self.skipped.add(f"line {step['line']}: {type(exc).__name__}: {str(exc)[:120]}")
+        return replayed
+
     def __call__(self, stream: list[int]) -> tuple[float, float | None]:
         torch = self.torch
         self.model.load_state_dict(self.state)
         self.model.eval()
         tokens = torch.tensor(stream, dtype=torch.int64)
         values = {"hp": self.hp, "model": self.model, "device": torch.device("cpu"), "luts": self.luts,
-                  "tokens": tokens, "stride": self.spec["overrides"].get("stride", 1)}
+                  "tokens": tokens, "stride": self.overrides.get("stride", 1),
+                  "seq_len": self.overrides.get("seq_len", 1), "ns": self.ns}
         call = self.spec["score_call"]
+        replayed = self.replay(call, tokens)
+        values["replayed"] = replayed
         args, kwargs = bind_args(self.fn, call, values, call["hparams"][0]["name"], call["model"]["name"])
         torch.manual_seed(0)
         self.runs += 1
@@ -304,25 +370,39 @@ def probe(spec: dict, result: dict) -> None:
     val = np.fromfile(spec["val_shard"], dtype="<u2", offset=1024).astype(np.int64).tolist()
     n = int(spec["n"])
     x, marker = choose_stream(val, n, int(spec.get("bos", 1)), vocab)
-    ev = Evaluator(spec, fn, hp, model, marker, vocab)
+    ev = Evaluator(spec, fn, hp, model, marker, vocab, ns)
     result.update({"status": "ok", "evaluator": spec["score_call"]["callee"], "n": n, "vocab": vocab,
                    "setup_s": time.perf_counter() - t0})
     out_bytes = spec.get("bytes_probe")
     if out_bytes:
         result["bytes"] = bytes_probe(spec, ns, hp)
-    t1 = time.perf_counter()
-    nll_x, count_x = ev(x)
-    plain_s = time.perf_counter() - t1
-    if math.isnan(nll_x):
-        raise NotApplicable("unusual return value", "evaluator reports no val_bpb: its total NLL cannot be recovered")
-    a, count_a = ev(x + [x[2]])
-    b, count_b = ev(x + [x[3] if x[3] != x[2] else (x[2] + 1) % vocab])
-    if count_x is None or not count_x == count_x or abs(count_x - n) > 0.5:
-        raise NotApplicable("window layout", f"evaluator scored {count_x:.2f} targets of a {n}-target stream "
-                            "(it trims or re-scores; boundaries cannot be held fixed)")
-    if abs(count_a - (n + 1)) > 0.5 or a == b:
-        raise NotApplicable("window layout", "the appended token is not scored exactly once (evaluator skips the "
-                            f"last token or moves a boundary: {count_a:.2f} targets for {n + 1})")
+    failures: list[str] = []
+    layout = None
+    signal.signal(signal.SIGALRM, _alarm)
+    for cfg in spec["configs"]:
+        _override(hp, cfg["overrides"])
+        ev.overrides = cfg["overrides"]
+        try:
+            signal.alarm(int(spec.get("layout_timeout_s", 60)))  # a layout that loops forever is abandoned
+            t1 = time.perf_counter()
+            nll_x, count_x = ev(x)
+            plain_s = time.perf_counter() - t1
+            _check_layout(ev, x, n, vocab, nll_x, count_x)
+            signal.alarm(0)
+            layout = cfg
+            break
+        except NotApplicable as exc:
+            signal.alarm(0)
+            failures.append(f"{cfg['label']}: {exc.reason}")
+            category = exc.category
+        except Exception as exc:  # noqa: BLE001 - this layout crashed; the next may not
+            signal.alarm(0)
+            failures.append(f"{cfg['label']}: {type(exc).__name__}: {str(exc)[:200]}")
+            category = _category(exc) if not isinstance(exc, ZeroDivisionError) else "window layout"
+    if layout is None:
+        raise NotApplicable(category, "; ".join(failures))
+    result["layout"] = layout
+    result["layout_failures"] = failures
     nll_again, _ = ev(x)
     t2 = time.perf_counter()
     nll_xv = []
@@ -335,7 +415,22 @@ def probe(spec: dict, result: dict) -> None:
     twin_xv = [twin_nll(model, x + [v]) for v in range(vocab)]
     result.update({"nll_x": nll_x, "nll_x_again": nll_again, "nll_xv": nll_xv, "twin_nll_x": twin_x,
                    "twin_nll_xv": twin_xv, "marker": marker, "stream": x, "plain_eval_s": plain_s,
-                   "kraft_runs_s": probe_s, "runs": ev.runs, "total_s": time.perf_counter() - t0})
+                   "kraft_runs_s": probe_s, "runs": ev.runs, "total_s": time.perf_counter() - t0,
+                   "replayed_lines": sorted(ev.replayed), "skipped_steps": sorted(ev.skipped)[:10]})
+
+
+def _check_layout(ev, x: list[int], n: int, vocab: int, nll_x: float, count_x) -> None:
+    """x scored as n targets, x.v as n+1 (the candidate exactly once), and the candidate matters."""
+    if math.isnan(nll_x):
+        raise NotApplicable("unusual return value", "evaluator reports no val_bpb: its total NLL cannot be recovered")
+    if count_x is None or not count_x == count_x or abs(count_x - n) > 0.5:
+        raise NotApplicable("window layout", f"evaluator scored {count_x:.2f} targets of a {n}-target stream "
+                            "(it trims or re-scores)")
+    a, count_a = ev(x + [x[2]])
+    b, _ = ev(x + [x[3] if x[3] != x[2] else (x[2] + 1) % vocab])
+    if count_a is None or abs(count_a - (n + 1)) > 0.5 or a == b:
+        raise NotApplicable("window layout", "the appended token is not scored exactly once (the evaluator skips "
+                            f"the last token or moves a boundary: {count_a} targets for {n + 1})")
 
 
 def bytes_probe(spec: dict, ns: dict, hp) -> dict:

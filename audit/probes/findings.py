@@ -66,7 +66,10 @@ def kraft_finding(outcome) -> Finding:
     setup = Evidence(f"probe stream: {cfg.get('n')} targets + 1 candidate, vocabulary {cfg.get('vocab')}, "
                      f"{cfg.get('windows')} (seq_len {cfg.get('seq_len')}, stride {cfg.get('stride')}, "
                      f"chunk {cfg.get('chunk')}), random weights, float32 on CPU")
-    evidence = (call, measured, setup, *_rewrites(outcome))
+    steps = tuple(Evidence("replayed before the evaluator: main's step that consumes the validation tokens",
+                           r["path"], r["line"]) for r in getattr(outcome, "replayed", []))
+    steps += tuple(Evidence(f"not replayed: {s}") for s in getattr(outcome, "skipped_steps", []))
+    evidence = (call, measured, setup, *steps, *_rewrites(outcome))
     if k["violated"]:
         return Finding(KRAFT, Severity.ERROR,
                        f"The evaluator's scores are not a causal, normalised distribution: the Kraft sum is "

@@ -45,6 +45,8 @@ class ProbeOutcome:
     bytes: dict | None = None
     config: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
+    replayed: list[dict] = field(default_factory=list)  # main's val-consuming steps run before the evaluator
+    skipped_steps: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -120,27 +122,26 @@ def _run_in_scratch(folder, scratch, ctx, src, call, out, timeout_s, vocab, n, a
         out.category, out.reason = blockers[0].split(" (")[0], "; ".join(blockers[:3])
         return out
     data = probe_data(vocab)
-    configs = [("one window", {"seq_len": n + 8, "stride": n + 8, "chunk": CHUNK, "val_batch": 65536}),
-               ("unit windows", {"seq_len": 1, "stride": 1, "chunk": CHUNK, "val_batch": 65536})]
-    result: dict = {}
-    first: dict = {}
-    for label, overrides in configs:
-        env = {**TINY_ENV, **data.env(), "TRAIN_SEQ_LEN": str(overrides["seq_len"]),
-               "EVAL_SEQ_LEN": str(overrides["seq_len"]), "EVAL_STRIDE": str(overrides["stride"]),
-               "TTT_CHUNK_TOKENS": str(CHUNK)}
-        spec = {"module_file": str(work / module_rel), "env": env, "overrides": overrides,
-                "score_call": _call_dict(call), "vocab_size": vocab, "n": n, "bos": 1,
-                "val_shard": str(data.data_path / "fineweb_val_000000.bin"), "tokenizer": str(data.tokenizer_path),
-                "sample_texts": sample_texts(), "bytes_probe": True, "threads": threads}
-        result = _launch(scratch, work, spec, timeout_s, allow_network)
-        out.config = {"windows": label, **overrides, "vocab": vocab, "n": n}
-        first = first or result
-        if result.get("status") == "ok" or result.get("category") in ("timeout", "unusual signature"):
-            break
-    if result.get("status") != "ok":  # the first layout's failure says most about why
-        result = {**first, "reason": f"{first.get('reason', '')} [also with unit windows: {result.get('reason', '')}]"
-                  if result is not first else first.get("reason", "")}
-    out.bytes = result.get("bytes") or first.get("bytes")
+    # Window layouts tried in one driver run, until one scores x as n targets and x.v as n+1:
+    # a single window holding the whole stream (sliding evaluators with partial windows), short
+    # windows at stride 1 (sliding evaluators that only take whole windows), and windows of one
+    # token (evaluators that trim the stream to whole windows: the appended token is then scored).
+    configs = [{"label": "one window", "overrides": {"seq_len": n + 8, "stride": n + 8, "chunk": CHUNK}},
+               {"label": "short windows, stride 1", "overrides": {"seq_len": 8, "stride": 1, "chunk": CHUNK}},
+               {"label": "unit windows", "overrides": {"seq_len": 1, "stride": 1, "chunk": CHUNK}}]
+    first = configs[0]["overrides"]
+    env = {**TINY_ENV, **data.env(), "TRAIN_SEQ_LEN": str(first["seq_len"]), "EVAL_SEQ_LEN": str(first["seq_len"]),
+           "EVAL_STRIDE": str(first["stride"]), "TTT_CHUNK_TOKENS": str(CHUNK)}
+    for c in configs:
+        c["overrides"]["val_batch"] = 65536
+    spec = {"module_file": str(work / module_rel), "env": env, "configs": configs,
+            "score_call": _call_dict(call), "vocab_size": vocab, "n": n, "bos": 1,
+            "val_shard": str(data.data_path / "fineweb_val_000000.bin"), "tokenizer": str(data.tokenizer_path),
+            "sample_texts": sample_texts(), "bytes_probe": True, "threads": threads}
+    result = _launch(scratch, work, spec, timeout_s, allow_network)
+    layout = result.get("layout") or {}
+    out.config = {"windows": layout.get("label", "none"), **layout.get("overrides", {}), "vocab": vocab, "n": n}
+    out.bytes = result.get("bytes")
     if result.get("status") != "ok":
         out.category, out.reason = result.get("category", "crashed"), result.get("reason", "")
         return out
@@ -152,13 +153,33 @@ def _run_in_scratch(folder, scratch, ctx, src, call, out, timeout_s, vocab, n, a
                  "violated": kraft.violated(k, tol), "tolerance": tol.value, "tolerance_explained": tol.explain(),
                  "twin": twin.value, "nll_x": result["nll_x"], "nll_x_again": result["nll_x_again"]}
     out.timings = {k2: result[k2] for k2 in ("setup_s", "plain_eval_s", "kraft_runs_s", "total_s", "runs") if k2 in result}
+    out.replayed = [{"line": ln, "path": out.path} for ln in result.get("replayed_lines", [])]
+    out.skipped_steps = result.get("skipped_steps", [])
     return out
 
 
 def _call_dict(call) -> dict:
+    """The score call as JSON, every expression replaced by its CPU port (the driver evaluates them)."""
     d = asdict(call)
-    d["call_args"] = [list(a) for a in call.call_args]
+    d["callee"] = _ported_expr(call.callee)
+    d["call_args"] = [[kw, _ported_expr(src)] for kw, src in call.call_args]
+    for key in ("hparams", "bindings"):
+        d[key] = [{**b, "source": _ported_expr(b["source"])} for b in d[key]]
+    d["steps"] = [{**st, "source": _ported_expr(st["source"]).strip(),
+                   "guards": [_ported_expr(g) for g in st["guards"]]} for st in d["steps"]]
+    for key in ("model", "luts"):
+        if d[key] is not None:
+            d[key]["source"] = _ported_expr(d[key]["source"])
     return d
+
+
+def _ported_expr(src: str) -> str:
+    from audit.probes.port import port_source
+
+    try:
+        return port_source(f"({src}\n)").source[1:-2] if "\n" in src else port_source(src).source
+    except Exception:  # noqa: BLE001 - not an expression libcst accepts alone: use it as written
+        return src
 
 
 def _launch(scratch: Path, work: Path, spec: dict, timeout_s: float, allow_network: bool) -> dict:
