@@ -259,3 +259,35 @@ def test_committed_mutants_equal_the_generator_output(tmp_path):
              and "__pycache__" not in p.parts}
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     assert not changed, f"make_mutants.py no longer reproduces the committed mutants: {changed[:10]}"
+
+
+def test_probe_findings_render_in_every_format_with_the_measurements_as_evidence():
+    import jsonschema
+
+    from audit.findings import Report
+    from audit.probes.findings import probe_findings
+    from audit.probes.runner import ProbeOutcome
+    from audit.report import html, json_report, sarif
+    from audit.report.model import TargetResult
+
+    outcome = ProbeOutcome(
+        "sub", "ok", evaluator="eval_val", path="train_gpt.py", line=12,
+        rewrites=[{"line": 3, "kind": "device cuda -> cpu", "before": '"cuda"', "after": '"cpu"', "path": "train_gpt.py"}],
+        kraft={"value": 1.04, "p_max": 0.2, "p_min": 1e-4, "candidates": 384, "violated": True, "tolerance": 2e-4,
+               "tolerance_explained": "tolerance 2.0e-04 = ...", "twin": 1.000008},
+        bytes={"status": "ok", "ok": False, "table_size": 384, "mismatch_count": 1, "sample_docs": 2,
+               "sample_text_bytes": 100, "sample_charged_bytes": 98, "line": 9, "expression": "luts(sp)",
+               "mismatches": [{"id": 7, "piece": "\u2581a", "field": "has_leading_space", "theirs": 0, "ours": 1}]},
+        config={"windows": "one window", "seq_len": 32, "stride": 32, "chunk": 12, "vocab": 384, "n": 24})
+    found = probe_findings(outcome)
+    assert [(f.rule_id, f.severity.value) for f in found] == [("R-PROBE-KRAFT", "error"), ("R-PROBE-BYTES", "error")]
+    results = [TargetResult(Report(target="sub", findings=found))]
+    doc = json.loads(json_report.render(results))
+    jsonschema.validate(doc, json.loads((ROOT / "audit" / "schema" / "report.schema.json").read_text()))
+    page = html.render(results)
+    assert "Kraft sum K = 1.040000" in page and "98 bytes charged" in page and "device cuda -&gt; cpu" in page
+    rules = {r["id"] for r in json.loads(sarif.render(results))["runs"][0]["tool"]["driver"]["rules"]}
+    assert {"R-PROBE-KRAFT", "R-PROBE-BYTES"} <= rules
+    na = probe_findings(ProbeOutcome("sub", "not-applicable", "Triton kernel", "import triton (line 3)"))
+    assert [f.rule_id for f in na] == ["R-PROBE-KRAFT.not-applicable", "R-PROBE-BYTES.not-applicable"]
+    assert "Triton kernel" in na[0].message
