@@ -119,10 +119,24 @@ def corpus_folders(limit: int | None) -> list[tuple[Path, str, str]]:
     return out[:limit] if limit else out
 
 
-def run_corpus(limit: int | None, timeout: float, jsonl: Path | None = None) -> list[dict]:
+def saved_static(folder: Path, saved: Path) -> tuple[str, list[str]] | None:
+    """The static verdict from a `bench/snapshot.py` directory (dev__pr<N>.json, head__<track>__<name>.json)."""
+    rel = folder.relative_to(CORPUS).parts
+    name = f"dev__{rel[1]}.json" if rel[0] == "dev" else f"head__{rel[-2]}__{rel[-1]}.json"
+    path = saved / name
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    rules = sorted({f["rule_id"] for f in data.get("findings", []) if f.get("severity") in ("error", "warning")})
+    return data.get("verdict", "?"), rules
+
+
+def run_corpus(limit: int | None, timeout: float, jsonl: Path | None = None, static_from: Path | None = None
+               ) -> list[dict]:
     rows = []
     for folder, origin, label in corpus_folders(limit):
-        verdict, rules = static_verdict(folder)
+        saved = saved_static(folder, static_from) if static_from else None
+        verdict, rules = saved or static_verdict(folder)
         row = {"folder": str(folder.relative_to(CORPUS)), "origin": origin, "label": label, "static": verdict,
                "static_rules": rules, **probe_row(folder, timeout)}
         rows.append(row)
@@ -170,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--all", action="store_true", help="every renaming/indirection variant, not only base")
     c = sub.add_parser("corpus")
     c.add_argument("--limit", type=int)
+    c.add_argument("--static-from", type=Path, metavar="DIR",
+                   help="static verdicts from a bench/snapshot.py directory instead of auditing again")
     t = sub.add_parser("table")
     t.add_argument("json_file", type=Path, help="a --json file, or a --jsonl file of a partial run")
     for p in (m, c):
@@ -187,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         print(mutant_table(data["rows"]) if data["kind"] == "mutants" else corpus_table(data["rows"]))
         print(cost_line(data["rows"]))
         return 0
-    rows = run_mutants(a.all, a.timeout, a.jsonl) if a.cmd == "mutants" else run_corpus(a.limit, a.timeout, a.jsonl)
+    rows = run_mutants(a.all, a.timeout, a.jsonl) if a.cmd == "mutants" else run_corpus(a.limit, a.timeout, a.jsonl, a.static_from)
     print()
     print(mutant_table(rows) if a.cmd == "mutants" else corpus_table(rows))
     print(cost_line(rows))

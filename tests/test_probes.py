@@ -96,6 +96,8 @@ def test_cpu_port_reports_triton_and_extensions_as_blockers():
 
     ported = port_source("import triton\nfrom torch.utils.cpp_extension import load_inline\n")
     assert [b.split(" (")[0] for b in ported.blockers] == ["Triton kernel", "custom CUDA extension"]
+    optional = port_source("try:\n    import triton\nexcept ImportError:\n    triton = None\n")
+    assert optional.blockers == ()  # an optional import with a fallback does not stop the probe
 
 
 def test_flash_shim_matches_causal_and_windowed_attention():

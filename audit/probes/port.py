@@ -79,6 +79,14 @@ def _make_transformer(cst, PositionProvider):  # noqa: N803 - libcst is imported
             super().__init__()
             self.rewrites: list[Rewrite] = []
             self.blockers: list[str] = []
+            self.guarded = 0  # inside `try:` (an optional import with a fallback is no blocker)
+
+        def visit_Try(self, node) -> None:
+            self.guarded += 1
+
+        def leave_Try(self, original, updated):
+            self.guarded -= 1
+            return updated
 
         def _line(self, node) -> int:
             try:
@@ -100,6 +108,8 @@ def _make_transformer(cst, PositionProvider):  # noqa: N803 - libcst is imported
                 self._blocker(dotted(node.module), node)
 
         def _blocker(self, name: str, node) -> None:
+            if self.guarded:
+                return
             root = name.split(".")[0]
             if root == "triton":
                 self.blockers.append(f"Triton kernel (import {name}, line {self._line(node)})")
