@@ -43,10 +43,13 @@ def static_verdict(folder: Path, select: list[str] | None = None) -> tuple[str, 
 
 
 def probe_row(folder: Path, timeout: float) -> dict:
-    from audit.probes.runner import run_probe
+    from audit.probes.runner import ProbeOutcome, run_probe
 
     t0 = time.perf_counter()
-    o = run_probe(folder, timeout_s=timeout)
+    try:
+        o = run_probe(folder, timeout_s=timeout)
+    except Exception as exc:  # noqa: BLE001 - a bug of ours on one folder must not end the bench
+        o = ProbeOutcome(str(folder), "not-applicable", "probe error", f"{type(exc).__name__}: {exc}")
     wall = time.perf_counter() - t0
     k = o.kraft or {}
     b = o.bytes or {}
@@ -63,7 +66,7 @@ def probe_row(folder: Path, timeout: float) -> dict:
 def kraft_cell(r: dict) -> str:
     if r["status"] != "ok":
         return f"n/a ({r['category']})"
-    return f"{'FAIL' if r['kraft_violated'] else 'pass'} K={r['kraft']:.4g}"
+    return f"{'FAIL' if r['kraft_violated'] else 'pass'} K={r['kraft']:.6g}"
 
 
 def _append(jsonl: Path | None, row: dict) -> None:
@@ -134,7 +137,13 @@ def saved_static(folder: Path, saved: Path) -> tuple[str, list[str]] | None:
 def run_corpus(limit: int | None, timeout: float, jsonl: Path | None = None, static_from: Path | None = None
                ) -> list[dict]:
     rows = []
+    done = {}
+    if jsonl is not None and jsonl.is_file():  # resume a stopped run
+        done = {r["folder"]: r for r in map(json.loads, jsonl.read_text().splitlines()) if r}
     for folder, origin, label in corpus_folders(limit):
+        if str(folder.relative_to(CORPUS)) in done:
+            rows.append(done[str(folder.relative_to(CORPUS))])
+            continue
         saved = saved_static(folder, static_from) if static_from else None
         verdict, rules = saved or static_verdict(folder)
         row = {"folder": str(folder.relative_to(CORPUS)), "origin": origin, "label": label, "static": verdict,

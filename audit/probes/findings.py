@@ -66,6 +66,10 @@ def kraft_finding(outcome) -> Finding:
     setup = Evidence(f"probe stream: {cfg.get('n')} targets + 1 candidate, vocabulary {cfg.get('vocab')}, "
                      f"{cfg.get('windows')} (seq_len {cfg.get('seq_len')}, stride {cfg.get('stride')}, "
                      f"chunk {cfg.get('chunk')}), random weights, float32 on CPU")
+    rejected = k.get("rejected") or {}
+    if rejected:
+        setup = Evidence(setup.label + f"; {len(rejected)} candidate(s) the evaluator fails on counted with the legal "
+                         f"twin's probability: " + ", ".join(f"id {v} ({why})" for v, why in list(rejected.items())[:3]))
     steps = tuple(Evidence("replayed before the evaluator: main's step that consumes the validation tokens",
                            r["path"], r["line"]) for r in getattr(outcome, "replayed", []))
     steps += tuple(Evidence(f"not replayed: {s}") for s in getattr(outcome, "skipped_steps", []))

@@ -130,13 +130,21 @@ def _run_in_scratch(folder, scratch, ctx, src, call, out, timeout_s, vocab, n, a
                {"label": "short windows, stride 1", "overrides": {"seq_len": 8, "stride": 1, "chunk": CHUNK}},
                {"label": "unit windows", "overrides": {"seq_len": 1, "stride": 1, "chunk": CHUNK}}]
     first = configs[0]["overrides"]
-    env = {**TINY_ENV, **data.env(), "TRAIN_SEQ_LEN": str(first["seq_len"]), "EVAL_SEQ_LEN": str(first["seq_len"]),
+    # DATA_PATH is a scratch copy whose validation shard the driver rewrites with each probe stream,
+    # so an evaluator that reads the shards itself (not the tokens it is handed) sees the same stream.
+    probe_dir = scratch / "data"
+    probe_dir.mkdir()
+    for shard in sorted(data.data_path.glob("fineweb_train_*.bin"))[:1]:
+        shutil.copyfile(shard, probe_dir / shard.name)
+    shutil.copyfile(data.data_path / "fineweb_val_000000.bin", probe_dir / "fineweb_val_000000.bin")
+    env = {**TINY_ENV, **data.env(), "DATA_PATH": str(probe_dir), "TRAIN_SEQ_LEN": str(first["seq_len"]), "EVAL_SEQ_LEN": str(first["seq_len"]),
            "EVAL_STRIDE": str(first["stride"]), "TTT_CHUNK_TOKENS": str(CHUNK)}
     for c in configs:
         c["overrides"]["val_batch"] = 65536
     spec = {"module_file": str(work / module_rel), "env": env, "configs": configs,
             "score_call": _call_dict(call), "vocab_size": vocab, "n": n, "bos": 1,
             "val_shard": str(data.data_path / "fineweb_val_000000.bin"), "tokenizer": str(data.tokenizer_path),
+            "stream_shard": str(probe_dir / "fineweb_val_000000.bin"),
             "sample_texts": sample_texts(), "bytes_probe": True, "threads": threads}
     result = _launch(scratch, work, spec, timeout_s, allow_network)
     layout = result.get("layout") or {}
@@ -146,12 +154,18 @@ def _run_in_scratch(folder, scratch, ctx, src, call, out, timeout_s, vocab, n, a
         out.category, out.reason = result.get("category", "crashed"), result.get("reason", "")
         return out
     out.status = "ok"
-    k = kraft.KraftMeasure.of(result["nll_x"], result["nll_xv"])
+    rejected = {int(v): why for v, why in result.get("rejected", {}).items()}
+    # A candidate the evaluator cannot score (an assertion on a trailing BOS) is counted with the
+    # legal twin's probability for it, and said so in the evidence.
+    nll_xv = [n if n is not None else result["nll_x"] + result["twin_nll_xv"][v] - result["twin_nll_x"]
+              for v, n in enumerate(result["nll_xv"])]
+    k = kraft.KraftMeasure.of(result["nll_x"], nll_xv)
     twin = kraft.KraftMeasure.of(result["twin_nll_x"], result["twin_nll_xv"])
     tol = kraft.tolerance(twin, result["nll_x"], result["nll_x_again"])
     out.kraft = {"value": k.value, "p_max": k.p_max, "p_min": k.p_min, "candidates": k.candidates,
                  "violated": kraft.violated(k, tol), "tolerance": tol.value, "tolerance_explained": tol.explain(),
-                 "twin": twin.value, "nll_x": result["nll_x"], "nll_x_again": result["nll_x_again"]}
+                 "twin": twin.value, "nll_x": result["nll_x"], "nll_x_again": result["nll_x_again"],
+                 "rejected": {str(v): why for v, why in rejected.items()}}
     out.timings = {k2: result[k2] for k2 in ("setup_s", "plain_eval_s", "kraft_runs_s", "total_s", "runs") if k2 in result}
     out.replayed = [{"line": ln, "path": out.path} for ln in result.get("replayed_lines", [])]
     out.skipped_steps = result.get("skipped_steps", [])
