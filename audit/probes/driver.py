@@ -132,6 +132,10 @@ def _bind(call: dict, ns: dict, before: int | None = None, after: int | None = N
             pass
 
 
+# Capped, never raised: training on a token before scoring it shows with one epoch; a multi-epoch
+# loop scored on its last epoch needs two.
+CAPS = {"epoch": 2}
+
 _PROBE_NAMES = {"hp": 0, "model": 0, "device": 0, "luts": (0, 0, 0), "tokens": 0, "stride": 0, "seq_len": 0}
 
 
@@ -147,6 +151,12 @@ def _override(hp, overrides: dict) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or callable(value):
             continue
         low = name.lower()
+        for pattern, cap in CAPS.items():  # fewer adaptation epochs: the same structure, V+1 times cheaper
+            if pattern in low and value > cap:
+                try:
+                    setattr(hp, name, cap)
+                except Exception:  # noqa: BLE001
+                    pass
         for pattern, new in overrides.items():
             if pattern in low:
                 try:

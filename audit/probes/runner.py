@@ -129,6 +129,8 @@ def _run_in_scratch(folder, scratch, ctx, src, call, out, timeout_s, vocab, n, a
     configs = [{"label": "one window", "overrides": {"seq_len": n + 8, "stride": n + 8, "chunk": CHUNK}},
                {"label": "short windows, stride 1", "overrides": {"seq_len": 8, "stride": 1, "chunk": CHUNK}},
                {"label": "unit windows", "overrides": {"seq_len": 1, "stride": 1, "chunk": CHUNK}}]
+    if call.steps:  # main's own val steps (pre-quant TTT) trim to whole seq_len sequences: use 1-token ones first
+        configs = configs[::-1]
     first = configs[0]["overrides"]
     # DATA_PATH is a scratch copy whose validation shard the driver rewrites with each probe stream,
     # so an evaluator that reads the shards itself (not the tokens it is handed) sees the same stream.
