@@ -32,7 +32,7 @@ test-quick: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/static_speed.py
 	$(PY) bench/reference_eval.py
-	$(PY) bench/probe_bench.py mutants --json $(OUT)/probe-mutants.json
+	$(PY) bench/probe_bench.py mutants --static-shapes --json $(OUT)/probe-mutants.json
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -66,7 +66,7 @@ def probe_row(folder: Path, timeout: float) -> dict:
 def kraft_cell(r: dict) -> str:
     if r["status"] != "ok":
         return f"n/a ({r['category']})"
-    return f"{'FAIL' if r['kraft_violated'] else 'pass'} K={r['kraft']:.6g}"
+    return f"FAIL K={r['kraft']:.6g}" if r["kraft_violated"] else f"pass K={r['kraft']:.7f}"
 
 
 def _append(jsonl: Path | None, row: dict) -> None:
@@ -75,6 +75,22 @@ def _append(jsonl: Path | None, row: dict) -> None:
         jsonl.parent.mkdir(parents=True, exist_ok=True)
         with jsonl.open("a") as fh:
             fh.write(json.dumps(row) + "\n")
+
+
+def static_misses() -> str:
+    """Static legality verdicts of every mutant in every shape (no probe): which shapes it misses."""
+    expected = json.loads((MUTANTS / "expected.json").read_text())
+    missed: dict[str, list[str]] = {}
+    flagged = []
+    for name, exp in sorted(expected.items()):
+        verdict, _ = static_verdict(MUTANTS / name, LEGALITY)
+        if not exp["legal"] and verdict == "PASS":
+            missed.setdefault(exp["behaviour"], []).append(exp["variant"])
+        if exp["legal"] and verdict == "FAIL":
+            flagged.append(name)
+    lines = [f"- {b}: {', '.join(v)}" for b, v in sorted(missed.items())]
+    return ("Illegal mutants the static classifier passes (legality rules), by shape:\n" + ("\n".join(lines) or "- none")
+            + f"\nLegal mutants it fails: {', '.join(flagged) or 'none'}.")
 
 
 def run_mutants(all_variants: bool, timeout: float, jsonl: Path | None = None) -> list[dict]:
@@ -109,7 +125,7 @@ def mutant_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def corpus_folders(limit: int | None) -> list[tuple[Path, str, str]]:
+def corpus_folders(limit: int | None, only: str | None = None) -> list[tuple[Path, str, str]]:
     out = []
     with (CORPUS / "dev.tsv").open() as fh:
         for row in csv.DictReader(fh, delimiter="\t"):
@@ -119,6 +135,8 @@ def corpus_folders(limit: int | None) -> list[tuple[Path, str, str]]:
     for folder in sorted((CORPUS / "head" / "records").glob("*/*")):
         if folder.is_dir():
             out.append((folder, "merged", "legal (merged)"))
+    if only is not None:
+        out = [o for o in out if (o[1] == "merged") == (only == "head")]
     return out[:limit] if limit else out
 
 
@@ -134,13 +152,13 @@ def saved_static(folder: Path, saved: Path) -> tuple[str, list[str]] | None:
     return data.get("verdict", "?"), rules
 
 
-def run_corpus(limit: int | None, timeout: float, jsonl: Path | None = None, static_from: Path | None = None
-               ) -> list[dict]:
+def run_corpus(limit: int | None, timeout: float, jsonl: Path | None = None, static_from: Path | None = None,
+               only: str | None = None) -> list[dict]:
     rows = []
     done = {}
     if jsonl is not None and jsonl.is_file():  # resume a stopped run
         done = {r["folder"]: r for r in map(json.loads, jsonl.read_text().splitlines()) if r}
-    for folder, origin, label in corpus_folders(limit):
+    for folder, origin, label in corpus_folders(limit, only):
         if str(folder.relative_to(CORPUS)) in done:
             rows.append(done[str(folder.relative_to(CORPUS))])
             continue
@@ -191,8 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     m = sub.add_parser("mutants")
     m.add_argument("--all", action="store_true", help="every renaming/indirection variant, not only base")
+    m.add_argument("--static-shapes", action="store_true",
+                   help="also list, over every shape, the illegal mutants the static classifier passes")
     c = sub.add_parser("corpus")
     c.add_argument("--limit", type=int)
+    c.add_argument("--only", choices=("dev", "head"), help="only the dev.tsv PRs or only the merged folders")
     c.add_argument("--static-from", type=Path, metavar="DIR",
                    help="static verdicts from a bench/snapshot.py directory instead of auditing again")
     t = sub.add_parser("table")
@@ -212,10 +233,12 @@ def main(argv: list[str] | None = None) -> int:
         print(mutant_table(data["rows"]) if data["kind"] == "mutants" else corpus_table(data["rows"]))
         print(cost_line(data["rows"]))
         return 0
-    rows = run_mutants(a.all, a.timeout, a.jsonl) if a.cmd == "mutants" else run_corpus(a.limit, a.timeout, a.jsonl, a.static_from)
+    rows = run_mutants(a.all, a.timeout, a.jsonl) if a.cmd == "mutants" else run_corpus(a.limit, a.timeout, a.jsonl, a.static_from, a.only)
     print()
     print(mutant_table(rows) if a.cmd == "mutants" else corpus_table(rows))
     print(cost_line(rows))
+    if a.cmd == "mutants" and a.static_shapes:
+        print(static_misses())
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps({"kind": a.cmd, "rows": rows}, indent=1))
