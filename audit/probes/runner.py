@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from audit.probes import kraft
 
@@ -126,7 +127,8 @@ def _run_in_scratch(folder, scratch, ctx, src, call, out, timeout_s, vocab, n, a
     # a single window holding the whole stream (sliding evaluators with partial windows), short
     # windows at stride 1 (sliding evaluators that only take whole windows), and windows of one
     # token (evaluators that trim the stream to whole windows: the appended token is then scored).
-    configs = [{"label": "one window", "overrides": {"seq_len": n + 8, "stride": n + 8, "chunk": CHUNK}},
+    configs: list[dict[str, Any]] = [
+               {"label": "one window", "overrides": {"seq_len": n + 8, "stride": n + 8, "chunk": CHUNK}},
                {"label": "short windows, stride 1", "overrides": {"seq_len": 8, "stride": 1, "chunk": CHUNK}},
                {"label": "unit windows", "overrides": {"seq_len": 1, "stride": 1, "chunk": CHUNK}}]
     if call.steps:  # main's own val steps (pre-quant TTT) trim to whole seq_len sequences: use 1-token ones first
@@ -139,8 +141,8 @@ def _run_in_scratch(folder, scratch, ctx, src, call, out, timeout_s, vocab, n, a
     for shard in sorted(data.data_path.glob("fineweb_train_*.bin"))[:1]:
         shutil.copyfile(shard, probe_dir / shard.name)
     shutil.copyfile(data.data_path / "fineweb_val_000000.bin", probe_dir / "fineweb_val_000000.bin")
-    env = {**TINY_ENV, **data.env(), "DATA_PATH": str(probe_dir), "TRAIN_SEQ_LEN": str(first["seq_len"]), "EVAL_SEQ_LEN": str(first["seq_len"]),
-           "EVAL_STRIDE": str(first["stride"]), "TTT_CHUNK_TOKENS": str(CHUNK)}
+    env = {**TINY_ENV, **data.env(), "DATA_PATH": str(probe_dir), "TRAIN_SEQ_LEN": str(first["seq_len"]),
+           "EVAL_SEQ_LEN": str(first["seq_len"]), "EVAL_STRIDE": str(first["stride"]), "TTT_CHUNK_TOKENS": str(CHUNK)}
     for c in configs:
         c["overrides"]["val_batch"] = 65536
     spec = {"module_file": str(work / module_rel), "env": env, "configs": configs,
