@@ -97,7 +97,10 @@ def build(spec: dict, module):
         raise NotApplicable("unusual signature or construction", "main builds no Hyperparameters-like object")
     hp_b = call["hparams"][0]
     hp = eval(hp_b["source"], ns)  # noqa: S307 - the submission's own expression, in the sandbox
-    _override(hp, spec["configs"][0]["overrides"])
+    # The model is built at the longest window (a model that scales RoPE with the length beyond its
+    # training length would otherwise see every probe stream as an extrapolation); each layout's
+    # settings are applied to the Hyperparameters only for the evaluator runs.
+    _override(hp, max(spec["configs"], key=lambda c: c["overrides"]["seq_len"])["overrides"])
     ns[hp_b["name"]] = hp
     if not call.get("model"):
         raise NotApplicable("unusual signature or construction", "main constructs no nn.Module from its Hyperparameters")
@@ -441,6 +444,7 @@ def probe(spec: dict, result: dict) -> None:
     result["rejected"] = {str(k): v for k, v in rejected.items()}
     probe_s = time.perf_counter() - t2
     model.load_state_dict(ev.state)
+    _override(hp, max(spec["configs"], key=lambda c: c["overrides"]["seq_len"])["overrides"])
     twin_x = twin_nll(model, x)
     twin_xv = [twin_nll(model, x + [v]) for v in range(vocab)]
     result.update({"nll_x": nll_x, "nll_x_again": nll_again, "nll_xv": nll_xv, "twin_nll_x": twin_x,

@@ -133,7 +133,7 @@ def _run_in_scratch(folder, scratch, ctx, src, call, out, timeout_s, vocab, n, a
                {"label": "unit windows", "overrides": {"seq_len": 1, "stride": 1, "chunk": CHUNK}}]
     if call.steps:  # main's own val steps (pre-quant TTT) trim to whole seq_len sequences: use 1-token ones first
         configs = configs[::-1]
-    first = configs[0]["overrides"]
+    first = max(configs, key=lambda c: c["overrides"]["seq_len"])["overrides"]
     # DATA_PATH is a scratch copy whose validation shard the driver rewrites with each probe stream,
     # so an evaluator that reads the shards itself (not the tokens it is handed) sees the same stream.
     probe_dir = scratch / "data"
