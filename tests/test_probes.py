@@ -38,13 +38,18 @@ def test_kraft_sum_of_a_distribution_is_one_and_of_a_boosted_one_is_not():
 
 
 def test_tolerance_comes_from_the_twin_and_the_repeat_noise():
-    from audit.probes.kraft import TOLERANCE_FACTOR, KraftMeasure, tolerance
+    from audit.probes.kraft import FLOAT32_EPS, TOLERANCE_FACTOR, KraftMeasure, tolerance, violated
 
-    twin = KraftMeasure(1.0 + 3e-4, 0.5, 0.1, 4)
-    tol = tolerance(twin, 100.0, 100.0)
-    assert tol.value == pytest.approx(TOLERANCE_FACTOR * 3e-4)
-    noisy = tolerance(KraftMeasure(1.0, 0.5, 0.1, 4), 100.0, 100.01)
+    rounding = FLOAT32_EPS * 100.0
+    tol = tolerance(KraftMeasure(1.0 + 5 * rounding, 0.5, 0.1, 4), 100.0, 100.0)  # twin off by float noise
+    assert tol.reference == 1.0 and tol.value == pytest.approx(TOLERANCE_FACTOR * 5 * rounding)
+    noisy = tolerance(KraftMeasure(1.0, 0.5, 0.1, 4), 100.0, 100.01)  # a non-repeatable evaluator
     assert noisy.value == pytest.approx(TOLERANCE_FACTOR * 0.01)
+    # a twin off by far more than float noise (a z-loss in model(x, y)) becomes the reference
+    offset = tolerance(KraftMeasure(0.9964, 0.5, 0.1, 4), 100.0, 100.0)
+    assert offset.twin_offset and offset.reference == 0.9964
+    assert not violated(KraftMeasure(0.99641, 0.5, 0.1, 4), offset)
+    assert violated(KraftMeasure(1.0, 0.5, 0.1, 4), offset)
 
 
 # -- CPU port -----------------------------------------------------------------------------------

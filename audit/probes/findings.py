@@ -39,7 +39,19 @@ CHECKS = {
 
 def probe_findings(outcome) -> list[Finding]:
     """Findings of one ProbeOutcome (audit.probes.runner)."""
-    return [kraft_finding(outcome), bytes_finding(outcome)]
+    out = [kraft_finding(outcome), bytes_finding(outcome)]
+    k = outcome.kraft or {}
+    if outcome.status == "ok" and k.get("twin_offset"):
+        out.append(Finding(
+            f"{KRAFT}.model-forward", Severity.WARNING,
+            f"The model's own forward(x, y) is not a plain normalised NLL: scored with it, the Kraft sum is "
+            f"{k['twin']:.6f}, not 1 (an auxiliary term such as a z-loss in the returned loss, or a forward that "
+            "reads the targets). The evaluator was judged against this sum; a reviewer should check what "
+            "model(x, y) returns, since the reported val_loss is built from it.",
+            path=outcome.path, line=outcome.line, key="kraft-twin", source=SOURCES[KRAFT],
+            evidence=(Evidence(f"legal twin K = {k['twin']:.6f}; evaluator K = {k['value']:.6f}", outcome.path,
+                               outcome.line),)))
+    return out
 
 
 def _rewrites(outcome) -> tuple[Evidence, ...]:
@@ -77,13 +89,14 @@ def kraft_finding(outcome) -> Finding:
     if k["violated"]:
         return Finding(KRAFT, Severity.ERROR,
                        f"The evaluator's scores are not a causal, normalised distribution: the Kraft sum is "
-                       f"{k['value']:.6g}, not 1 (tolerance {k['tolerance']:.1e}, measured on the legal twin in the "
+                       f"{k['value']:.6g}, not {k.get('reference', 1.0):.6g} (tolerance {k['tolerance']:.1e}, measured on the legal twin in the "
                        "same run). A legal evaluator's score of a prefix does not depend on the next token and its "
                        "p(v|x) sums to 1; training on unscored tokens, target-keyed caches, unnormalised mixtures, "
                        "SLOT and gates that read the realised token all move this sum (C1/C2).",
                        evidence=evidence, key="kraft", source=SOURCES[KRAFT], **where)
     return Finding(f"{KRAFT}.passed", Severity.INFO,
-                   f"Kraft-sum probe passed: K = {k['value']:.7f} (|K-1| = {abs(k['value'] - 1):.1e} <= tolerance "
+                   f"Kraft-sum probe passed: K = {k['value']:.7f} (|K-{k.get('reference', 1.0):.6g}| = "
+                   f"{abs(k['value'] - k.get('reference', 1.0)):.1e} <= tolerance "
                    f"{k['tolerance']:.1e}).", evidence=evidence, key="kraft-ok", source=SOURCES[KRAFT], **where)
 
 

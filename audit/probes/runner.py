@@ -141,7 +141,7 @@ def _run_in_scratch(folder, scratch, ctx, src, call, out, timeout_s, vocab, n, a
     for shard in sorted(data.data_path.glob("fineweb_train_*.bin"))[:1]:
         shutil.copyfile(shard, probe_dir / shard.name)
     shutil.copyfile(data.data_path / "fineweb_val_000000.bin", probe_dir / "fineweb_val_000000.bin")
-    env = {**TINY_ENV, **data.env(), "DATA_PATH": str(probe_dir), "TRAIN_SEQ_LEN": str(first["seq_len"]),
+    env = {**_readme_env(ctx), **TINY_ENV, **data.env(), "DATA_PATH": str(probe_dir), "TRAIN_SEQ_LEN": str(first["seq_len"]),
            "EVAL_SEQ_LEN": str(first["seq_len"]), "EVAL_STRIDE": str(first["stride"]), "TTT_CHUNK_TOKENS": str(CHUNK)}
     for c in configs:
         c["overrides"]["val_batch"] = 65536
@@ -168,12 +168,26 @@ def _run_in_scratch(folder, scratch, ctx, src, call, out, timeout_s, vocab, n, a
     tol = kraft.tolerance(twin, result["nll_x"], result["nll_x_again"])
     out.kraft = {"value": k.value, "p_max": k.p_max, "p_min": k.p_min, "candidates": k.candidates,
                  "violated": kraft.violated(k, tol), "tolerance": tol.value, "tolerance_explained": tol.explain(),
+                 "reference": tol.reference, "twin_offset": tol.twin_offset,
                  "twin": twin.value, "nll_x": result["nll_x"], "nll_x_again": result["nll_x_again"],
                  "rejected": {str(v): why for v, why in rejected.items()}}
     out.timings = {k2: result[k2] for k2 in ("setup_s", "plain_eval_s", "kraft_runs_s", "total_s", "runs") if k2 in result}
     out.replayed = [{"line": ln, "path": out.path} for ln in result.get("replayed_lines", [])]
     out.skipped_steps = result.get("skipped_steps", [])
     return out
+
+
+def _readme_env(ctx) -> dict[str, str]:
+    """The K=V settings of the README's run command (TTT_EPOCHS=3 ...): the configuration that was
+    scored, e.g. a TTT step switched on there but off by default. The tiny config and our data win."""
+    from audit.harness.readme_env import declared_env
+
+    readme = ctx.submission.readme
+    try:
+        declared = declared_env(readme.text or "") if readme is not None else {}
+    except Exception:  # noqa: BLE001 - an unreadable README leaves the script's defaults
+        return {}
+    return {k: v for k, v in declared.items() if "/" not in v and k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
 
 
 def _call_dict(call) -> dict:
