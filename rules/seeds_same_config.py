@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.logs import SeedRun
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import FILE, FOLDER, Invalid, Rule, RuleDoc, Valid
 from audit.seeds import claimed_seeds, excerpt, is_non_record, run_seed, scored_runs, seed_runs, seed_table
 from rules._meta_examples import SEEDS, folder, log
 
@@ -31,6 +31,18 @@ class SeedsSameConfig(Rule):
         "RULES.md R-SUB-SEEDS-SAME-CONFIG / R-SUB-FILES: https://github.com/openai/parameter-golf/pull/2124 ; "
         "https://github.com/openai/parameter-golf/pull/1902 ; https://github.com/openai/parameter-golf/pull/561"
     )
+    DOC = RuleDoc(
+        why="A leaderboard row needs a 3-seed mean from the same submitted configuration, with "
+            "consistent timing and artifact evidence for each seed.",
+        ruling="RULING (cocohearts on #2124); #1902 excluded \"single-seed tiny-margin rows\" and "
+               "\"missing-evidence submissions\".",
+        date="RULES.md gives no date for this ruling",
+        sources=(
+            "https://github.com/openai/parameter-golf/pull/561",
+            "https://github.com/openai/parameter-golf/pull/2124",
+            "https://github.com/openai/parameter-golf/pull/1902",
+        ),
+    )
     ALSO_REPORTS = ("R-SUB-SEEDS-SAME-CONFIG.seed-count", "R-SUB-SEEDS-SAME-CONFIG.seed-name")
     VALID = [
         Valid(folder(), "three seeds, same configuration"),
@@ -47,18 +59,18 @@ class SeedsSameConfig(Rule):
         Invalid(
             folder({"train_seed1337.log": log(1337, 2.0727), "train_seed42.log": log(42, 2.0739)}),
             "only two seeds for a record claim",
-            rule_id="R-SUB-SEEDS-SAME-CONFIG.seed-count",
+            rule_id="R-SUB-SEEDS-SAME-CONFIG.seed-count", path=FOLDER,
         ),
         Invalid(
             folder({"train_seed1337.log": log(1337, 2.0727), "train_seed42.log": log(1337, 2.0739),
                     "train_seed2025.log": log(2025, 2.0718)}),
             "train_seed42.log was run with seed 1337",
-            rule_id="R-SUB-SEEDS-SAME-CONFIG.seed-name",
+            rule_id="R-SUB-SEEDS-SAME-CONFIG.seed-name", path="train_seed42.log", line="seed:1337",
         ),
         Invalid(
             folder({**{f"train_seed{s}.log": log(s, v) for s, v in SEEDS[:2]},
                     "train_seed2025.log": log(2025, 2.0718, iterations=9_000)}),
-            "the third seed ran with a different iteration count",
+            "the third seed ran with a different iteration count", path="train_seed2025.log", line=FILE,
         ),
     ]
 
