@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -215,19 +214,48 @@ def _ported_expr(src: str) -> str:
 
 
 def _launch(scratch: Path, work: Path, spec: dict, timeout_s: float, allow_network: bool) -> dict:
+    """The driver in the harness sandbox: namespaces (network cut, /tmp and home hidden, only the
+    scratch area writable), a scrubbed environment, a deadline, every process killed at the end."""
+    from audit.harness.isolation import HIDDEN_DIRS, HostFacts, choose_isolation, plan_config, python_paths
     from audit.harness.launch import Deadlines, run_group
-    from audit.harness.sandbox import choose_isolation, scrub_env
+    from audit.harness.sandbox import scrub_env
 
     spec_path, result_path, log = scratch / "spec.json", scratch / "result.json", scratch / "driver.log"
     result_path.unlink(missing_ok=True)
     spec_path.write_text(json.dumps(spec))
+    home, tmp = scratch / "home", scratch / "tmp"
+    home.mkdir(exist_ok=True)
+    tmp.mkdir(exist_ok=True)
     env, _ = scrub_env(dict(os.environ))
-    env = {**env, **spec["env"], "PYTHONPATH": str(REPO_ROOT), "PYTHONDONTWRITEBYTECODE": "1",
-           "OMP_NUM_THREADS": str(spec["threads"]), "CUDA_VISIBLE_DEVICES": ""}
+    env = {**env, **spec["env"], "PYTHONPATH": str(REPO_ROOT), "PYTHONDONTWRITEBYTECODE": "1", "HOME": str(home),
+           "TMPDIR": str(tmp), "OMP_NUM_THREADS": str(spec["threads"]), "CUDA_VISIBLE_DEVICES": ""}
     iso = choose_isolation(allow_network)
-    argv = iso.wrap([sys.executable, "-m", "audit.probes.driver", str(spec_path), str(result_path)])
+    if iso.mode == "unavailable":  # never import submission code outside a sandbox
+        return {"status": "not-applicable", "category": "no sandbox", "reason": iso.note}
+    argv = [iso.python, "-m", "audit.probes.driver", str(spec_path), str(result_path)]
+    pass_fds: tuple[int, ...] = ()
+    report_fd = None
+    if iso.mode == "namespaces":
+        keep = [*python_paths(iso.python, env), str(REPO_ROOT), str(Path(spec["tokenizer"]).parent)]
+        plan = plan_config(cwd=str(work), net=iso.network_cut, keep_ro=keep, writable=[str(scratch)],
+                           hide=[*HIDDEN_DIRS, os.path.expanduser("~")], must_be_ro=[str(REPO_ROOT)],
+                           facts=HostFacts.gather())
+        config = scratch / "sandbox.json"
+        config.write_text(json.dumps(plan))
+        report_fd, write_fd = os.pipe()
+        pass_fds = (write_fd,)
+        argv = iso.wrap(argv, config, write_fd)
     started = time.monotonic()
-    outcome = run_group(argv, cwd=work, env=env, log_path=log, deadlines=Deadlines(timeout_s, timeout_s, 5.0))
+    try:
+        outcome = run_group(argv, cwd=work, env=env, log_path=log, deadlines=Deadlines(timeout_s, timeout_s, 5.0),
+                            pass_fds=pass_fds)
+    finally:
+        from audit.harness.isolation import read_report
+
+        sandbox = read_report(report_fd) if report_fd is not None else {"ok": True}  # run_group closed write_fd
+    if not (sandbox or {}).get("ok"):
+        return {"status": "not-applicable", "category": "no sandbox",
+                "reason": f"the sandbox did not prove its isolation: {json.dumps(sandbox)[:300]}"}
     if outcome.timed_out:
         return {"status": "not-applicable", "category": "timeout",
                 "reason": f"the probe did not finish within {timeout_s:.0f} s"}
