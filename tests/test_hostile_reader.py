@@ -201,7 +201,9 @@ def test_hostile_json_duplicate_keys():
 def test_hostile_json_duplicate_keys_nested():
     text = _with('  "val_bpb": 1.1,\n  "seed_results": {"1337": {"val_bpb": 1.2, "val_bpb": 1.0}}')
     sub, findings = _json_findings(text)
-    assert [p.kind for p in sub.json_problems] == [JsonProblemKind.DUPLICATE_KEY] and findings
+    assert [p.kind for p in sub.json_problems] == [JsonProblemKind.DUPLICATE_KEY]
+    (f,) = findings  # the key is written three times: no line rather than a wrong one
+    assert f.severity == Severity.ERROR and f.line is None and f.path == "submission.json"
 
 
 def test_hostile_json_many_duplicates_are_bounded():

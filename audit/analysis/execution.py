@@ -107,9 +107,8 @@ def execution_facts(ctx) -> ExecutionFacts:
 
 
 def _build(ctx, prog: Program) -> ExecutionFacts:
-    from audit.seeds import seed_runs
     sub = ctx.submission
-    runs = seed_runs(ctx)
+    runs = ctx.runs  # parsed by the engine before any rule (audit.context)
     facts = ExecutionFacts(prog)
     source_lines: dict[str, set[int]] = {}
     for r in runs:
@@ -150,8 +149,7 @@ def _build(ctx, prog: Program) -> ExecutionFacts:
 def _claim_lines(ctx, runs) -> list[_LogLine]:
     """The score line each log gives for the claim: the line equal to the claimed val_bpb, else
     the run's canonical final line."""
-    from audit.seeds import submission_claims
-    claims = submission_claims(ctx)
+    claims = ctx.claims
     bpb = claims.val_bpb if claims is not None else None
     out = []
     texts = {p: (tf.text or "").splitlines() for p, tf in ctx.submission.logs.items()}
@@ -166,8 +164,7 @@ def _claim_lines(ctx, runs) -> list[_LogLine]:
 
 
 def _unsupported_claim(ctx, runs) -> float | None:
-    from audit.seeds import submission_claims
-    claims = submission_claims(ctx)
+    claims = ctx.claims
     bpb = claims.val_bpb if claims is not None else None
     if bpb is None:
         return None

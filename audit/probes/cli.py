@@ -12,19 +12,27 @@ import sys
 from pathlib import Path
 
 EXIT_MISSING = 2
+NAME = "probe"
+DESCRIPTION = "run the Kraft-sum and byte-accounting probes on a CPU port of the submission (needs torch)"
+
+
+def add_parser(subparsers, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The subcommand (registered by name in audit.cli SUBCOMMANDS); --format/--fail-on/--exit-zero from `common`."""
+    from audit.report.output import add_out_option
+
+    parser = subparsers.add_parser(NAME, parents=[common], help=DESCRIPTION,
+                                   description=DESCRIPTION[:1].upper() + DESCRIPTION[1:])
+    add_arguments(parser)
+    add_out_option(parser)
+    return parser
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="DIR", help="submission folder(s)")
-    parser.add_argument("--format", default="terminal", help="comma list of terminal, json, sarif, github, html")
-    parser.add_argument("--out", metavar="PATH", help="file or directory for json/sarif/html (as for check)")
     parser.add_argument("--timeout", type=float, default=300.0, metavar="S", help="per-folder probe deadline (default 300)")
     parser.add_argument("--no-static", action="store_true", help="report the probes only, not the static check")
     parser.add_argument("--allow-network", action="store_true", help="do not cut the network (debugging only)")
     parser.add_argument("--keep-scratch", action="store_true", help="keep the ported scratch copies")
-    parser.add_argument("--fail-on", choices=("error", "warning"), default="warning",
-                        help="warning (default): exit 1 on FAIL or REVIEW; error: exit 1 on FAIL only")
-    parser.add_argument("--exit-zero", action="store_true", help="exit 0 whatever the verdicts")
 
 
 def missing_message() -> str | None:
@@ -37,22 +45,15 @@ def missing_message() -> str | None:
             "pip install 'pgolf-audit[torch]'")
 
 
-def run(args: argparse.Namespace) -> int:
-    from audit.cli import (
-        UsageError,
-        audit_folders,
-        emit,
-        exit_code,
-        parse_formats,
-        plan_outputs,
-        select_rules,
-    )
+def run(args: argparse.Namespace):
+    """The static check (unless --no-static) and the probes of every folder; results go out through
+    audit.report.output. Exit 2 (with a message) without the [torch] extra."""
+    from audit.report.output import UsageError
 
     message = missing_message()
     if message:
         print(f"pgolf-audit probe: {message}", file=sys.stderr)
         return EXIT_MISSING
-    plan = plan_outputs(parse_formats(args.format), args.out)
     folders = []
     for p in args.paths:
         if not Path(p).is_dir():
@@ -64,10 +65,23 @@ def run(args: argparse.Namespace) -> int:
 
         results = [TargetResult(Report(target=str(f))) for f in folders]
     else:
-        results = audit_folders(folders, select_rules([], []), None, [], [])
+        results = [_static(f) for f in folders]
     attach_probes(results, timeout_s=args.timeout, allow_network=args.allow_network, keep_scratch=args.keep_scratch)
-    emit(results, plan)
-    return exit_code(results, args.fail_on, args.exit_zero)
+    return results
+
+
+def _static(folder: Path):
+    """The static check of one folder, every rule (as `check` runs it, without its CLI layer)."""
+    from audit.context import Options
+    from audit.engine import audit_submission
+    from audit.registry import all_rules
+    from audit.report.model import TargetResult, build_excerpts
+    from audit.submission import Submission
+
+    submission = Submission.load(folder)
+    report = audit_submission(submission, Options(), rules=list(all_rules()))
+    report.target = str(folder)
+    return TargetResult(report, excerpts=build_excerpts(submission, report.findings))
 
 
 def attach_probes(results, *, timeout_s: float = 300.0, allow_network: bool = False, keep_scratch: bool = False) -> None:

@@ -6,11 +6,12 @@ query looks back (left) and ahead (right), -1 meaning unlimited. Returns the out
 flash_attn_func does by default (`return_attn_probs=False`).
 """
 
-import torch
-import torch.nn.functional as F
 
 
 def flash_attn_func(q, k, v, softmax_scale=None, causal=False, window_size=(-1, -1), *args, **kwargs):
+    import torch  # inside: audit/ imports no torch at module level (this file is also copied into the sandbox)
+    import torch.nn.functional as F
+
     qt, kt, vt = (t.transpose(1, 2).float() for t in (q, k, v))
     if kt.size(1) != qt.size(1):  # GQA: repeat KV heads
         rep = qt.size(1) // kt.size(1)
@@ -33,6 +34,8 @@ def flash_attn_func(q, k, v, softmax_scale=None, causal=False, window_size=(-1, 
 def flash_attn_varlen_func(q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q=None, max_seqlen_k=None,
                            softmax_scale=None, causal=False, window_size=(-1, -1), *args, **kwargs):
     """Packed sequences (total, heads, dim) split at cu_seqlens; each attended on its own."""
+    import torch
+
     outs = []
     bounds_q, bounds_k = cu_seqlens_q.tolist(), cu_seqlens_k.tolist()
     for (q0, q1), (k0, k1) in zip(zip(bounds_q, bounds_q[1:]), zip(bounds_k, bounds_k[1:])):

@@ -3,8 +3,7 @@
 Most IDs belong to a registered rule; its documentation is the rule's `DOC` (audit.rule.RuleDoc)
 rendered here under fixed headings (What it checks / Why / Legal example / Illegal example /
 Sources), once, for `pgolf-audit rules --markdown`, SARIF `fullDescription` / `help` and the
-HTML report. A few IDs are not a registered rule: the CLI's PR-diff check (R-SUB-FOLDER),
-described here, and the re-run harness's `R-...rerun-*` checks, described by
+HTML report. A few IDs are not a registered rule: the re-run harness's `R-...rerun-*` checks, described by
 `audit.harness.checks.CHECKS` (read lazily; that module needs no torch, and an installation
 without the harness simply lacks those rows).
 """
@@ -190,8 +189,11 @@ def _example(example: Valid | Invalid, anchor: Invalid) -> str:
         said = "Passes (no warning or error)."
         line = _same_place(files.get(path or ""), anchor) or line
     text = f"{example.note}. {said}" if example.note else said
-    if not isinstance(example.code, str):
+    if not isinstance(example.code, str) and files:
         text += "\n\nFiles: " + ", ".join(f"`{p}`" for p in sorted(files))
+    changed = (example.options or {}).get("changed_files")  # a "diff" rule's example: the PR's changes
+    if changed:
+        text += "\n\nChanged files: " + ", ".join(f"`{status} {p}`" for status, p in changed)
     shown = path if path in files else None
     if shown is None and not isinstance(example.code, str):
         return text
@@ -235,28 +237,6 @@ def _excerpt(path: str, content: str | bytes, line: int | None, mark: bool) -> s
     return f"`{path}`:\n\n{fence}{lang}\n" + "\n".join(shown) + f"\n{fence}"
 
 
-# The CLI's `--changed-since` check is not a registered rule yet; its documentation, ready for
-# the rule module that will carry it (DOC = ...), rendered here meanwhile.
-SUB_FOLDER_DOC = RuleDoc(
-    checks="The PR's diff (`--changed-since REF`): it adds exactly one new folder under records/<track>/ and "
-           "changes nothing outside it.",
-    why="A submission PR only adds a new folder in the appropriate records subfolder "
-        "(`records/track_10min_16mb/` or `records/track_non_record_16mb/`), named `YYYY-MM-DD_description`.",
-    ruling="README; RULING (cocohearts on #1143: not a single clean folder, so split or trim; naming feedback: "
-           "commit \"Rename record folder to YYYY-MM-DD_description format per @cocohearts feedback\" in "
-           "MarioPaerle's #1667).",
-    date="RULES.md gives no date for this ruling",
-    sources=("README", "https://github.com/openai/parameter-golf/pull/1143",
-             "https://github.com/openai/parameter-golf/pull/561"),
-)
-
-BUILTIN = {
-    "R-SUB-FOLDER": RuleInfo(
-        "R-SUB-FOLDER", "A submission PR adds exactly one new folder under records/<track>/", Severity.ERROR, "meta",
-        "RULES.md R-SUB-FOLDER (README; https://github.com/openai/parameter-golf/pull/1143 ; "
-        "https://github.com/openai/parameter-golf/pull/561)",
-        _plain(_sections(SUB_FOLDER_DOC, "", [], [], "")),
-        _markdown("R-SUB-FOLDER", "A submission PR adds exactly one new folder under records/<track>/",
-                  Severity.ERROR, "meta", (), _sections(SUB_FOLDER_DOC, "", [], [], "")),
-    ),
-}
+# IDs reported outside the registry, with their documentation: none today (R-SUB-FOLDER, once the
+# CLI's own check, is the rule rules/sub_folder.py); kept as the place for such an ID.
+BUILTIN: dict[str, RuleInfo] = {}
