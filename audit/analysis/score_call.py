@@ -47,6 +47,7 @@ class ScoreCall:
     model: Binding | None = None  # `base_model = GPT(vocab_size=args.vocab_size, ...)`
     main_name: str = "main"
     steps: tuple[Step, ...] = ()
+    trains: bool = False  # the evaluator (or a replayed step) calls backward()/an optimizer step
     val_names: tuple[str, ...] = ()  # names of the validation tokens at the call site
     luts: Binding | None = None  # `base_bytes_lut, has_leading_space_lut, ... = build_sentencepiece_luts(sp, ...)`
     sp_names: tuple[str, ...] = ()  # names main binds to a SentencePieceProcessor
@@ -91,8 +92,40 @@ def find_score_call(path: str, tree: ast.Module, source: str) -> ScoreCall | Non
                               if isinstance(n, ast.Name) and _is_tokens_name(n.id)}, assigns)
     logged = frozenset().union(*(_score_log(x)[1] for x in stmts))
     steps = _val_steps(main, val_names, model.line if model else 0, stmt.lineno, logged, seg)
+    trains = _trains(tree, [call.func, *(ast.parse(st.source.strip()).body[0] for st in steps if _parses(st.source))])
     return ScoreCall(path, stmt.lineno, seg(call.func), args, label, bindings, hparams[:1], model, main.name,
-                     steps, val_names, luts, sp_names)
+                     steps, trains, val_names, luts, sp_names)
+
+
+def _parses(src: str) -> bool:
+    try:
+        ast.parse(src.strip())
+        return True
+    except SyntaxError:
+        return False
+
+
+def _trains(tree: ast.Module, nodes: list) -> bool:
+    """Whether a module function named in these expressions (the callee, the steps' calls) runs
+    backward() or an optimizer step: such code trims the stream to whole training sequences."""
+    funcs = {f.name: f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)}
+    names = {n.id if isinstance(n, ast.Name) else n.attr for node in nodes for n in ast.walk(node)
+             if isinstance(n, (ast.Name, ast.Attribute))}
+    seen: set[str] = set()
+    stack = [funcs[n] for n in names if n in funcs]
+    while stack:
+        f = stack.pop()
+        if f.name in seen:
+            continue
+        seen.add(f.name)
+        for n in ast.walk(f):
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "backward":
+                return True
+            if isinstance(n, ast.Call):
+                callee = n.func.id if isinstance(n.func, ast.Name) else None
+                if callee in funcs:
+                    stack.append(funcs[callee])
+    return False
 
 
 def _is_tokens_name(name: str) -> bool:
@@ -142,7 +175,9 @@ def _val_steps(main: ast.FunctionDef, val_names: tuple[str, ...], after: int, be
             used = {n.id for a in (*value.args, *(k.value for k in value.keywords), value.func) for n in ast.walk(a)
                     if isinstance(n, ast.Name)}
             binds = _assigned_names(st) if not isinstance(st, ast.Expr) else frozenset()
-            if used & tainted and not (binds & logged):
+            # earlier evaluations are replayed too: one that adapts the model (TTT) changes what the
+            # claimed score is computed with (re-scoring after TTT)
+            if used & tainted:
                 out.append(Step(st.lineno, seg(st), guards, tuple(sorted(binds))))
                 tainted.update(binds)
 

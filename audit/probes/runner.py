@@ -130,7 +130,7 @@ def _run_in_scratch(folder, scratch, ctx, src, call, out, timeout_s, vocab, n, a
                {"label": "one window", "overrides": {"seq_len": n + 8, "stride": n + 8, "chunk": CHUNK}},
                {"label": "short windows, stride 1", "overrides": {"seq_len": 8, "stride": 1, "chunk": CHUNK}},
                {"label": "unit windows", "overrides": {"seq_len": 1, "stride": 1, "chunk": CHUNK}}]
-    if call.steps:  # main's own val steps (pre-quant TTT) trim to whole seq_len sequences: use 1-token ones first
+    if call.steps or call.trains:  # adapting code trims to whole seq_len sequences: use 1-token windows first
         configs = configs[::-1]
     first = max(configs, key=lambda c: c["overrides"]["seq_len"])["overrides"]
     # DATA_PATH is a scratch copy whose validation shard the driver rewrites with each probe stream,
