@@ -137,7 +137,9 @@ def test_sarif_and_html_use_harness_titles():
 def test_without_the_harness_rule_metadata_still_works(monkeypatch):
     import sys
 
-    from rules.sub_files import SubFiles  # R-SUB-FILES and R-SUB-FOLDER are registered rules, not built-in rows
+    from rules.sub_files import (
+        SubFiles,  # R-SUB-FILES and R-SUB-FOLDER are registered rules, not built-in rows
+    )
     from rules.sub_folder import SubFolder
 
     monkeypatch.setattr("audit.registry.all_rules", lambda: [*TEST_RULES, SubFiles, SubFolder])
