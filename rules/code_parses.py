@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from audit.analysis.eval_code import MAX_ANALYSED_CHARS, code_units
+from audit.analysis.api import MAX_ANALYSED_CHARS, code_units
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
