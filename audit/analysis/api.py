@@ -35,6 +35,7 @@ from audit.analysis.targets import Function
 from audit.analysis.train_at_eval import TrainReadAtEval, train_reads_at_eval
 from audit.analysis.valflow import Classified, Event, ValFlow, analyse
 from audit.findings import Evidence
+
 __all__ = [
     # the program and its val-data flow
     "program", "valflow", "module_facts", "unanalysed_sources", "source_of", "display", "evidence_line",
