@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--sota", metavar="FILE|DIR",
                        help="reference run set for the significance tests: a JSON file of per-seed val_bpb/"
                        "val_loss, or a submission folder")
+    check.add_argument("--as-of", metavar="YYYY-MM-DD", type=_iso_date,
+                       help="judge under the rulings made by this date (default: the folder's landing date on "
+                       "main when it sits in a checkout of the challenge repository, else today)")
     check.add_argument("--select", action="append", default=[], metavar="RULE_IDS",
                        help="only these rule ID prefixes (comma list, repeatable), e.g. R-TTT,R-EVAL")
     check.add_argument("--ignore", action="append", default=[], metavar="RULE_IDS",
@@ -132,7 +135,7 @@ def _check(ns: argparse.Namespace) -> int:
     targets, results = _targets(ns, select, ignore)
     if targets is None:
         return EXIT_OK
-    results += audit_folders(targets, rules, ns.sota, select, ignore)
+    results += audit_folders(targets, rules, ns.sota, select, ignore, as_of=ns.as_of)
     try:
         emit(results, plan)
     except (BrokenPipeError, SystemExit):
@@ -196,14 +199,14 @@ def _targets(ns: argparse.Namespace, select: list[str], ignore: list[str]
 
 
 def audit_folders(targets: list[Path], rules: list[type[Rule]], sota: str | None,
-                  select: list[str], ignore: list[str]) -> list[TargetResult]:
+                  select: list[str], ignore: list[str], as_of: str | None = None) -> list[TargetResult]:
     """One TargetResult per folder: its report (findings filtered by --select/--ignore) and excerpts."""
     from audit.context import Options
     from audit.engine import audit_submission
     from audit.report.model import TargetResult, build_excerpts
     from audit.submission import Submission
 
-    options = Options(sota=sota)
+    options = Options(sota=sota, as_of=as_of)
     results = []
     for path in targets:
         submission = Submission.load(path)
@@ -494,6 +497,16 @@ def _delegate(name: str, args: list[str]) -> int:
 
 
 # -- helpers --------------------------------------------------------------------------------------
+def _iso_date(text: str) -> str:
+    """--as-of: a YYYY-MM-DD date (argparse turns the ValueError into a usage error, exit 2)."""
+    import datetime
+
+    try:
+        return datetime.date.fromisoformat(text.strip()).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
 def _existing_dir(p: str) -> Path:
     path = Path(p)
     if not path.exists():

@@ -15,6 +15,7 @@ class Options:
 
     sota: str | None = None  # --sota FILE|DIR: reference run set for significance tests
     strict_code_count: bool = False
+    as_of: str | None = None  # --as-of YYYY-MM-DD: judge under the rulings made by then (audit/enforcement.py)
 
 
 @dataclass

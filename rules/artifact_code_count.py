@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from audit.artifact import counted_code
 from audit.context import AuditContext
+from audit.enforcement import enforce
 from audit.findings import Evidence, Finding, Severity
 from audit.logs import SeedRun
 from audit.rule import Invalid, Rule, Valid
@@ -60,6 +61,9 @@ class ArtifactCodeCount(Rule):
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        yield from enforce(ctx, self._check(ctx))
+
+    def _check(self, ctx: AuditContext) -> Iterable[Finding]:
         seed_table(ctx)
         code = counted_code(ctx)
         runs = [r for r in seed_runs(ctx) if _model_bytes(r) is not None]

@@ -17,13 +17,12 @@ from audit.analysis.eval_code import code_units
 from audit.analysis.ngram import Step
 from audit.analysis.targets import Function, call_name, names_in, target_flow, walk_nodes
 from audit.context import AuditContext
+from audit.enforcement import enforce
 from audit.findings import Finding, Severity
 from audit.rule import Invalid, Rule, Valid
 
-# cocohearts' audit of #1797 (late April 2026) made the mask a requirement for later rows; records
-# dated before it were not re-judged, so for them the finding is a note.
-RULING_DATE = "2026-04-25"
-_DATE = re.compile(r"(20\d\d-\d\d-\d\d)")
+# cocohearts' audit of #1797 (late April 2026) made the mask a requirement for later rows; folders
+# merged before it were not re-judged: audit/enforcement.py lowers the error to a warning for them.
 
 MASK_NAME = re.compile(r"(bos|mask|boundar|doc|reset|first|segment|seq_start|cu_seqlens)", re.I)
 
@@ -138,7 +137,7 @@ def _mask_vars(fn: Function) -> set[str]:
 class BosBoundary(Rule):
     ID = "R-BOS-BOUNDARY"
     TITLE = "Previous-token mixing without a mask at document boundaries (BOS)"
-    SEVERITY = Severity.WARNING
+    SEVERITY = Severity.ERROR
     KIND = "static"
     SOURCE = (
         "RULES.md E R-BOS-BOUNDARY: https://github.com/openai/parameter-golf/pull/1797#issuecomment-4322526174 ; "
@@ -156,11 +155,11 @@ class BosBoundary(Rule):
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        yield from enforce(ctx, self._check(ctx))
+
+    def _check(self, ctx: AuditContext) -> Iterable[Finding]:
         units = [u for u in code_units(ctx) if u.parsed.tree is not None]
         flow = target_flow(ctx, units)
-        date = _submission_date(ctx)
-        before_ruling = date is not None and date < RULING_DATE
-        note = f" This submission is dated {date}, before the ruling, so this is a note." if before_ruling else ""
         for fn in flow.functions:
             for steps in _unmasked_mixes(fn):
                 mix = steps[-1]
@@ -170,21 +169,11 @@ class BosBoundary(Rule):
                     "position of a document then carries information from the end of the previous "
                     "document. Zero the previous-token term wherever the current input token is BOS "
                     "(e.g. multiply by `(input_ids != BOS_ID)`) in every forward used for scoring and TTT. "
-                    "(Contested in issue #1988, hence a warning.)" + note,
+                    "(Disputed in issue #1988, but no maintainer reversed the ruling; audit/enforcement.py dates "
+                    "it to the #1797 audit.)",
                     path=fn.path, line=mix.line, evidence=[s.evidence() for s in steps],
-                    severity=Severity.INFO if before_ruling else None,
                     key=f"{fn.qualname}:smear",
                 )
-
-
-def _submission_date(ctx: AuditContext) -> str | None:
-    """The submission's date: submission.json `date`, else a YYYY-MM-DD folder-name prefix."""
-    data = ctx.submission.json_data or {}
-    for value in (data.get("date"), ctx.submission.name):
-        m = _DATE.search(str(value)) if value else None
-        if m:
-            return m.group(1)
-    return None
 
 
 def _unmasked_mixes(fn: Function) -> list[list[Step]]:

@@ -6,9 +6,10 @@ import re
 from collections.abc import Iterable
 
 from audit.context import AuditContext
+from audit.enforcement import applies, enforce
 from audit.findings import Evidence, Finding, Severity
 from audit.rule import Invalid, Rule, Valid
-from audit.seeds import TIME_CAP_MS, excerpt, is_non_record, score_eval_ms, seed_runs, seed_table
+from audit.seeds import TIME_CAP_MS, excerpt, score_eval_ms, seed_runs, seed_table
 from rules._meta_examples import SEEDS, folder, log
 
 
@@ -52,8 +53,11 @@ class EvalTime600(Rule):
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        yield from enforce(ctx, self._check(ctx))
+
+    def _check(self, ctx: AuditContext) -> Iterable[Finding]:
         seed_table(ctx)
-        if is_non_record(ctx):
+        if not applies(ctx, self.ID):
             return
         yield from self._declared(ctx)
         for run in seed_runs(ctx):

@@ -14,9 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from audit.context import AuditContext
+from audit.enforcement import applies, enforce
 from audit.findings import Evidence, Finding, Severity
 from audit.rule import Invalid, Rule, Valid
-from audit.seeds import excerpt, is_non_record, run_seed, scored_runs, seed_table
+from audit.seeds import excerpt, run_seed, scored_runs, seed_table
 from audit.sota import distinct_runs, load_reference, runset_from_json
 from audit.stats import README_ALPHA, README_MARGIN_NATS, RunSet, significance
 from rules._meta_examples import folder, log
@@ -58,8 +59,11 @@ class RecSignificance(Rule):
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        yield from enforce(ctx, self._check(ctx))
+
+    def _check(self, ctx: AuditContext) -> Iterable[Finding]:
         seed_table(ctx)
-        if is_non_record(ctx):
+        if not applies(ctx, self.ID):
             return
         new, evidence = _new_runset(ctx)
         where = _Where(ctx.submission.json_path, evidence)

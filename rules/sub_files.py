@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from audit.context import AuditContext
+from audit.enforcement import enforce
 from audit.findings import Evidence, Finding, Severity
 from audit.rule import Invalid, Rule, Valid
-from audit.seeds import claimed_seeds, is_non_record, run_seed, seed_runs, seed_table
+from audit.seeds import claimed_seeds, run_seed, seed_runs, seed_table
 from rules._meta_examples import SCRIPT, folder, log
 
 
@@ -46,9 +47,11 @@ class SubFiles(Rule):
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        yield from enforce(ctx, self._check(ctx))
+
+    def _check(self, ctx: AuditContext) -> Iterable[Finding]:
         seed_table(ctx)
         sub = ctx.submission
-        non_record = is_non_record(ctx)
         if sub.readme is None:
             others = sorted(p for p in sub.files if "readme" in p.lower() and p.lower().endswith((".md", ".txt")))
             yield self._missing(
@@ -61,7 +64,6 @@ class SubFiles(Rule):
         if not sub.logs:
             yield self._missing(
                 "train logs", "the train log(s) the script wrote, enough to show the claimed score (usually 3 seeds)",
-                severity=Severity.WARNING if non_record else Severity.ERROR,
             )
         yield from self._main_script(ctx)
         yield from self._seed_logs(ctx)
@@ -115,7 +117,6 @@ class SubFiles(Rule):
             f"{', '.join(map(str, missing))} (R-SUB-FILES: the logs must back each claimed seed; #561). "
             "Add those train logs, or remove the seeds from the claim and recompute the mean.",
             path=path, rule_id="R-SUB-FILES.seed-logs", key="seed-logs",
-            severity=Severity.WARNING if is_non_record(ctx) else Severity.ERROR,
             evidence=[Evidence(f"claimed seeds {claimed}", path),
                       Evidence(f"seeds found in logs: {sorted(s for s in logged if s is not None)}")],
         )

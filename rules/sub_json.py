@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from audit.context import AuditContext
+from audit.enforcement import enforce
 from audit.findings import Evidence, Finding, Severity
 from audit.rule import Invalid, Rule, Valid
 from audit.seeds import seed_table, submission_claims
@@ -35,6 +36,9 @@ class SubJson(Rule):
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        yield from enforce(ctx, self._check(ctx))
+
+    def _check(self, ctx: AuditContext) -> Iterable[Finding]:
         seed_table(ctx)
         sub = ctx.submission
         path = sub.json_path
