@@ -111,6 +111,9 @@ class SeedRun:
     # Every artifact total the run printed (bytes, line, label): a concatenated grep of several
     # logs, or a re-serialisation, prints more than one; the cap binds each.
     logged_totals: list[tuple[int, int, str]] = field(default_factory=list)
+    # Timed phases after training that the score depends on, outside the scoring timer
+    # (label, seconds, line): pre-quant TTT, precompute, eval-time calibration, eval compilation.
+    eval_phases: list[tuple[str, float, int]] = field(default_factory=list)
     raw_total_bytes: int | None = None  # the informational "Total submission size: N bytes" (raw .pt)
     raw_model_bytes: int | None = None  # "Serialized model: N bytes" (raw torch.save)
     code_line: int | None = None
@@ -200,6 +203,18 @@ _KV_EQUALS = re.compile(r"^([A-Za-z_][\w.]*)=(\S*)$")
 _GPTQ_RESERVE = re.compile(r"^gptq:reserving\s+(" + _NUM + r")\s*(ms|s)\b")
 _HESSIANS = re.compile(r"^GPTQ:collected \d+ Hessians in\s+(" + _NUM + r")s")
 _WALLCLOCK_KV = re.compile(r"^(serialize_wallclock|artifact_production_wallclock):\s*(" + _NUM + r")s")
+# Timed phases after training that the reported score depends on and that the scoring pass's own
+# timer does not include: pre-quantisation TTT, n-gram / PPM precompute, eval-time calibration of a
+# knob (temperature), compilation for evaluation. Progress lines (per epoch, chunk, batch) are not
+# phases; score lines carry their own eval_time.
+_EVAL_PHASE = re.compile(
+    r"^(?!.*\b(?:epoch|chunk|step)\b)"
+    r"(?P<label>(?:prequant_ttt|pre_quant_ttt|\w*precompute\w*|\w+:precompute|temp_scaling|eval_compile\w*|"
+    r"compile_eval\w*)(?::\w+)?)\b.*?"
+    r"(?:\b(?:elapsed|total_time|time|eval_time)[=:]\s*|\bin\s+)(?P<value>" + _NUM + r")\s*(?P<unit>ms|s)\b")
+_HESSIANS_ALT = re.compile(r"^gptq:hessians collected\b.*?\btime[=:]\s*(" + _NUM + r")\s*s\b")
+_CALIBRATION_START = re.compile(r"^(?:GPTQ:collecting Hessians|gptq:(?:collecting|calibrat)|calibrat\w*:start)",
+                                re.IGNORECASE)
 _PEAK_MEM = re.compile(r"^peak memory allocated:\s*(\d+)\s*MiB")
 _NAME_SEED = (
     re.compile(r"seed[_\-]?(\d{1,10})(?!\d)", re.IGNORECASE),
@@ -394,6 +409,7 @@ class _Segment:
     seeds: list[tuple[int, int]] = field(default_factory=list)  # (seed, line)
     artifact: tuple[int, int, str] | None = None  # bytes, line, label
     totals: list[tuple[int, int, str]] = field(default_factory=list)  # every labelled total, in order
+    eval_phases: list[tuple[str, float, int]] = field(default_factory=list)  # label, seconds, line
     artifact_fallback: tuple[int, int, str] | None = None
     raw_total: int | None = None
     model: int | None = None
@@ -444,6 +460,7 @@ class _Segment:
         if art is not None:
             run.artifact_bytes, run.artifact_line, run.artifact_label = art
         run.logged_totals = list(self.totals) or ([art] if art is not None else [])
+        run.eval_phases = list(self.eval_phases)
         run.raw_total_bytes, run.model_bytes, run.raw_model_bytes = self.raw_total, self.model, self.raw_model
         if self.code is not None:
             run.code_bytes, run.code_line = self.code
@@ -741,11 +758,18 @@ def _misc_line(out: _Segment, line: str, n: int, before_training: bool) -> None:
         v = _float(m.group(1))
         if v is not None:
             out.timings["gptq_reserve"] = v / 1000.0 if m.group(2) == "ms" else v
-    m = _HESSIANS.match(line)
+    m = _HESSIANS.match(line) or _HESSIANS_ALT.match(line)
     if m:
         v = _float(m.group(1))
         if v is not None:
             out.timings["gptq_hessians"] = v
+    if _CALIBRATION_START.match(line):
+        out.timings.setdefault("calibration_started_line", float(n))
+    m = _EVAL_PHASE.match(line)
+    if m and "val_bpb" not in line:
+        v = _float(m.group("value"))
+        if v is not None:
+            out.eval_phases.append((m.group("label"), v / 1000.0 if m.group("unit") == "ms" else v, n))
     m = _WALLCLOCK_KV.match(line)
     if m:
         v = _float(m.group(2))

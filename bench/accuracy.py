@@ -12,8 +12,10 @@ merged on main at HEAD (`head/records/<track>/<name>`), as laid out by `bench/co
   missed: a logged total over 16,000,000 bytes, a claimed score no log supports, and the missing
   required files of the same folder) and *disagreements* (everything else: our bugs).
 
-Folders are judged as the tool judges them inside a checkout of the challenge repository: a
-folder that landed on main (`head/landed.tsv`) on its landing date, any other PR folder under
+Folders are judged on the date the maintainers judged them, as `--as-of` would: a folder that
+landed on main (`head/landed.tsv`) on its landing date (what the tool reads from git inside a
+checkout), a PR that was not merged on the date of its head commit (from the mirror,
+$PGOLF_MIRROR), since the label records the maintainers' verdict on that version; with no mirror,
 today's rules (audit/enforcement.py).
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import os
+import subprocess
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -36,6 +39,7 @@ from audit.findings import Finding, Severity  # noqa: E402
 from audit.submission import Submission  # noqa: E402
 
 DEFAULT_CORPUS = "/work/corpus"
+DEFAULT_MIRROR = "/work/.mirror/openai+parameter-golf/repo"
 # dev.tsv class -> rule-ID prefixes whose error catches it.
 CLASS_RULES: dict[str, tuple[str, ...]] = {
     "prequant_ttt_val": ("R-TTT-PREQUANT",),
@@ -96,6 +100,19 @@ def landed(corpus: Path) -> dict[str, str]:
     return out
 
 
+def commit_date(sha: str) -> str | None:
+    """The commit date of a PR's head in the mirror (None without a mirror: today's rules)."""
+    mirror = Path(os.environ.get("PGOLF_MIRROR", DEFAULT_MIRROR))
+    if not mirror.is_dir() or not sha:
+        return None
+    try:
+        out = subprocess.run(["git", "--git-dir", str(mirror), "show", "-s", "--format=%cs", sha],
+                             capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
 def dev_rows(corpus: Path, dates: dict[str, str]) -> list[Row]:
     tsv = corpus / "dev.tsv"
     if not tsv.is_file():
@@ -105,8 +122,9 @@ def dev_rows(corpus: Path, dates: dict[str, str]) -> list[Row]:
         for r in csv.DictReader(f, delimiter="\t"):
             folder = corpus / "dev" / f"pr{r['pr']}" / r["submission_dir"]
             if folder.is_dir():
+                as_of = dates.get(r["submission_dir"]) or commit_date(r["head_sha"])
                 rows.append(Row(f"pr{r['pr']}", folder, r["verdict"], tuple(r["classes"].split(",")),
-                                dates.get(r["submission_dir"]), r["submission_dir"].split("/")[1]))
+                                as_of, r["submission_dir"].split("/")[1]))
     return rows
 
 
@@ -119,8 +137,8 @@ def merged_rows(corpus: Path, dates: dict[str, str]) -> list[Row]:
     return rows
 
 
-def audit(row: Row) -> Row:
-    report = audit_submission(Submission.load(row.folder), Options(as_of=row.as_of))
+def audit(row: Row, kinds: tuple[str, ...] = ("static", "meta")) -> Row:
+    report = audit_submission(Submission.load(row.folder), Options(as_of=row.as_of), kinds=kinds)
     row.findings = list(report.findings)
     row.crashed = [f"{e.where}: {e.message}" for e in report.errors]
     return row
