@@ -214,8 +214,8 @@ def confusion(dev: list[Row]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     corpus = corpus_dir(list(sys.argv[1:] if argv is None else argv))
     if not (corpus / "dev.tsv").is_file() and not (corpus / "head").is_dir():
-        print(f"no corpus at {corpus} (give a path or set PGOLF_CORPUS)", file=sys.stderr)
-        return 2
+        print(f"no corpus at {corpus} (give a path or set PGOLF_CORPUS); skipped", file=sys.stderr)
+        return 0  # nothing to measure here (the corpus is never in the repository)
     dates = landed(corpus)
     dev = [audit(r) for r in dev_rows(corpus, dates)]
     merged = [audit(r) for r in merged_rows(corpus, dates)]

@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     corpus = Path(args[0] if args else os.environ.get("PGOLF_CORPUS", "/work/corpus"))
     folders = sorted((corpus / "head" / "records" / "track_10min_16mb").glob("*"))
     if not folders:
-        print(f"no merged record folders under {corpus}/head (give a path or set PGOLF_CORPUS)", file=sys.stderr)
-        return 2
+        print(f"no merged record folders under {corpus}/head (give a path or set PGOLF_CORPUS); skipped", file=sys.stderr)
+        return 0  # nothing to measure here (the corpus is never in the repository)
     loop, counted, evals, tol_used = [], [], [], []
     print(f"{'folder':58s} {'log':30s} {'loop over':>10s} {'+calib over':>11s} {'eval s':>8s} {'tol ms':>7s}")
     for folder in folders:

@@ -163,7 +163,7 @@ class SeedsSameConfig(Rule):
                     odd.add(id(r))
             for _, c in agreeing:
                 for k in _differing(ref_cfg, c):
-                    if key_kind(k, derived) == "identity":
+                    if key_kind(k, derived) == "identity" and k != "seed":
                         notes.setdefault(k, (ref_cfg[k], c[k]))
             if agreeing:
                 continue
