@@ -185,7 +185,9 @@ def adjust(ctx: AuditContext, finding: Finding, ruling: str | None = None) -> Fi
 
 
 def enforce(ctx: AuditContext, findings: Iterable[Finding], ruling: str | None = None) -> Iterable[Finding]:
-    """`adjust` over a rule's findings (a rule's check: `yield from enforce(ctx, self._check(ctx))`)."""
+    """`adjust` over a rule's findings (a rule's check: `yield from enforce(ctx, self._check(ctx))`).
+    Also records in the report's facts the date and track the folder was judged on."""
+    judged_on(ctx)
     for f in findings:
         out = adjust(ctx, f, ruling)
         if out is not None:

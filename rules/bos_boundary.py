@@ -152,6 +152,8 @@ class BosBoundary(Rule):
     INVALID = [
         Invalid(_SMEAR, "SmearGate module with no BOS mask", line=12),
         Invalid(_SMEAR_INLINE, "inline smear that ignores input_ids", line=7),
+        Invalid(_SMEAR, "the same module in a folder merged before the ruling took effect: a warning",
+                severity=Severity.WARNING, options={"as_of": "2026-04-20"}),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
