@@ -12,6 +12,7 @@ from audit.enforcement import adjust, enforce
 from audit.findings import Evidence, Finding, Severity
 from audit.logs import SeedRun
 from audit.rule import Invalid, Rule, Valid
+from audit.seedconfig import odd_run_ids
 from audit.seeds import (
     claimed_seeds,
     excerpt,
@@ -102,6 +103,12 @@ class ClaimsMatchLogs(Rule):
                 "two seeds' logs are in the folder (cherry-pick)", severity=Severity.ERROR),
         Invalid(folder(json_extra={"val_bpb": bpb(2.0718), "track": "non-record-16mb"}),
                 "the same claim on the non-record track: a warning", severity=Severity.WARNING),
+        Valid(
+            folder({**{f"train_seed{s}.log": log(s, v) for s, v in SEEDS},
+                    "train_seed7.log": log(7, 2.0600, iterations=9_000)}),
+            "the claim is the mean of the three seeds of the submitted configuration; a fourth run of another "
+            "configuration (iterations 9,000) is not part of it",
+        ),
         Invalid(folder(json_extra={"val_bpb": bpb(2.0718)}), "the same claim in a folder merged in March, before "
                 "#1902 made the seed mean the rule: a warning", severity=Severity.WARNING,
                 options={"as_of": "2026-03-20"}),
@@ -157,6 +164,11 @@ class ClaimsMatchLogs(Rule):
         pool = [r for r in runs if run_seed(r) in seeds] if seeds else list(runs)
         if seeds and {run_seed(r) for r in pool} != set(seeds):
             return  # some claimed seed has no log under that seed: R-SUB-FILES.seed-logs says so
+        # The mean is over the seeds of the submitted configuration: runs of another configuration
+        # (R-SUB-SEEDS-SAME-CONFIG reports them) are left out when the claim names no seeds.
+        odd = odd_run_ids(ctx)
+        if not seeds and any(id(r) not in odd for r in pool):
+            pool = [r for r in pool if id(r) not in odd]
         tol = tolerance(claimed)
         means = [math.fsum(r.val_bpb or 0.0 for r in c) / len(c) for c in _one_run_per_seed(pool)]
         best = min(means, key=lambda m: abs(m - claimed))

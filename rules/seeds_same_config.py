@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
-from collections import Counter
 from collections.abc import Iterable
 
-from audit.analysis.api import seed_derived_names
 from audit.context import AuditContext
 from audit.enforcement import applies, enforce
 from audit.findings import Evidence, Finding, Severity
 from audit.logs import SeedRun
 from audit.rule import Invalid, Rule, Valid
-from audit.seeds import claimed_seeds, excerpt, is_non_record, run_seed, scored_runs, seed_runs, seed_table
+from audit.seedconfig import ConfigGroups, config_groups, differing, key_kind, odd_run_ids
+from audit.seeds import excerpt, run_seed, scored_runs, seed_runs, seed_table
 from rules._meta_examples import SCRIPT, SEEDS, folder, log
 
 # A script that derives a logged value from the seed under a name that does not say "seed".
@@ -92,15 +89,13 @@ class SeedsSameConfig(Rule):
 
     def _check(self, ctx: AuditContext) -> Iterable[Finding]:
         seed_table(ctx)
-        runs = seed_runs(ctx)
-        for run in runs:
+        for run in seed_runs(ctx):
             yield from self._seed_name(ctx, run)
+        groups = config_groups(ctx)
+        if groups is not None:
+            yield from self._same_config(groups)
         scored = scored_runs(ctx)
-        pool = _claim_pool(ctx, scored)
-        odd: set[int] = set()
-        if pool:
-            findings, odd = self._same_config(ctx, pool)
-            yield from findings
+        odd = odd_run_ids(ctx)
         if scored and applies(ctx, "R-SUB-SEEDS-SAME-CONFIG.seed-count"):
             yield from self._seed_count([r for r in scored if id(r) not in odd], len(odd))
 
@@ -135,42 +130,28 @@ class SeedsSameConfig(Rule):
             evidence=[Evidence(f"seed {run_seed(r)}: val_bpb {r.val_bpb}", r.log_path, r.score_line) for r in scored],
         )
 
-    def _same_config(self, ctx: AuditContext, runs: list[SeedRun]) -> tuple[list[Finding], set[int]]:
-        """Each claimed seed must have a run with the configuration most of the claim's runs share.
-
-        Logged keys fall in three kinds (see `key_kind`): identity and logging keys (a difference
-        is a note), values the script derives from the seed (no finding), and everything else,
-        which affects the result; with the code each log embeds, a difference there means the
-        seeds are not one configuration (#2124). Returns the findings and the ids of odd runs.
-        """
-        out: list[Finding] = []
-        derived = seed_derived_names(ctx)
-        configs = [(r, _config(r)) for r in runs if r.hyperparameters or r.embedded_source]
-        if len({run_seed(r) for r, _ in configs}) < 2:
-            return out, set()
-        frozen = Counter(frozenset(_affecting(c, derived).items()) for _, c in configs)
-        reference = dict(frozen.most_common(1)[0][0])
-        ref_run, ref_cfg = next((r, c) for r, c in configs if _affecting(c, derived) == reference)
+    def _same_config(self, groups: ConfigGroups) -> Iterable[Finding]:
+        """Each claimed seed must have a run with the submitted configuration (audit/seedconfig.py):
+        every differing result-affecting key (and the embedded code's hash) is listed (#2124);
+        identity and logging keys that differ are a note; values derived from the seed are not shown."""
+        derived, ref_run, ref_cfg = groups.derived, groups.ref_run, groups.ref_cfg
+        assert ref_run is not None
         by_seed: dict[object, list[tuple[SeedRun, dict[str, str]]]] = {}
-        for r, c in configs:
+        for r, c in groups.configs:
             by_seed.setdefault(run_seed(r), []).append((r, c))
-        odd: set[int] = set()
         notes: dict[str, tuple[str, str]] = {}
         for seed_runs_ in by_seed.values():
-            agreeing = [(r, c) for r, c in seed_runs_ if _agrees(_affecting(c, derived), reference)]
-            for r, c in seed_runs_:
-                if (r, c) not in agreeing:
-                    odd.add(id(r))
-            for _, c in agreeing:
-                for k in _differing(ref_cfg, c):
+            agreeing = [c for _, c in seed_runs_ if groups.agrees(c)]
+            for c in agreeing:
+                for k in differing(ref_cfg, c):
                     if key_kind(k, derived) == "identity" and k != "seed":
                         notes.setdefault(k, (ref_cfg[k], c[k]))
             if agreeing:
                 continue
             run, cfg = seed_runs_[0]
-            diff = [k for k in _differing(ref_cfg, cfg) if key_kind(k, derived) == "result"]
+            diff = [k for k in differing(ref_cfg, cfg) if key_kind(k, derived) == "result"]
             shown = "; ".join(f"{k}: {_short(ref_cfg[k])} vs {_short(cfg[k])}" for k in diff)
-            out.append(self.finding(
+            yield self.finding(
                 f"{run.log_path} (seed {run_seed(run)}) was run with a different configuration from "
                 f"{ref_run.log_path}; every differing result-affecting key: {shown} (R-SUB-SEEDS-SAME-CONFIG). "
                 "The claimed mean must come from seeds of the one submitted configuration (a third seed from "
@@ -178,67 +159,14 @@ class SeedsSameConfig(Rule):
                 path=run.log_path, key=f"config:{run.log_path}", severity=Severity.ERROR,
                 evidence=[Evidence(f"{k}: {_short(ref_cfg[k])} in {ref_run.log_path}, {_short(cfg[k])} in "
                                    f"{run.log_path}", run.log_path) for k in diff],
-            ))
+            )
         if notes:
-            out.append(self.finding(
+            yield self.finding(
                 "Identity and logging keys differ between the seeds (no effect on the result): "
                 + "; ".join(f"{k}: {_short(a)} vs {_short(b)}" for k, (a, b) in sorted(notes.items())) + ".",
                 severity=Severity.INFO, key="identity-keys",
-            ))
-        return out, odd
-
-
-def _claim_pool(ctx: AuditContext, scored: list[SeedRun]) -> list[SeedRun]:
-    """The runs behind the claim: those of the claimed seeds, else (record track) every scored run.
-    Ablation logs of a non-record study without a seed claim are not a claim."""
-    seeds = set(claimed_seeds(ctx))
-    if seeds:
-        return [r for r in scored if run_seed(r) in seeds]
-    return [] if is_non_record(ctx) else list(scored)
-
-
-CODE_KEY = "<embedded source sha256>"
-# Keys that name the run or steer its logging/output: a difference between seeds is only a note.
-_IDENTITY_KEY = re.compile(
-    r"^(seed|run_id|run_name|logfile|log_file|log_dir|logdir|exp_name|experiment|tag|host|hostname|"
-    r"rank|local_rank|job_id|uuid|timestamp|date|wandb\w*)$"
-    r"|(_path|_dir|_file|_files|_name)$|^(out|output|save|checkpoint|ckpt|artifact)_?"
-    r"|(_every|_interval|_freq|_frequency)$|^(log|print|val_log)_",
-    re.IGNORECASE,
-)
-
-
-def key_kind(key: str, derived: set[str]) -> str:
-    """identity (names the run or its logging), derived (computed from the seed), or result."""
-    k = key.lower()
-    if k == CODE_KEY:
-        return "result"
-    if _IDENTITY_KEY.search(k):
-        return "identity"
-    if "seed" in k or k in derived or k.rsplit(".", 1)[-1] in derived:
-        return "derived"
-    return "result"
-
-
-def _affecting(cfg: dict[str, str], derived: set[str]) -> dict[str, str]:
-    return {k: v for k, v in cfg.items() if key_kind(k, derived) == "result"}
-
-
-def _differing(a: dict[str, str], b: dict[str, str]) -> list[str]:
-    return sorted(k for k in set(a) & set(b) if a[k] != b[k])
+            )
 
 
 def _short(value: str) -> str:
     return value if len(value) <= 40 else value[:16] + "…" + value[-8:]
-
-
-def _agrees(cfg: dict[str, str], reference: dict[str, str]) -> bool:
-    """Same values on every key both dumps have (a key dumped by one only is a code-version change)."""
-    return all(cfg[k] == reference[k] for k in set(cfg) & set(reference))
-
-
-def _config(run: SeedRun) -> dict[str, str]:
-    cfg = {k.lower(): str(v).strip() for k, v in run.hyperparameters.items()}
-    if run.embedded_source is not None:
-        cfg[CODE_KEY] = hashlib.sha256(run.embedded_source.rstrip("\n").encode("utf-8")).hexdigest()[:16]
-    return cfg
