@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="warning (default): exit 1 on FAIL or REVIEW; error: exit 1 on FAIL only")
     report.add_argument("--exit-zero", action="store_true", help="exit 0 whatever the saved verdicts")
     rules = sub.add_parser("rules", help="list every rule: ID, severity, kind, title, source")
-    rules.add_argument("--markdown", action="store_true", help="print a Markdown table (for docs)")
+    rules.add_argument("--markdown", action="store_true", help="print the rule catalogue as Markdown: an index, then every rule's documentation")
     for name, (_, description) in DELEGATES.items():
         sub.add_parser(name, help=description, add_help=False)
     return parser
@@ -457,11 +457,9 @@ def _list_rules(ns: argparse.Namespace) -> int:
 
     infos = registered()
     if ns.markdown:
-        lines = ["| ID | severity | kind | title | source |", "|---|---|---|---|---|"]
-        for r in infos:
-            cells = [f"`{r.id}`", r.severity.value, r.kind, r.title, r.source]
-            lines.append("| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
-        sys.stdout.write("\n".join(lines) + "\n")
+        from audit.report.rulemeta import catalogue_markdown
+
+        sys.stdout.write(catalogue_markdown(infos))
         return EXIT_OK
     from rich.table import Table
 

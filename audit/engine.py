@@ -5,6 +5,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Iterable
 
+from audit.analysis.execution import with_execution_state
 from audit.context import AuditContext, Options
 from audit.findings import AuditError, Finding, Report
 from audit.registry import all_rules
@@ -17,10 +18,19 @@ def run_rules(ctx: AuditContext, rules: Iterable[type[Rule]]) -> tuple[list[Find
     errors: list[AuditError] = []
     for rule_cls in rules:
         try:
-            findings.extend(rule_cls().check(ctx))
+            found = list(rule_cls().check(ctx))
         except Exception as exc:  # noqa: BLE001 - one broken rule must not hide the others
             tb = traceback.extract_tb(exc.__traceback__)[-1]
             errors.append(AuditError(rule_cls.ID, f"{type(exc).__name__}: {exc} (at {tb.filename}:{tb.lineno})"))
+            continue
+        if rule_cls.KIND == "static":  # did the flagged code run? (DESIGN.md "Execution evidence")
+            try:
+                found = with_execution_state(ctx, found)
+            except Exception as exc:  # noqa: BLE001 - keep the rule's findings as they are
+                tb = traceback.extract_tb(exc.__traceback__)[-1]
+                errors.append(AuditError(f"{rule_cls.ID} execution state",
+                                         f"{type(exc).__name__}: {exc} (at {tb.filename}:{tb.lineno})"))
+        findings.extend(found)
     return findings, errors
 
 
@@ -35,7 +45,7 @@ def audit_submission(
     findings, errors = run_rules(ctx, selected)
     report = Report(
         target=str(submission.root) if submission.root is not None else submission.name,
-        findings=_dedupe(list(submission.input_findings) + findings),
+        findings=_dedupe(findings),
         errors=errors,
         runs=ctx.runs_table,
         stats=ctx.stats,

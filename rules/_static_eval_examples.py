@@ -574,6 +574,132 @@ def eval_val(model, val_tokens, seq_len, luts):
 '''
 
 
+# -- normalisation, proven (R-EVAL-C2-NORMALIZED) ----------------------------------------------
+# Illegal: counts gathered for EVERY vocabulary token (no target in any key), but the ratio's
+# numerator and denominator come from two separately hashed tables: collisions make
+# sum_v full[hash(ctx, v)] != ctx[hash(ctx)], so the rows are not distributions, and mixing
+# them with the model's softmax does not repair that.
+SEPARATE_TABLES_RATIO = HEADER + """
+
+def eval_val(model, val_tokens, seq_len, luts):
+    base_bytes, leading_space, is_boundary = luts
+    vocab = model.emb.weight.shape[0]
+    ctx_table = np.zeros(BUCKETS, dtype=np.float64)
+    full_table = np.zeros(BUCKETS, dtype=np.float64)
+    every_token = np.arange(vocab, dtype=np.uint64) * np.uint64(PRIMES[1])
+    loss_sum, n_tok, n_bytes = 0.0, 0, 0
+    with torch.no_grad():
+        for start in range(0, val_tokens.numel() - 1 - seq_len + 1, seq_len):
+            chunk = val_tokens[start:start + seq_len + 1]
+            x = chunk[:-1]
+            y = chunk[1:]
+            p_model = F.softmax(model_logits(model, x[None])[0], dim=-1)
+            ctx_hash = x.numpy().astype(np.uint64) * np.uint64(PRIMES[0])
+            ctx_key = (ctx_hash & np.uint64(MASK)).astype(np.int64)
+            row_keys = ((ctx_hash[:, None] ^ every_token[None, :]) & np.uint64(MASK)).astype(np.int64)
+            ctx_c = ctx_table[ctx_key][:, None]
+            full_c = full_table[row_keys]
+            p_ng = torch.from_numpy(full_c / np.maximum(ctx_c, 1.0))
+            mixed = 0.8 * p_model + 0.2 * p_ng
+            nll = -torch.log(mixed.gather(-1, y[:, None]).squeeze(-1))
+            loss_sum += nll.sum().item()
+            n_tok += y.numel()
+            n_bytes += int((base_bytes[y] + (leading_space[y] & ~is_boundary[x]).long()).sum())
+            np.add.at(ctx_table, ctx_key, 1.0)
+            np.add.at(full_table, ((ctx_hash ^ (y.numpy().astype(np.uint64) * np.uint64(PRIMES[1])))
+                                   & np.uint64(MASK)).astype(np.int64), 1.0)
+    val_loss = loss_sum / n_tok
+    return val_loss, val_loss / math.log(2.0) * n_tok / n_bytes
+"""
+
+# Legal twin: the same hashed rows, but divided by their own sum over the vocabulary axis, so
+# each row is a distribution whatever the collisions; the mixture with the softmax is convex.
+ROW_NORMALISED_RATIO = SEPARATE_TABLES_RATIO.replace(
+    "p_ng = torch.from_numpy(full_c / np.maximum(ctx_c, 1.0))",
+    "p_ng = torch.from_numpy((full_c + 0.1) / (full_c + 0.1).sum(axis=1, keepdims=True))")
+
+# Illegal: additive smoothing with the model's probability does not repair a ratio of two
+# separately hashed tables: (full + beta * p_model) / (ctx + beta) still does not sum to 1.
+SMOOTHED_SEPARATE_RATIO = SEPARATE_TABLES_RATIO.replace(
+    """            p_ng = torch.from_numpy(full_c / np.maximum(ctx_c, 1.0))
+            mixed = 0.8 * p_model + 0.2 * p_ng
+""",
+    """            mixed = (torch.from_numpy(full_c) + 2.0 * p_model) / (torch.from_numpy(ctx_c) + 2.0)
+""")
+
+# Legal: the ratio's log tilts the logits and a log_softmax over the vocabulary renormalises.
+SOFTMAX_OF_RATIO = SEPARATE_TABLES_RATIO.replace(
+    """            p_ng = torch.from_numpy(full_c / np.maximum(ctx_c, 1.0))
+            mixed = 0.8 * p_model + 0.2 * p_ng
+            nll = -torch.log(mixed.gather(-1, y[:, None]).squeeze(-1))
+""",
+    """            tilt = torch.from_numpy(np.log1p(full_c / np.maximum(ctx_c, 1.0)))
+            logp = F.log_softmax(model_logits(model, x[None])[0] + 0.5 * tilt, dim=-1)
+            nll = -logp.gather(-1, y[:, None]).squeeze(-1)
+""")
+
+# -- gates and experts that read the realised token (R-EVAL-C1-CAUSAL, #1017) ------------------
+# Illegal: the mixing weight of a context-keyed n-gram expert is chosen by whether the TARGET
+# token starts a word (its leading-space flag): the key has no target, the gate does.
+WORD_START_GATE = HEADER + """
+
+def eval_val(model, val_tokens, seq_len, luts):
+    base_bytes, leading_space, is_boundary = luts
+    vocab = model.emb.weight.shape[0]
+    follow = np.zeros((vocab, vocab), dtype=np.float32)
+    loss_sum, n_tok, n_bytes = 0.0, 0, 0
+    with torch.no_grad():
+        for start in range(0, val_tokens.numel() - 1 - seq_len + 1, seq_len):
+            chunk = val_tokens[start:start + seq_len + 1]
+            x = chunk[:-1]
+            y = chunk[1:]
+            logp = F.log_softmax(model_logits(model, x[None])[0], dim=-1)
+            rows = torch.from_numpy(follow[x.numpy()] + 0.1)
+            logp_ng = torch.log(rows / rows.sum(-1, keepdim=True))
+            starts_word = leading_space[y].bool()
+            lam = torch.where(starts_word, 0.05, 0.4)[:, None]
+            mixed = torch.logaddexp(torch.log1p(-lam) + logp, torch.log(lam) + logp_ng)
+            nll = -mixed.gather(-1, y[:, None]).squeeze(-1)
+            loss_sum += nll.sum().item()
+            n_tok += y.numel()
+            n_bytes += int((base_bytes[y] + (leading_space[y] & ~is_boundary[x]).long()).sum())
+            np.add.at(follow, (x.numpy(), y.numpy()), 1.0)
+    val_loss = loss_sum / n_tok
+    return val_loss, val_loss / math.log(2.0) * n_tok / n_bytes
+"""
+
+# Legal twin: the gate reads the CONTEXT (does the previous token end a word?), never the target.
+CONTEXT_BOUNDARY_GATE = WORD_START_GATE.replace(
+    "starts_word = leading_space[y].bool()", "starts_word = is_boundary[x].bool()")
+
+# Illegal: a within-word expert tilt applied only where the realised token continues a word.
+WITHIN_WORD_TILT = HEADER + """
+
+def eval_val(model, val_tokens, seq_len, luts):
+    base_bytes, leading_space, is_boundary = luts
+    vocab = model.emb.weight.shape[0]
+    follow = np.zeros((vocab, vocab), dtype=np.int32)
+    loss_sum, n_tok, n_bytes = 0.0, 0, 0
+    with torch.no_grad():
+        for start in range(0, val_tokens.numel() - 1 - seq_len + 1, seq_len):
+            chunk = val_tokens[start:start + seq_len + 1]
+            x = chunk[:-1]
+            y = chunk[1:]
+            logits = model_logits(model, x[None])[0]
+            hint_ids = torch.from_numpy(follow[x.numpy()].argmax(axis=1))
+            mid_word = (~leading_space[y].bool()).float()[:, None]
+            boost = torch.zeros_like(logits)
+            boost.scatter_(1, hint_ids[:, None], 1.5)
+            logp = F.log_softmax(logits + boost * mid_word, dim=-1)
+            nll = -logp.gather(-1, y[:, None]).squeeze(-1)
+            loss_sum += nll.sum().item()
+            n_tok += y.numel()
+            n_bytes += int((base_bytes[y] + (leading_space[y] & ~is_boundary[x]).long()).sum())
+            np.add.at(follow, (x.numpy(), y.numpy()), 1)
+    val_loss = loss_sum / n_tok
+    return val_loss, val_loss / math.log(2.0) * n_tok / n_bytes
+"""
+
 def line_of(code: str, needle: str) -> int:
     """1-based line of `needle` in the example as the test harness writes it (dedented, lstrip)."""
     text = code.lstrip("\n")

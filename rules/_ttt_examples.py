@@ -265,3 +265,68 @@ def eval_val_ttt(model, val_tokens, chunk=64):
         score_chunk(model, x, y, totals)
     return totals.result()
 ''', MAIN_ACCUMULATING)
+
+
+# -- multi-epoch TTT over the whole stream: which epoch's scores are reported ------------------
+# Each chunk is scored before the update on it, inside an epoch loop over all chunks. Only the
+# first epoch's scores precede every update that used their tokens; keeping the last epoch's
+# (reset, guard or overwrite) reports tokens scored after the model trained on them.
+def multi_epoch_ttt(keep: str) -> str:
+    """An epoch loop over the chunk loop, scoring each chunk before training on it; `keep` says
+    which epoch's scores are reported: reset | last_guard | overwrite (illegal), first_guard |
+    scored_once (legal: the first epoch's scores, taken before any update on their chunk)."""
+    reset = keep == "reset"
+    init = "" if reset else ("    nll = torch.zeros(num_chunks)\n" if keep == "overwrite"
+                             else "    loss_sum = torch.zeros(())\n    n = 0\n")
+    epoch_head = "    for epoch in range(epochs):\n"
+    if reset:
+        epoch_head += "        loss_sum = torch.zeros(())\n        n = 0\n"
+    score = {
+        "reset": ["with torch.no_grad():",
+                  "    loss_sum += F.cross_entropy(model(x)[0], y[0], reduction=\"sum\")",
+                  "    n += chunk"],
+        "last_guard": ["if epoch == epochs - 1:",
+                       "    with torch.no_grad():",
+                       "        loss_sum += F.cross_entropy(model(x)[0], y[0], reduction=\"sum\")",
+                       "        n += chunk"],
+        "first_guard": ["if epoch == 0:",
+                        "    with torch.no_grad():",
+                        "        loss_sum += F.cross_entropy(model(x)[0], y[0], reduction=\"sum\")",
+                        "        n += chunk"],
+        "overwrite": ["with torch.no_grad():",
+                      "    nll[ci] = F.cross_entropy(model(x)[0], y[0], reduction=\"sum\")"],
+        "scored_once": ["if not scored[ci]:",
+                        "    with torch.no_grad():",
+                        "        loss_sum += F.cross_entropy(model(x)[0], y[0], reduction=\"sum\")",
+                        "        n += chunk",
+                        "    scored[ci] = True"],
+    }[keep]
+    if keep == "scored_once":
+        init += "    scored = [False] * num_chunks\n"
+    result = "nll.sum() / (num_chunks * chunk)" if keep == "overwrite" else "loss_sum / n"
+    lines = [
+        "def eval_val_ttt(model, val_tokens, chunk=64, epochs=3):",
+        "    opt = torch.optim.SGD(model.parameters(), lr=1e-3)",
+        "    num_chunks = (val_tokens.numel() - 1) // chunk",
+    ]
+    text = "\n".join(lines) + "\n" + init + epoch_head
+    text += "        for ci in range(num_chunks):\n"
+    text += "            x = val_tokens[ci * chunk:(ci + 1) * chunk][None]\n"
+    text += "            y = val_tokens[ci * chunk + 1:(ci + 1) * chunk + 1][None]\n"
+    text += "".join(f"            {s}\n" for s in score)
+    text += ("            loss = F.cross_entropy(model(x)[0], y[0])\n"
+             "            loss.backward()\n"
+             "            opt.step()\n"
+             "            opt.zero_grad()\n")
+    text += f"    return ({result}).item()\n"
+    return program(text, MAIN_SCORE_FIRST)
+
+
+MULTI_EPOCH_ILLEGAL = ("reset", "last_guard", "overwrite")
+MULTI_EPOCH_LEGAL = ("first_guard", "scored_once")
+
+
+def line_of(code: str, needle: str) -> int:
+    """1-based line of `needle` in the train_gpt.py an example writes (for INVALID line checks)."""
+    written = code.lstrip("\n")  # example_files() strips the leading newline
+    return next(i for i, text in enumerate(written.splitlines(), start=1) if needle in text)

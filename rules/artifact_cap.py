@@ -9,7 +9,7 @@ from audit.artifact import counted_code
 from audit.context import AuditContext
 from audit.enforcement import adjust, enforce
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
 from audit.seeds import ARTIFACT_CAP_BYTES, excerpt, seed_runs, seed_table, submission_claims
 from rules._meta_examples import SCRIPT, SEEDS, folder, log
 
@@ -47,6 +47,22 @@ class ArtifactCap(Rule):
         "RULES.md R-ARTIFACT-CAP: README FAQ; https://github.com/openai/parameter-golf/pull/1809 ; "
         "https://github.com/openai/parameter-golf/pull/1835 ; https://github.com/openai/parameter-golf/pull/1902"
     )
+    DOC = RuleDoc(
+        why="Artifact = code bytes + compressed model bytes; the cap is 16,000,000 bytes, not 16 "
+            "MiB (16,777,216). Every seed reported must be under the cap.",
+        ruling="README (FAQ \"What exactly counts toward the 16MB artifact size?\"). Enforcement: "
+               "`regina-openai` declared PR #1809 (16,024,793 B) and PR #1835 (16,071,321 B per "
+               "its log) ineligible for the record board; cocohearts' #1902 excluded \"over-cap "
+               "artifacts\".",
+        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
+             "§0); RULES.md gives no date for the rulings that enforce it",
+        sources=(
+            "README",
+            "https://github.com/openai/parameter-golf/pull/1809",
+            "https://github.com/openai/parameter-golf/pull/1835",
+            "https://github.com/openai/parameter-golf/pull/1902",
+        ),
+    )
     VALID = [
         Valid(folder(), "15.8 MB artifacts"),
         Valid(
@@ -61,22 +77,25 @@ class ArtifactCap(Rule):
         Invalid(
             folder({**{f"train_seed{s}.log": log(s, v) for s, v in SEEDS[:2]},
                     "train_seed2025.log": log(2025, 2.0718, model_bytes=16_024_000)}),
-            "one seed over the cap (16,024,xxx bytes, as in #1809)",
+            "one seed over the cap (16,024,xxx bytes, as in #1809)", path="train_seed2025.log", line="Total submission size",
         ),
         Invalid(
             folder(json_extra={"bytes_total": 16_638_468}),
-            "submission.json claims an artifact over the cap",
+            "submission.json claims an artifact over the cap", path="submission.json", line=FILE,
         ),
         Invalid(folder(extra_files={"sizes.txt": _GREP_TOTALS}),
                 "a total over the cap inside concatenated grep output (path prefix before the line)",
-                severity=Severity.ERROR),
+                severity=Severity.ERROR, path="sizes.txt", line="16004812"),
         Invalid(_OVER_BY_RAW_CODE, "the log's total is over the cap although the code would fit compressed: the "
-                "log decides (#1835)", severity=Severity.ERROR),
+                "log decides (#1835)", severity=Severity.ERROR, path="train_seed1337.log",
+                line="Total submission size"),
         Invalid(_OVER_BY_RAW_CODE, "the same folder merged 2026-04-09, before #1835 (#1412 was accepted so): "
-                "a warning", severity=Severity.WARNING, options={"as_of": "2026-04-09"}),
+                "a warning", severity=Severity.WARNING, options={"as_of": "2026-04-09"}, path="train_seed1337.log",
+                line="Total submission size"),
         Invalid(folder({"train.log": log(1337, 2.0727, model_bytes=16_620_000)},
                        json_extra={"track": "non-record-16mb"}),
-                "non-record track: the cap binds it too", severity=Severity.ERROR),
+                "non-record track: the cap binds it too", severity=Severity.ERROR, path="train.log",
+                line="Total submission size"),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

@@ -17,7 +17,8 @@ from audit.context import AuditContext
 from audit.enforcement import enforce
 from audit.findings import Evidence, Finding, Severity
 from audit.logs import SeedRun
-from audit.rule import Invalid, Rule, Valid
+from audit.read_problems import ReadProblemKind
+from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
 from audit.seeds import ARTIFACT_CAP_BYTES, seed_runs, seed_table
 from rules._meta_examples import SCRIPT, SEEDS, folder, log
 
@@ -40,6 +41,22 @@ class ArtifactCodeCount(Rule):
         "https://github.com/openai/parameter-golf/pull/1855 ; https://github.com/openai/parameter-golf/pull/2135 ; "
         "https://github.com/openai/parameter-golf/pull/1835"
     )
+    DOC = RuleDoc(
+        why="Code bytes = bytes of the shipped code. Two conventions were accepted: (a) ship an "
+            "LZMA/base85 self-extracting `train_gpt.py` (e.g. #1394/#1412/#1413 — the file on "
+            "disk is ~16–23 KB); (b) ship readable `train_gpt.py` but report \"Code size "
+            "(compressed)\" = minified (pyminify) + LZMA/brotli size of the source (#1855: 157,868"
+            " B raw → 31,999 B counted; #2135: 191,274 B raw → 37,155 B counted).",
+        ruling="DE-FACTO (both conventions appear in merged leaderboard rows); README only says "
+               "\"code bytes\".",
+        date="no ruling: a de-facto convention; RULES.md gives no date for this ruling",
+        sources=(
+            "https://github.com/openai/parameter-golf/pull/1412",
+            "https://github.com/openai/parameter-golf/pull/1855",
+            "https://github.com/openai/parameter-golf/pull/2135",
+            "https://github.com/openai/parameter-golf/pull/1835",
+        ),
+    )
     VALID = [
         Valid(folder(), "small script, 15.8 MB model: fits under both conventions (info only)"),
     ]
@@ -49,14 +66,14 @@ class ArtifactCodeCount(Rule):
                                               code_bytes=20_000) for s, v in SEEDS},
                    script=BIG_SCRIPT),
             "fits only when the code is counted compressed (as #1855/#2135 were)",
-            severity=Severity.WARNING,
+            severity=Severity.WARNING, path="train_gpt.py", line=FILE,
         ),
         Invalid(
             folder({f"train_seed{s}.log": log(s, v, source=BIG_SCRIPT, model_bytes=15_999_000,
                                               code_bytes=900) for s, v in SEEDS},
                    script=BIG_SCRIPT),
             "the log counts 900 code bytes, but no convention gets the script that small",
-            severity=Severity.ERROR,
+            severity=Severity.ERROR, path="train_seed1337.log", line="Total submission size",
         ),
     ]
 
@@ -65,6 +82,9 @@ class ArtifactCodeCount(Rule):
 
     def _check(self, ctx: AuditContext) -> Iterable[Finding]:
         seed_table(ctx)
+        for problem in ctx.submission.problems:  # a wrapper the reader could not decode
+            if problem.kind == ReadProblemKind.WRAPPER_UNDECODABLE:
+                yield self.read_problem_finding(problem, Severity.WARNING)
         code = counted_code(ctx)
         runs = [r for r in seed_runs(ctx) if _model_bytes(r) is not None]
         if code is None or not runs:

@@ -17,7 +17,7 @@ from audit.analysis.imports import local_imports, runtime_units
 from audit.analysis.targets import call_name, functions_of, target_flow, walk_nodes
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import Invalid, Rule, RuleDoc, Valid
 
 NATIVE_SRC = re.compile(r"\.(c|cc|cpp|cu|cuh|h|hpp|so)\b")
 
@@ -59,6 +59,18 @@ class ArtifactCodeScope(Rule):
     KIND = "static"
     SOURCE = ("RULES.md A R-ARTIFACT-CODE-SCOPE (README FAQ 'What exactly counts toward the 16MB'): "
               "https://github.com/openai/parameter-golf/pull/2135 ; https://github.com/openai/parameter-golf/pull/1420")
+    DOC = RuleDoc(
+        why="Counted code should live in the single `train_gpt.py`; imported third-party "
+            "libraries are free but must not be used to smuggle capability, compute or code size.",
+        ruling="README (FAQ on artifact size; FAQ \"Can I import XYZ package?\").",
+        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
+             "§0); RULES.md gives no date for the rulings that enforce it",
+        sources=(
+            "README FAQ 'What exactly counts toward the 16MB artifact size?'",
+            "https://github.com/openai/parameter-golf/pull/2135",
+            "https://github.com/openai/parameter-golf/pull/1420",
+        ),
+    )
     VALID = [
         Valid(_SINGLE, "everything in train_gpt.py"),
         Valid(_INLINE_CPP, "C++ source inline in train_gpt.py is already counted"),
@@ -66,7 +78,7 @@ class ArtifactCodeScope(Rule):
               "a data-prep script importing the trainer is not run-time code of train_gpt.py"),
     ]
     INVALID = [
-        Invalid(_HELPER, "train_gpt.py imports a local helper module", line=2),
+        Invalid(_HELPER, "train_gpt.py imports a local helper module", path="train_gpt.py", line=2),
         Invalid(_SHIPPED_CPP, "a shipped C++ file compiled at run time", line=5),
     ]
 

@@ -16,7 +16,7 @@ from audit.analysis.imports import runtime_units
 from audit.analysis.targets import functions_of, target_flow, walk_nodes
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import Invalid, Rule, RuleDoc, Valid
 
 # Calls that fetch from the network, by their last name, when made on a module of this set
 NET_MODULES = {"requests", "urllib", "request", "urllib3", "httpx", "aiohttp", "socket", "http", "client",
@@ -143,6 +143,17 @@ class ArtifactSelfContained(Rule):
     SEVERITY = Severity.ERROR
     KIND = "static"
     SOURCE = "RULES.md A R-ARTIFACT-SELF-CONTAINED (README FAQ: artifact size; evaluation restrictions)"
+    DOC = RuleDoc(
+        why="During evaluation there may be no external downloads, no network calls and no access"
+            " to training data (unless those bits are paid for inside the 16 MB). The artifact "
+            "must be fully self-contained and reproducible.",
+        ruling="README (FAQ artifact size; FAQ evaluation restrictions).",
+        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
+             "§0); RULES.md gives no date for the rulings that enforce it",
+        sources=(
+            "README FAQ: artifact size; evaluation restrictions",
+        ),
+    )
     VALID = [
         Valid(_GOOD, "pip install of a package is setup"),
         Valid({"train_gpt.py": _GOOD, "download_data.py": _HUB},
@@ -156,7 +167,7 @@ class ArtifactSelfContained(Rule):
         Invalid(_REQUESTS, "remote scoring over HTTP", line=5),
         Invalid({"train_gpt.py": "import torch\nfrom tables import load_tables\n\nT = load_tables()\n",
                  "tables.py": _HUB.replace("def eval_val(model)", "def load_tables()")},
-                "a helper module imported by train_gpt.py downloads"),
+                "a helper module imported by train_gpt.py downloads", path="tables.py", line=7),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
@@ -233,6 +244,21 @@ class DataNoTrainAtEval(Rule):
     KIND = "static"
     SOURCE = ("RULES.md C R-DATA-NO-TRAIN-AT-EVAL and A R-ARTIFACT-SELF-CONTAINED (README FAQ; valerio-oai "
               "on #593/#609, second-hand): https://github.com/openai/parameter-golf/issues/677")
+    DOC = RuleDoc(
+        checks="Evaluation code (the scoring functions and what they call) that reads the "
+               "training shards, e.g. to build n-gram tables at eval time. Training reads of the "
+               "same shards are fine.",
+        why="Eval may not read training shards unless the bits are paid for in the 16 MB (e.g. "
+            "n-gram tables packed into the artifact).",
+        ruling="README; RULING (valerio-oai on #593/#609 GPTQ calibration, second-hand).",
+        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
+             "§0); RULES.md gives no date for the rulings that enforce it",
+        sources=(
+            "README FAQ: evaluation restrictions",
+            "https://github.com/openai/parameter-golf/issues/677",
+            "https://github.com/openai/parameter-golf/issues/140",
+        ),
+    )
     VALID = [Valid(_TRAIN_THEN_EVAL, "training reads the train shards, evaluation does not")]
     INVALID = [Invalid(_EVAL_READS_TRAIN, "an n-gram table built from the train shards inside eval", line=7)]
 

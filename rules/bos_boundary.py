@@ -19,7 +19,7 @@ from audit.analysis.targets import Function, call_name, names_in, target_flow, w
 from audit.context import AuditContext
 from audit.enforcement import enforce
 from audit.findings import Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import Invalid, Rule, RuleDoc, Valid
 
 # cocohearts' audit of #1797 (late April 2026) made the mask a requirement for later rows; folders
 # merged before it were not re-judged: audit/enforcement.py lowers the error to a warning for them.
@@ -144,6 +144,24 @@ class BosBoundary(Rule):
         "https://github.com/openai/parameter-golf/pull/1851 ; https://github.com/openai/parameter-golf/pull/1855 ; "
         "https://github.com/openai/parameter-golf/issues/1988 (dispute)"
     )
+    DOC = RuleDoc(
+        why="Token-mixing shortcuts (SmearGate previous-token blend, and similar 1-position "
+            "mechanisms) must not carry the last token of document N into the BOS position of "
+            "document N+1 when documents are packed; mask positions whose input is BOS. Required "
+            "for leaderboard rows after cocohearts' audit of #1797.",
+        ruling="RULING (cocohearts audit on #1797, comment 4322526174: would not merge/rebank "
+               "#1797 as-is; fix applied in #1851/#1855 via a `not_bos` mask in both eval and TTT"
+               " forward paths; #1902 added the \"BOS-fixed\" rows).",
+        date="RULES.md gives no date for this ruling; the rule module takes 2026-04-25 "
+             "(RULING_DATE) as the date of cocohearts' audit of #1797 and reports earlier records"
+             " as notes",
+        sources=(
+            "https://github.com/openai/parameter-golf/pull/1797#issuecomment-4322526174",
+            "https://github.com/openai/parameter-golf/pull/1851",
+            "https://github.com/openai/parameter-golf/pull/1855",
+            "https://github.com/openai/parameter-golf/issues/1988",
+        ),
+    )
     VALID = [
         Valid(_SMEAR_FIXED, "inline smear with a not_bos mask"),
         Valid(_SMEAR_FIXED_PREV, "prev-token tensor zeroed at BOS before the blend"),
@@ -153,7 +171,7 @@ class BosBoundary(Rule):
         Invalid(_SMEAR, "SmearGate module with no BOS mask", line=12),
         Invalid(_SMEAR_INLINE, "inline smear that ignores input_ids", line=7),
         Invalid(_SMEAR, "the same module in a folder merged before the ruling took effect: a warning",
-                severity=Severity.WARNING, options={"as_of": "2026-04-20"}),
+                severity=Severity.WARNING, options={"as_of": "2026-04-20"}, line=12),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

@@ -11,7 +11,7 @@ from audit.context import AuditContext
 from audit.enforcement import adjust, enforce
 from audit.findings import Evidence, Finding, Severity
 from audit.logs import SeedRun
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
 from audit.seedconfig import odd_run_ids
 from audit.seeds import (
     claimed_seeds,
@@ -85,6 +85,19 @@ class ClaimsMatchLogs(Rule):
         "RULES.md R-SUB-JSON (numbers in submission.json must match the logs; #2124) and R-ARTIFACT-CAP: "
         "https://github.com/openai/parameter-golf/pull/2124 ; https://github.com/openai/parameter-golf/pull/1902"
     )
+    DOC = RuleDoc(
+        why="The numbers in submission.json (val_bpb, per-seed results, bytes_total) must be the "
+            "numbers the logs show; reviewers rejected mismatches (#2124: a third seed from a "
+            "different configuration).",
+        ruling="RULES.md R-SUB-JSON edge case and R-ARTIFACT-CAP: the README asks for "
+               "submission.json with the score; reviewers (#2124) and the leaderboard updates "
+               "(#1902) compared it with the logs.",
+        date="RULES.md gives no date for this ruling",
+        sources=(
+            "https://github.com/openai/parameter-golf/pull/2124",
+            "https://github.com/openai/parameter-golf/pull/1902",
+        ),
+    )
     VALID = [
         Valid(folder(), "claimed val_bpb is the 8-decimal mean of the three final lines"),
         Valid(
@@ -104,34 +117,36 @@ class ClaimsMatchLogs(Rule):
     ]
     INVALID = [
         Invalid(folder(json_extra={"val_bpb": 1.2101}), "claimed val_bpb better than every logged line: no log "
-                "supports it", severity=Severity.ERROR),
+                "supports it", severity=Severity.ERROR, path="submission.json", line=FILE),
         Invalid(folder(json_extra={"val_bpb": bpb(2.0718)}), "the claim is the best seed's line while the other "
-                "two seeds' logs are in the folder (cherry-pick)", severity=Severity.ERROR),
+                "two seeds' logs are in the folder (cherry-pick)", severity=Severity.ERROR, path="submission.json",
+                line=FILE),
         Invalid(folder(json_extra={"val_bpb": bpb(2.0718), "track": "non-record-16mb"}),
-                "the same claim on the non-record track: a warning", severity=Severity.WARNING),
+                "the same claim on the non-record track: a warning", severity=Severity.WARNING,
+                path="submission.json", line=FILE),
         Invalid(folder(json_extra={"val_bpb": bpb(2.0718)}), "the same claim in a folder merged in March, before "
                 "#1902 made the seed mean the rule: a warning", severity=Severity.WARNING,
-                options={"as_of": "2026-03-20"}),
+                options={"as_of": "2026-03-20"}, path="submission.json", line=FILE),
         Invalid(
             folder(json_extra={"seed_results": {"1337": {"val_bpb": 1.2001}, "42": {"val_bpb": bpb(2.0739)},
                                                 "2025": {"val_bpb": bpb(2.0718)}}}),
-            "seed 1337's claimed result is not in its log",
+            "seed 1337's claimed result is not in its log", path="submission.json", line=FILE,
         ),
         Invalid(
             folder(json_extra={"seed_results": {str(s): {"val_bpb": bpb(v), "artifact_bytes": 15_815_847}
                                                 for s, v in SEEDS}}),
             "per-seed artifact_bytes give the model alone, not model + code",
-            severity=Severity.WARNING,
+            severity=Severity.WARNING, path="submission.json", line=FILE,
         ),
         Invalid(
             folder(json_extra={"bytes_total": 15_100_000}),
             "bytes_total smaller than every logged artifact",
-            severity=Severity.WARNING,
+            severity=Severity.WARNING, path="submission.json", line=FILE,
         ),
         Invalid(
             folder({f"train_seed{s}.log": log(s, v) for s, v in SEEDS[:1]},
                    json_extra={"val_bpb": round((bpb(2.0727) + bpb(2.0600)) / 2, 8)}),
-            "the claim is the mean over a seed whose log is not shipped (no per-seed list to say so)",
+            "the claim is the mean over a seed whose log is not shipped (no per-seed list to say so)", path="submission.json", line=FILE,
         ),
     ]
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from audit.analysis.eval_code import MAX_ANALYSED_CHARS, code_units
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
 
 _GOOD = "import torch\n\n\ndef main():\n    print(f\"{', '.join(['a', 'b'])}\")\n"
 
@@ -24,6 +24,18 @@ class CodeParses(Rule):
     SEVERITY = Severity.ERROR
     KIND = "static"
     SOURCE = "RULES.md F R-SUB-FILES (README 'Submission Process': train_gpt.py must compile and run)"
+    DOC = RuleDoc(
+        why="`train_gpt.py` (and any other dependency) must compile and run from inside the records"
+            " folder. Code that does not parse cannot be the code that produced the logs.",
+        ruling="README; RULING (cocohearts #561: PRs without `submission.json` or without the "
+               "logs backing a 3-seed claim are \"not leaderboard-ready\").",
+        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
+             "§0); RULES.md gives no date for the rulings that enforce it",
+        sources=(
+            "README 'Submission Process'",
+            "https://github.com/openai/parameter-golf/pull/561",
+        ),
+    )
     VALID = [
         Valid(_GOOD, "ordinary Python 3"),
         Valid('def log(cats):\n    for c in cats:\n        print(f"{c}: {", ".join(sorted(cats[c]))}")\n',
@@ -32,10 +44,10 @@ class CodeParses(Rule):
     ]
     INVALID = [
         Invalid("def main(:\n    pass\n", "syntax error in train_gpt.py", line=1, severity=Severity.ERROR),
-        Invalid('print "hello"\n', "Python 2 print statement", severity=Severity.ERROR),
-        Invalid({"train_gpt.py": b"import os\x00\nprint(1)\n"}, "NUL byte", severity=Severity.ERROR),
+        Invalid('print "hello"\n', "Python 2 print statement", severity=Severity.ERROR, line='print "hello"'),
+        Invalid({"train_gpt.py": b"import os\x00\nprint(1)\n"}, "NUL byte", severity=Severity.ERROR, path="train_gpt.py", line=FILE),
         Invalid({"train_gpt.py": _GOOD, "ngram_helper.py": "def f(:\n  pass\n"},
-                "broken helper module: a warning", severity=Severity.WARNING),
+                "broken helper module: a warning", severity=Severity.WARNING, path="ngram_helper.py", line="def f(:"),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

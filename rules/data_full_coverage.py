@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.logs import SeedRun
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
 from audit.seeds import seed_runs, seed_table
 from audit.tokfamily import FULL_VAL_TOKENS, TRUNCATION_SLACK, any_known_count, family, log_body
 from rules._meta_examples import SEEDS, folder, log
@@ -42,6 +42,19 @@ class DataFullCoverage(Rule):
         "fineweb_val_* split'); https://github.com/openai/parameter-golf/pull/1785 ; "
         "https://github.com/openai/parameter-golf/pull/1881 ; https://github.com/openai/parameter-golf/pull/2146"
     )
+    DOC = RuleDoc(
+        why="The reported val_bpb must be computed over the full validation split, not a subset.",
+        ruling="README (\"Validation always runs on the full fineweb_val_* split\"); DE-FACTO (PPM "
+               "mixtures reported on 3M/5M/8M-token subsets were challenged and excluded; "
+               "cocohearts checked `val_tokens` in #2146).",
+        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
+             "§0); RULES.md gives no date for the rulings that enforce it",
+        sources=(
+            "https://github.com/openai/parameter-golf/pull/1785",
+            "https://github.com/openai/parameter-golf/pull/1881",
+            "https://github.com/openai/parameter-golf/pull/2146",
+        ),
+    )
     VALID = [
         Valid(folder(), "sp1024 with 62,021,632 val tokens"),
         Valid(
@@ -68,12 +81,12 @@ class DataFullCoverage(Rule):
     INVALID = [
         Invalid(
             folder({f"train_seed{s}.log": log(s, v, val_tokens=5_000_000) for s, v in SEEDS}),
-            "scored on a 5M-token subset",
+            "scored on a 5M-token subset", path="train_seed1337.log", line=FILE,
         ),
         Invalid(
             folder({f"train_seed{s}.log": log(s, v, val_tokens=40_540_160, vocab_size=8192,
                                               extra=("ppm_subset_tokens: 8000000",)) for s, v in SEEDS}),
-            "the PPM mixture is scored on the first 8M tokens only",
+            "the PPM mixture is scored on the first 8M tokens only", path="train_seed1337.log", line=FILE,
         ),
     ]
 

@@ -9,7 +9,7 @@ from audit.analysis.chain import chain_evidence, primary, where_note
 from audit.analysis.detectors import val_sinks
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import Invalid, Rule, RuleDoc, Valid
 from rules._ttt_examples import TRAINING_WITH_PERIODIC_VAL, program
 
 
@@ -21,6 +21,20 @@ class DataNoValInTraining(Rule):
     SOURCE = (
         "RULES.md R-DATA-NO-VAL-IN-TRAINING: README FAQ; https://github.com/openai/parameter-golf/pull/168 ; "
         "https://github.com/openai/parameter-golf/pull/275"
+    )
+    DOC = RuleDoc(
+        why="No access to validation data during training, including storing val text in the "
+            "artifact (\"paid prefix\"). You cannot train on the validation set before evaluating "
+            "on it.",
+        ruling="README (FAQ evaluation restrictions). Paid-prefix PRs #168/#262/#275 were ruled "
+               "out of scope (0hq, quoted by participants).",
+        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
+             "§0); RULES.md gives no date for the rulings that enforce it",
+        sources=(
+            "README",
+            "https://github.com/openai/parameter-golf/pull/168",
+            "https://github.com/openai/parameter-golf/pull/275",
+        ),
     )
     VALID = [
         Valid(program(TRAINING_WITH_PERIODIC_VAL), "periodic validation in the training loop (logging only)"),
@@ -45,7 +59,7 @@ def main():
         loss.backward()
         opt.step()
     print("final", eval_val(model, val_tokens))
-'''), "val tokens mixed into training batches"),
+'''), "val tokens mixed into training batches", line="loss.backward()"),
         Invalid(program('''
 def main():
     val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
@@ -53,7 +67,7 @@ def main():
     prefix = val_tokens[:100_000].to(torch.int16)
     torch.save({"model": model.state_dict(), "prefix": prefix}, "final_model.pt")
     print("final", eval_val(model, val_tokens))
-'''), "paid prefix: val tokens stored in the artifact"),
+'''), "paid prefix: val tokens stored in the artifact", line=25),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

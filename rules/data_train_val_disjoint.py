@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
 from audit.seeds import seed_runs, seed_table
 from audit.tokfamily import family, log_body, matches_full_split
 from rules._meta_examples import SEEDS, folder, log
@@ -35,6 +35,17 @@ class DataTrainValDisjoint(Rule):
         "RULES.md R-DATA-TRAIN-VAL-DISJOINT: https://github.com/openai/parameter-golf/issues/2127 ; "
         "https://github.com/openai/parameter-golf/pull/2146"
     )
+    DOC = RuleDoc(
+        why="Training data must be disjoint from the 50k validation documents.",
+        ruling="RULING (cocohearts excluded #2018 and #2130 for a \"train/validation document "
+               "overlap fingerprint\", PR #2146).",
+        date="RULES.md gives no date for this ruling (the exclusion is in cocohearts' final "
+             "leaderboard PR #2146)",
+        sources=(
+            "https://github.com/openai/parameter-golf/issues/2127",
+            "https://github.com/openai/parameter-golf/pull/2146",
+        ),
+    )
     VALID = [
         Valid(folder(), "80 canonical train shards"),
         Valid(
@@ -46,13 +57,13 @@ class DataTrainValDisjoint(Rule):
     INVALID = [
         Invalid(
             folder({f"train_seed{s}.log": log(s, v, train_shards=LEAKY_TRAIN_SHARDS) for s, v in SEEDS}),
-            "1499 train shards: the leaky local rebuild",
+            "1499 train shards: the leaky local rebuild", path="train_seed1337.log", line=FILE,
         ),
         Invalid(
             folder({f"train_seed{s}.log": log(s, v, val_tokens=9_570_000)
                     for s, v in SEEDS}, extra_files={"prepare_caseops_data.py": PREP.format(n="10_000")}),
             "prep script defaults to 10,000 val docs and the logs show a short validation split",
-            severity=Severity.WARNING,
+            severity=Severity.WARNING, path="prepare_caseops_data.py", line=3,
         ),
     ]
 

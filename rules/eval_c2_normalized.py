@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from audit.analysis.api import unproven_normalisation
 from audit.analysis.ngram import ngram_facts, origin_step
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import Invalid, Rule, RuleDoc, Valid
 from rules import _static_eval_examples as ex
 
 
@@ -29,6 +30,28 @@ class EvalC2Normalized(Rule):
         "https://github.com/openai/parameter-golf/pull/886 ; https://github.com/openai/parameter-golf/pull/978 ; "
         "https://github.com/openai/parameter-golf/issues/677"
     )
+    DOC = RuleDoc(
+        why="Before the token is revealed, the model must commit to a proper probability "
+            "distribution over the whole official token alphabet (non-negative, summing to 1), "
+            "and the score is −log of the realized token's probability under it. Shortcuts that "
+            "only compute a value for the gold token, or renormalize over a set chosen using the "
+            "gold token, are invalid.",
+        ruling="Issue #1017 (a participant's field guide, 2026-03-28) states conditions C1-C4; "
+               "notapplica's ruling log in #140 records valerio-oai recommending them on Mar 27, "
+               "and cocohearts' audits cite C2 by name (#1902 excluded the PPM-D/byte-mixture C2 "
+               "rows). The hashed n-gram caches of the #779 family were closed for not forming a "
+               "normalised distribution (R-NGRAM-CACHE item 3).",
+        date="2026-03-27 (valerio-oai recommending the #1017 conditions, per the #140 log; "
+             "second-hand)",
+        sources=(
+            "https://github.com/openai/parameter-golf/issues/1017",
+            "https://github.com/openai/parameter-golf/issues/140",
+            "https://github.com/openai/parameter-golf/pull/1902",
+            "https://github.com/openai/parameter-golf/pull/779",
+            "https://github.com/openai/parameter-golf/pull/886",
+            "https://github.com/openai/parameter-golf/pull/978",
+        ),
+    )
     VALID = [
         Valid(ex.CAUSAL_CACHE, "full-vocab cache distribution mixed with the softmax, then the target read"),
         Valid(ex.SLIDING_WINDOW_TTT, "sliding window scoring the last stride, then a score-first TTT step"),
@@ -36,14 +59,20 @@ class EvalC2Normalized(Rule):
         Valid(ex.BIGRAM_EMBEDDING, "bigram hash embedding: no cache probability at all"),
         Valid(ex.CAPTURED_SEGMENTS_CACHE, "context-only key over positions named `target_pos`; "
               "(positions, targets) carried together in tuples"),
+        Valid(ex.ROW_NORMALISED_RATIO, "hashed rows for every vocab token divided by their own row sum"),
+        Valid(ex.SOFTMAX_OF_RATIO, "a ratio of two hashed tables used only as a logit tilt, then log_softmax"),
     ]
     INVALID = [
         Invalid(ex.TARGET_KEY_CACHE, "count ratio for the gold token mixed with p_model(y)",
                 line=ex.line_of(ex.TARGET_KEY_CACHE, "full_c = full_table[full_key]")),
-        Invalid(ex.TARGET_KEY_HELPER, "the same ratio computed in a helper and mixed by the caller"),
-        Invalid(ex.TARGET_KEY_RETURNED, "count ratio of keys returned by a hashing helper"),
+        Invalid(ex.TARGET_KEY_HELPER, "the same ratio computed in a helper and mixed by the caller", line="return self.full_counts[fk] / np.maximum(c, 1.0)"),
+        Invalid(ex.TARGET_KEY_RETURNED, "count ratio of keys returned by a hashing helper", line="full_c = self.full_tables[n - 1][full_h]"),
         Invalid(ex.CAPTURED_SEGMENTS_TARGET_KEY, "next tokens carried through segment tuples into the key",
                 line=ex.line_of(ex.CAPTURED_SEGMENTS_TARGET_KEY, "return self.pair_counts[pk]")),
+        Invalid(ex.SEPARATE_TABLES_RATIO, "counts for every vocab token over a separately hashed context count",
+                line=ex.line_of(ex.SEPARATE_TABLES_RATIO, "p_ng = torch.from_numpy(full_c / np.maximum(ctx_c, 1.0))")),
+        Invalid(ex.SMOOTHED_SEPARATE_RATIO, "additive smoothing with p_model does not repair the ratio",
+                line=ex.line_of(ex.SMOOTHED_SEPARATE_RATIO, "mixed = (torch.from_numpy(full_c) + 2.0 * p_model)")),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
@@ -64,4 +93,18 @@ class EvalC2Normalized(Rule):
                 "renormalised tilt of the softmax), mix full distributions, then read the target.",
                 path=lk.fn.path, line=lk.line, evidence=[s.evidence() for s in steps],
                 key=f"{lk.fn.qualname}:{lk.table}",
+            )
+        for r in unproven_normalisation(ctx):
+            decoded = r.fn.unit.decoded_from is not None
+            yield self.finding(
+                f"R-EVAL-C2-NORMALIZED: the cache probability scored in `{r.fn.qualname}` is not proven "
+                f"normalised. It divides counts from {', '.join(sorted(r.numerator))} by counts from "
+                f"{', '.join(sorted(r.denominator))}, each read at its own hashed key: with collisions the "
+                "sum over the vocabulary of the numerator is not the denominator, so the rows are not "
+                "distributions even when gathered for every token, and additive smoothing or mixing with "
+                "the model's probability does not make them one. Normalise each row by its own sum over "
+                "the vocabulary (or apply a softmax over the vocabulary) before mixing and scoring."
+                + (" Line numbers refer to the decoded wrapper text." if decoded else ""),
+                path=r.fn.path, line=r.line, evidence=[s.evidence() for s in r.steps],
+                key=f"{r.fn.qualname}:unproven-ratio",
             )

@@ -15,7 +15,7 @@ from audit.analysis.cache_order import cache_order_facts
 from audit.analysis.ngram import Step
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import Invalid, Rule, RuleDoc, Valid
 from rules import _static_eval_examples as ex
 
 
@@ -28,6 +28,24 @@ class EvalC3CacheOrder(Rule):
         "RULES.md E R-EVAL-C3-SCORE-BEFORE-UPDATE and R-NGRAM-CACHE items 1 and 4 (cache update before "
         "scoring): https://github.com/openai/parameter-golf/issues/1017 ; "
         "https://github.com/openai/parameter-golf/issues/677 ; https://github.com/openai/parameter-golf/pull/779"
+    )
+    DOC = RuleDoc(
+        why="The score for a position is taken from the pre-update distribution; any state change"
+            " that uses that token (TTT step, cache/count increment, mixer weight update) happens"
+            " only after the score is committed.",
+        ruling="Issue #1017 condition C3; notapplica's ruling log in #140 records valerio-oai "
+               "recommending the #1017 conditions, and cocohearts' audits cite score-first/C3 by "
+               "name (#1902, #1972). A cache of already-scored tokens updated after scoring is "
+               "allowed (R-NGRAM-CACHE item 1).",
+        date="2026-03-27 (valerio-oai recommending the #1017 conditions, per the #140 log; "
+             "second-hand)",
+        sources=(
+            "https://github.com/openai/parameter-golf/issues/1017",
+            "https://github.com/openai/parameter-golf/issues/140",
+            "https://github.com/openai/parameter-golf/pull/1902",
+            "https://github.com/openai/parameter-golf/pull/1972",
+            "https://github.com/openai/parameter-golf/issues/677",
+        ),
     )
     VALID = [
         Valid(ex.SCORE_THEN_UPDATE_CACHE, "score the chunk from the cache, then add its n-grams"),

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from audit.context import AuditContext
 from audit.enforcement import applies, enforce
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
 from audit.seeds import TIME_CAP_MS, excerpt, score_eval_ms, seed_runs, seed_table
 from rules._meta_examples import SEEDS, folder, log
 
@@ -19,6 +19,18 @@ class EvalTime600(Rule):
     SEVERITY = Severity.ERROR
     KIND = "meta"
     SOURCE = "RULES.md R-EVAL-TIME-600: README FAQ; https://github.com/openai/parameter-golf/pull/1972"
+    DOC = RuleDoc(
+        why="Evaluation on 8×H100 may take at most 10 minutes, in addition to the 10 training "
+            "minutes.",
+        ruling="README (FAQ evaluation restrictions). Enforcement: cocohearts on #1972 (\"eval "
+               "operations around 688s, over the 600s eval cap\").",
+        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
+             "§0); RULES.md gives no date for the rulings that enforce it",
+        sources=(
+            "README",
+            "https://github.com/openai/parameter-golf/pull/1972",
+        ),
+    )
     VALID = [
         Valid(folder(), "a 1.4 s roundtrip eval"),
         Valid(
@@ -41,24 +53,25 @@ class EvalTime600(Rule):
     INVALID = [
         Invalid(
             folder({f"train_seed{s}.log": log(s, v, eval_time_ms=688_000) for s, v in SEEDS}),
-            "eval around 688 s, the case cocohearts rejected on #1972",
+            "eval around 688 s, the case cocohearts rejected on #1972", path="train_seed1337.log", line="final_int8_zlib_roundtrip_exact",
         ),
         Invalid(
             folder({f"train_seed{s}.log": log(s, v, extra=("total_eval_time:612.4s",)) for s, v in SEEDS}),
-            "the score line's timer is short but the logged total eval time is over 600 s",
+            "the score line's timer is short but the logged total eval time is over 600 s", path="train_seed1337.log", line="final_int8_zlib_roundtrip_exact",
         ),
         Invalid(
             folder(json_extra={"eval_ops_seconds": 688, "notes": "slightly over the 600s soft rule"}),
-            "the logs time only the final pass, but submission.json itself declares 688 s of evaluation",
+            "the logs time only the final pass, but submission.json itself declares 688 s of evaluation", path="submission.json", line=FILE,
         ),
         Invalid(
             folder(json_extra={"seed_results": {"42": {"val_bpb": 1.2, "eval_time_ms": 640_000}}}),
-            "a per-seed eval time declared in submission.json over 600 s",
+            "a per-seed eval time declared in submission.json over 600 s", path="submission.json", line=FILE,
         ),
         Invalid(
             folder({f"train_seed{s}.log": log(s, v, eval_time_ms=420_000, extra=()).replace(
                 "Code size:", "prequant_ttt:done elapsed=236.5s\nCode size:") for s, v in SEEDS}),
             "a 420 s scoring pass after 236.5 s of separately timed pre-quant TTT: 656.5 s in all",
+            path="train_seed1337.log", line="final_int8_zlib_roundtrip_exact",
         ),
     ]
 

@@ -9,7 +9,7 @@ from audit.analysis.chain import where_note
 from audit.analysis.detectors import val_sinks
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import Invalid, Rule, RuleDoc, Valid
 from rules._ttt_examples import program
 
 HESSIANS = '''
@@ -36,6 +36,25 @@ class GPTQCalib(Rule):
         "RULES.md R-GPTQ-CALIB: https://github.com/openai/parameter-golf/pull/728 ; "
         "https://github.com/openai/parameter-golf/pull/1019 ; https://github.com/openai/parameter-golf/issues/140 ; "
         "https://github.com/openai/parameter-golf/issues/677"
+    )
+    DOC = RuleDoc(
+        why="GPTQ/Hessian calibration on validation data is illegal (\"breaks autoregressivity\", "
+            "valerio-oai on #728 per #140 log). Calibration on training data is legal only inside"
+            " the training budget (see R-TRAIN-TIME-SCOPE); reusing training data after training "
+            "counts as training-data access at eval (PRs #593/#609, second-hand quote). "
+            "Self-generated calibration (model samples its own sequences, #1019, merged) is legal"
+            " (\"probably legal\" per the log).",
+        ruling="RULING: valerio-oai on #728 (per the #140 log: calibration on validation data "
+               "\"breaks autoregressivity\"); valerio-oai on #593/#609 (second-hand: training data "
+               "reused after training is training-data access at eval); self-generated "
+               "calibration (#1019) merged.",
+        date="RULES.md gives no date for this ruling",
+        sources=(
+            "https://github.com/openai/parameter-golf/pull/728",
+            "https://github.com/openai/parameter-golf/pull/1019",
+            "https://github.com/openai/parameter-golf/issues/140",
+            "https://github.com/openai/parameter-golf/issues/677",
+        ),
     )
     VALID = [
         Valid(program(HESSIANS, '''
@@ -73,7 +92,7 @@ def main():
     calib = [val_tokens[i:i + 64] for i in range(0, 640, 64)]
     q = gptq_quantize(model, collect_hessians(model, calib))
     print("final", eval_val(model, val_tokens))
-'''), "Hessians collected on validation batches"),
+'''), "Hessians collected on validation batches", line="q = gptq_quantize(model, collect_hessians(model, calib))"),
         Invalid(program(HESSIANS, '''
 def calibrate_clip(model, args):
     tokens = load_validation_tokens(args.val_files)
@@ -87,7 +106,7 @@ def calibrate_clip(model, args):
 def main():
     model = torch.nn.Linear(8, 8)
     clip = calibrate_clip(model, object())
-'''), "a calibration function that loads val shards itself"),
+'''), "a calibration function that loads val shards itself", line="tokens = load_validation_tokens(args.val_files)"),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

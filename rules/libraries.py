@@ -9,7 +9,7 @@ from pathlib import PurePosixPath
 
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import Invalid, Rule, RuleDoc, Valid
 from rules._meta_examples import SCRIPT, folder
 
 # The repository's requirements.txt at HEAD (import names), plus triton which ships with torch.
@@ -51,6 +51,16 @@ class Libraries(Rule):
     SEVERITY = Severity.WARNING
     KIND = "meta"
     SOURCE = "RULES.md R-LIBRARIES: README FAQ 'Can I import XYZ package?'"
+    DOC = RuleDoc(
+        why="Any package may be imported; include `requirements.txt` in the record folder and "
+            "setup notes in the README.",
+        ruling="README (FAQ imports).",
+        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
+             "§0); RULES.md gives no date for the rulings that enforce it",
+        sources=(
+            "README FAQ 'Can I import XYZ package?'",
+        ),
+    )
     VALID = [
         Valid(folder(), "only torch"),
         Valid(folder(script=WITH_ZSTD, extra_files={"requirements.txt": "zstandard\n"}), "disclosed"),
@@ -59,7 +69,7 @@ class Libraries(Rule):
                      extra_files={"helpers.py": "X = 1\n"}), "a local helper module is not a package"),
     ]
     INVALID = [
-        Invalid(folder(script=WITH_ZSTD), "zstandard imported, no requirements.txt"),
+        Invalid(folder(script=WITH_ZSTD), "zstandard imported, no requirements.txt", path="train_gpt.py", line="import zstandard"),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from audit.codesize import code_sizes
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
 from audit.seeds import seed_runs, seed_table
 from rules._meta_examples import SCRIPT, SEEDS, folder, log
 
@@ -66,6 +66,20 @@ class LogSourceMatch(Rule):
         "(logs must reflect the shipped code): https://github.com/openai/parameter-golf/pull/2124 ; "
         "https://github.com/openai/parameter-golf/pull/1835"
     )
+    DOC = RuleDoc(
+        why="Every seed's log must come from the submitted configuration: the reference script "
+            "embeds its own source at the top of the log, so a log whose embedded source differs "
+            "from the shipped train_gpt.py was produced by other code. What the log prints is "
+            "what reviewers read (#1835).",
+        ruling="RULING (cocohearts on #2124); #1902 excluded \"single-seed tiny-margin rows\" and "
+               "\"missing-evidence submissions\".",
+        date="RULES.md gives no date for this ruling",
+        sources=(
+            "https://github.com/openai/parameter-golf/pull/1835",
+            "https://github.com/openai/parameter-golf/pull/2124",
+            "https://github.com/openai/parameter-golf/pull/1902",
+        ),
+    )
     VALID = [
         Valid(folder(), "every log embeds the submitted script"),
         Valid(
@@ -81,7 +95,7 @@ class LogSourceMatch(Rule):
         Invalid(
             folder({**{f"train_seed{s}.log": log(s, v) for s, v in SEEDS[:2]},
                     "train_seed2025.log": log(2025, 2.0718, source=EDITED)}),
-            "the seed-2025 log was produced by an edited script",
+            "the seed-2025 log was produced by an edited script", path="train_seed2025.log", line=FILE,
         ),
     ]
 

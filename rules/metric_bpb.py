@@ -19,7 +19,7 @@ from audit.analysis.imports import runtime_units
 from audit.analysis.targets import Function, call_name, functions_of, names_in, target_flow, walk_nodes
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import Invalid, Rule, RuleDoc, Valid
 
 LUT_NAME = re.compile(r"(base_bytes|bytes_lut|token_bytes|bytes_per_token|has_leading_space|is_boundary)", re.I)
 LOAD_CALLS = {"load", "fromfile", "loadtxt", "read_bytes", "memmap", "genfromtxt"}
@@ -94,6 +94,25 @@ class MetricBpbByteLut(Rule):
     SOURCE = (
         "RULES.md D R-METRIC-BPB and R-METRIC-TOKENIZER: README (tokenizer changes need proof); "
         "https://github.com/openai/parameter-golf/pull/1806 ; https://github.com/openai/parameter-golf/pull/1314"
+    )
+    DOC = RuleDoc(
+        why="val_bpb divides the summed NLL by the bytes of the scored tokens, counted from the "
+            "SentencePiece pieces by fixed rules: a byte-fallback piece counts 1, a control, unknown "
+            "or unused piece 0 (and is a boundary), a leading `▁` is stripped and counts one byte only "
+            "after a non-boundary token. Evaluators that re-implement BPB must reproduce these exact "
+            "rules; several submissions were invalidated for byte-accounting bugs.",
+        ruling="README and the reference `train_gpt.py` at HEAD (`build_sentencepiece_luts`, `eval_val`). "
+               "Precedents (RULES.md R-METRIC-TOKENIZER): the Scylla submissions (#1143, #1184) were "
+               "withdrawn for byte-accounting errors and cocohearts removed the merged #1184 row "
+               "(\"invalid Scylla record\", PR #1806).",
+        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
+             "§0); RULES.md gives no date for the rulings that enforce it",
+        sources=(
+            "README",
+            "https://github.com/openai/parameter-golf/pull/1806",
+            "https://github.com/openai/parameter-golf/pull/1314",
+            "https://github.com/openai/parameter-golf/pull/1184",
+        ),
     )
     VALID = [
         Valid(_REFERENCE_LUT, "reference LUT construction"),

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from audit.analysis.ngram import ngram_facts, origin_step
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import Invalid, Rule, RuleDoc, Valid
 from rules import _static_eval_examples as ex
 
 ORACLE_ID = "R-NGRAM-CACHE.oracle-gate"
@@ -31,6 +31,42 @@ class NgramCacheTargetLeak(Rule):
         "https://github.com/openai/parameter-golf/pull/779 ; https://github.com/openai/parameter-golf/issues/677 ; "
         "https://github.com/openai/parameter-golf/pull/659 ; https://github.com/openai/parameter-golf/issues/1017 ; "
         "https://github.com/openai/parameter-golf/issues/140"
+    )
+    DOC = RuleDoc(
+        why="1. A cache built only from already-scored tokens and updated after scoring is "
+            "allowed in principle (\"directionally legal\", valerio-oai in #677, second-hand; "
+            "backward-looking cache \"confirmed legal\" Mar 25 per participants). 2. Gates/weights "
+            "may depend on the model's own outputs (e.g. entropy) but never on the target token: "
+            "PR #659's oracle/min-NLL gate was ruled illegal; valerio-oai suggested entropy "
+            "gating instead (second-hand via #702). 3. Hashed caches that put the target token "
+            "into the lookup key and score only the gold token were disallowed (valerio-oai on PR"
+            " #779, comments 4145781641 / 4146407380 as cited by reviewers); on Mar 27 ~30+ such "
+            "PRs were closed (#677; #140 log) because they do not form a normalized distribution "
+            "over the vocabulary (C2). 4. Two-pass / \"full-rescore\" n-gram schemes (#846, #853, "
+            "#868, #870, #881, #888) are illegal (C4/C3). 5. Token-only n-gram \"tilt\" "
+            "(prefix-conditioned, properly renormalized boost of a hinted token) is accepted: "
+            "#1514 (within-word/word-start experts disabled) and #2135 (cocohearts verified "
+            "\"token-only n-gram gates\", #2146). Word-level experts whose gates read properties of"
+            " the realized token violate C1 (#1967/#2018 thread). 6. N-gram tables built from "
+            "training data are legal only if stored inside the 16 MB artifact.",
+        ruling="RULING (second-hand, as cited by reviewers): valerio-oai on PR #779 (comments "
+               "4145781641 / 4146407380) disallowed target-in-key hashed caches; ~30 such PRs "
+               "were closed in the Mar 27 sweep (#677, #140 log); PR #659's oracle/min-NLL gate "
+               "was ruled illegal (entropy gating suggested instead, via #702). A "
+               "backward-looking cache was \"confirmed legal\" on Mar 25 per participants.",
+        date="2026-03-25 (backward-looking cache legal, per participants) and 2026-03-27 (hashed "
+             "target-in-key caches closed); both second-hand",
+        sources=(
+            "https://github.com/openai/parameter-golf/issues/677",
+            "https://github.com/openai/parameter-golf/pull/779",
+            "https://github.com/openai/parameter-golf/pull/886",
+            "https://github.com/openai/parameter-golf/pull/978",
+            "https://github.com/openai/parameter-golf/pull/659",
+            "https://github.com/openai/parameter-golf/issues/140",
+            "https://github.com/openai/parameter-golf/pull/1514",
+            "https://github.com/openai/parameter-golf/pull/1967",
+            "https://github.com/openai/parameter-golf/pull/2146",
+        ),
     )
     VALID = [
         Valid(ex.BIGRAM_EMBEDDING, "bigram hash embeddings over input ids (t[i-1], t[i]), also aliased"),

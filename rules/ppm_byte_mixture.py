@@ -18,7 +18,7 @@ from audit.analysis.imports import runtime_units
 from audit.analysis.targets import call_name, functions_of, names_in, target_flow, walk_nodes
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import Invalid, Rule, RuleDoc, Valid
 
 PPM_NAME = re.compile(r"ppm|prediction_by_partial", re.I)
 SCORE_NAME = re.compile(r"(^|_)(lp|logp|log_p|logprob|nll|nlp|ptl|loss|lprob)s?($|_)", re.I)
@@ -100,6 +100,21 @@ class PpmByteMixture(Rule):
     SOURCE = (
         "RULES.md E R-PPM-BYTE-MIXTURE and R-EVAL-C2-NORMALIZED: https://github.com/openai/parameter-golf/issues/1872 ; "
         "https://github.com/openai/parameter-golf/pull/1902 ; https://github.com/openai/parameter-golf/pull/1905"
+    )
+    DOC = RuleDoc(
+        why="Mixing a byte-level PPM-D model with per-byte \"spread\" token probabilities does not "
+            "yield a valid distribution over the official token alphabet → fails C2; such rows "
+            "are excluded. Additional defects: target-conditioned gate (#1785, "
+            "self-acknowledged), subset-only coverage.",
+        ruling="RULING (cocohearts #1902 excludes \"PPM-D/byte-mixture C2\"); issue #1872 framing; "
+               "report PR #1905.",
+        date="RULES.md gives no date for this ruling (the exclusion is in cocohearts' leaderboard"
+             " update #1902)",
+        sources=(
+            "https://github.com/openai/parameter-golf/issues/1872",
+            "https://github.com/openai/parameter-golf/pull/1902",
+            "https://github.com/openai/parameter-golf/pull/1905",
+        ),
     )
     VALID = [
         Valid(_TOKEN_MIX, "token-level mixture of full distributions, bytes only in the denominator"),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from audit.context import AuditContext
 from audit.enforcement import applies, enforce
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
 from audit.seeds import excerpt, run_seed, scored_runs, seed_table
 from audit.sota import distinct_runs, load_reference, runset_from_json
 from audit.stats import README_ALPHA, README_MARGIN_NATS, RunSet, significance
@@ -45,6 +45,27 @@ class RecSignificance(Rule):
     SEVERITY = Severity.WARNING
     KIND = "meta"
     SOURCE = SOURCE
+    DOC = RuleDoc(
+        why="A new record must beat the existing SOTA by at least 0.005 nats and provide enough "
+            "run logs to show at p < 0.01 that the 0.005-nat improvement was achieved. Waived for"
+            " pure systems (speed) optimizations that do not change the ML.",
+        ruling="README (unchanged at HEAD and in the #1902/#2146 heads). In practice "
+               "(R-REC-PROGRESSION) cocohearts' leaderboard updates (#1899/#1900, #1902, #2146) "
+               "accepted a row whose evidence beats the previous chronological frontier row at "
+               "one-sided Welch p < 0.25, with no 0.005-nat margin.",
+        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
+             "§0); RULES.md gives no date for the rulings that enforce it; the grace cutoff of "
+             "the practice is 2026-05-01 17:00 PT (#2146)",
+        sources=(
+            "README 'Submission Process'",
+            "https://github.com/openai/parameter-golf/pull/1899",
+            "https://github.com/openai/parameter-golf/pull/1900",
+            "https://github.com/openai/parameter-golf/pull/1902",
+            "https://github.com/openai/parameter-golf/pull/2146",
+            "https://github.com/openai/parameter-golf/issues/2148",
+            "https://github.com/openai/parameter-golf/pull/1967",
+        ),
+    )
     ALSO_REPORTS = ("R-REC-PROGRESSION",)
     VALID = [
         Valid(folder(), "three seeds and no --sota: nothing to compare, so no warning (only a note)"),
@@ -55,7 +76,7 @@ class RecSignificance(Rule):
     # itself (both tests, both warnings) is exercised in tests/test_stats.py with a reference file.
     INVALID = [
         Invalid(folder(), "a record audited without --sota: significance is reported as not tested",
-                severity=Severity.INFO),
+                severity=Severity.INFO, path="submission.json", line=FILE),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

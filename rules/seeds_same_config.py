@@ -8,7 +8,7 @@ from audit.context import AuditContext
 from audit.enforcement import applies, enforce
 from audit.findings import Evidence, Finding, Severity
 from audit.logs import SeedRun
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import FILE, FOLDER, Invalid, Rule, RuleDoc, Valid
 from audit.seedconfig import ConfigGroups, config_groups, differing, key_kind, odd_run_ids
 from audit.seeds import excerpt, run_seed, scored_runs, seed_runs, seed_table
 from rules._meta_examples import SCRIPT, SEEDS, folder, log
@@ -29,6 +29,18 @@ class SeedsSameConfig(Rule):
     SOURCE = (
         "RULES.md R-SUB-SEEDS-SAME-CONFIG / R-SUB-FILES: https://github.com/openai/parameter-golf/pull/2124 ; "
         "https://github.com/openai/parameter-golf/pull/1902 ; https://github.com/openai/parameter-golf/pull/561"
+    )
+    DOC = RuleDoc(
+        why="A leaderboard row needs a 3-seed mean from the same submitted configuration, with "
+            "consistent timing and artifact evidence for each seed.",
+        ruling="RULING (cocohearts on #2124); #1902 excluded \"single-seed tiny-margin rows\" and "
+               "\"missing-evidence submissions\".",
+        date="RULES.md gives no date for this ruling",
+        sources=(
+            "https://github.com/openai/parameter-golf/pull/561",
+            "https://github.com/openai/parameter-golf/pull/2124",
+            "https://github.com/openai/parameter-golf/pull/1902",
+        ),
     )
     ALSO_REPORTS = ("R-SUB-SEEDS-SAME-CONFIG.seed-count", "R-SUB-SEEDS-SAME-CONFIG.seed-name")
     VALID = [
@@ -56,31 +68,31 @@ class SeedsSameConfig(Rule):
         Invalid(
             folder({"train_seed1337.log": log(1337, 2.0727), "train_seed42.log": log(42, 2.0739)}),
             "only two seeds for a record claim",
-            rule_id="R-SUB-SEEDS-SAME-CONFIG.seed-count",
+            rule_id="R-SUB-SEEDS-SAME-CONFIG.seed-count", path=FOLDER,
         ),
         Invalid(
             folder({"train_seed1337.log": log(1337, 2.0727), "train_seed42.log": log(1337, 2.0739),
                     "train_seed2025.log": log(2025, 2.0718)}),
             "train_seed42.log was run with seed 1337",
-            rule_id="R-SUB-SEEDS-SAME-CONFIG.seed-name",
+            rule_id="R-SUB-SEEDS-SAME-CONFIG.seed-name", path="train_seed42.log", line="seed:1337",
         ),
         Invalid(
             folder({"train_seed1337.log": log(1337, 2.0727), "train_seed42.log": log(42, 2.0739)}),
             "two seeds in a folder merged before #1902 (2026-04-29): a warning",
             rule_id="R-SUB-SEEDS-SAME-CONFIG.seed-count", severity=Severity.WARNING,
-            options={"as_of": "2026-04-09"},
+            options={"as_of": "2026-04-09"}, path=FOLDER,
         ),
         Invalid(_THIRD_OTHER_CONFIG, "the third seed ran with a different iteration count (#2124)",
-                severity=Severity.ERROR),
+                severity=Severity.ERROR, path="train_seed2025.log", line=FILE),
         Invalid(_THIRD_OTHER_CONFIG, "so only two seeds of the submitted configuration remain",
-                rule_id="R-SUB-SEEDS-SAME-CONFIG.seed-count", severity=Severity.ERROR),
+                rule_id="R-SUB-SEEDS-SAME-CONFIG.seed-count", severity=Severity.ERROR, path=FOLDER),
         Invalid(_THIRD_OTHER_CONFIG, "the same folder merged before the #2124 ruling: a warning",
-                severity=Severity.WARNING, options={"as_of": "2026-04-20"}),
+                severity=Severity.WARNING, options={"as_of": "2026-04-20"}, path="train_seed2025.log", line=FILE),
         Invalid(
             folder({**{f"train_seed{s}.log": log(s, v) for s, v in SEEDS[:2]},
                     "train_seed2025.log": log(2025, 2.0718, source=SCRIPT + "LR_BOOST = 2.0\n")}),
             "the third seed's log embeds different code (the code hash differs)",
-            severity=Severity.ERROR,
+            severity=Severity.ERROR, path="train_seed2025.log", line=FILE,
         ),
     ]
 

@@ -8,7 +8,7 @@ from audit.analysis.api import valflow
 from audit.analysis.chain import chain_evidence, primary, switched_off_message, where_note
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import Invalid, Rule, RuleDoc, Valid
 from rules._ttt_examples import SLIDING, program
 
 SLOT_EVAL = '''
@@ -51,6 +51,21 @@ class Slot(Rule):
         "RULES.md R-SLOT (no maintainer ruling; de-facto excluded): https://github.com/openai/parameter-golf/pull/1240 ; "
         "https://github.com/openai/parameter-golf/issues/1336 ; https://github.com/openai/parameter-golf/pull/1229"
     )
+    DOC = RuleDoc(
+        why="SLOT (optimizing a per-batch/per-sample hidden delta and/or logit bias against the "
+            "NLL of the very positions that are then scored) lets the score of position t depend "
+            "on later targets and adapts on unscored tokens → violates C1/C3. PR #1240's flip "
+            "test found 100% cross- position dependence for shared-delta and per-sample variants."
+            " No SLOT submission appears on the leaderboard; several were closed.",
+        ruling="DE-FACTO + COMMUNITY (no explicit maintainer text retrieved; issue #1336 asked "
+               "for a ruling on \"context-only/causal SLOT\").",
+        date="no maintainer ruling (de-facto exclusion); RULES.md gives no date for this ruling",
+        sources=(
+            "https://github.com/openai/parameter-golf/pull/1240",
+            "https://github.com/openai/parameter-golf/issues/1336",
+            "https://github.com/openai/parameter-golf/pull/1229",
+        ),
+    )
     VALID = [
         Valid(SLIDING, "plain sliding-window eval"),
         Valid(program('''
@@ -78,9 +93,9 @@ def main():
     ]
     INVALID = [
         Invalid(program(SLOT_EVAL.replace("SCORED_SLICE", "s:")), "delta optimised on the scored slice",
-                severity=Severity.WARNING),
+                severity=Severity.WARNING, line="nll[s:].mean().backward()"),
         Invalid(program(SLOT_EVAL.replace("SCORED_SLICE", ":s")), "context-only (causal) SLOT",
-                severity=Severity.WARNING),
+                severity=Severity.WARNING, line="nll[:s].mean().backward()"),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

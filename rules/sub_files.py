@@ -7,9 +7,25 @@ from collections.abc import Iterable
 from audit.context import AuditContext
 from audit.enforcement import enforce
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.read_problems import ReadProblemKind
+from audit.rule import FILE, FOLDER, Invalid, Rule, RuleDoc, Valid
 from audit.seeds import claimed_seeds, run_seed, seed_runs, seed_table
+from audit.submission import Submission
 from rules._meta_examples import SCRIPT, folder, log
+
+K = ReadProblemKind
+# How serious each reader fact is. An error where the audit could not see the folder as it is
+# (a link out of it, a limit a real submission never reaches); a warning where a reviewer can
+# still read the file themselves.
+READ_SEVERITY = {
+    K.NOT_A_DIRECTORY: Severity.ERROR, K.BAD_PATH: Severity.ERROR, K.SYMLINK_ESCAPES: Severity.ERROR,
+    K.NOT_INSPECTABLE: Severity.WARNING, K.NOT_LISTABLE: Severity.WARNING, K.UNREADABLE: Severity.WARNING,
+    K.TOO_LARGE: Severity.WARNING, K.NOT_UTF8: Severity.WARNING, K.HARDLINK: Severity.WARNING,
+    K.TOO_MANY_FILES: Severity.WARNING, K.TOO_MANY_ENTRIES: Severity.ERROR, K.TOO_DEEP: Severity.ERROR,
+    K.READ_BUDGET: Severity.ERROR,
+}
+# Reported by the rule the fact is about, not here.
+ELSEWHERE = {K.WRAPPER_UNDECODABLE: "R-ARTIFACT-CODE-COUNT"}
 
 
 def _without(files: dict[str, str | bytes], *names: str) -> dict[str, str | bytes]:
@@ -22,6 +38,22 @@ class SubFiles(Rule):
     SEVERITY = Severity.ERROR
     KIND = "meta"
     SOURCE = "RULES.md R-SUB-FILES: README 'Submission Process'; https://github.com/openai/parameter-golf/pull/561"
+    DOC = RuleDoc(
+        why="The folder must contain (1) `README.md` explaining the submission in reasonable "
+            "detail; (2) `submission.json`; (3) train log(s) produced automatically by the "
+            "script, enough to show statistical significance (usually 3 runs); (4) `train_gpt.py`"
+            " plus any other dependencies, which must compile and run from inside the records "
+            "folder. Add `requirements.txt` when importing extra packages. Incomplete submissions"
+            " are not accepted.",
+        ruling="README; RULING (cocohearts #561: PRs without `submission.json` or without the "
+               "logs backing a 3-seed claim are \"not leaderboard-ready\").",
+        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
+             "§0); RULES.md gives no date for the rulings that enforce it",
+        sources=(
+            "README 'Submission Process'",
+            "https://github.com/openai/parameter-golf/pull/561",
+        ),
+    )
     ALSO_REPORTS = ("R-SUB-FILES.seed-logs",)
     VALID = [
         Valid(folder(), "the four required kinds of file"),
@@ -35,18 +67,25 @@ class SubFiles(Rule):
         ),
     ]
     INVALID = [
-        Invalid(_without(folder(), "README.md"), "no README.md"),
-        Invalid(_without(folder(), "submission.json"), "no submission.json"),
-        Invalid(_without(folder(), "train_seed1337.log", "train_seed42.log", "train_seed2025.log"), "no train log"),
-        Invalid(_without(folder(), "train_gpt.py"), "no script at all"),
+        Invalid(_without(folder(), "README.md"), "no README.md", path=FOLDER),
+        Invalid(_without(folder(), "submission.json"), "no submission.json", path=FOLDER),
+        Invalid(_without(folder(), "train_seed1337.log", "train_seed42.log", "train_seed2025.log"), "no train log", path=FOLDER),
+        Invalid(_without(folder(), "train_gpt.py"), "no script at all", path=FOLDER),
         Invalid(
             folder({"train_seed1337.log": log(1337, 2.0727)}, json_extra={"seeds": [1337, 42, 2025]}),
             "three seeds claimed, one log shipped",
-            rule_id="R-SUB-FILES.seed-logs",
+            rule_id="R-SUB-FILES.seed-logs", path="submission.json", line=FILE,
+        ),
+        Invalid(
+            {**folder(), "train_seed42.log": log(42, 2.0739).encode() + b"\xff\xfe\n"},
+            "a log that is not UTF-8: read with replacement characters (a reader fact)",
+            severity=Severity.WARNING, path="train_seed42.log", line=FILE,
         ),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        # What the reader could not see is about the audit, not a track's practice: not enforced by date.
+        yield from self.reader_findings(ctx.submission)
         yield from enforce(ctx, self._check(ctx))
 
     def _check(self, ctx: AuditContext) -> Iterable[Finding]:
@@ -67,6 +106,12 @@ class SubFiles(Rule):
             )
         yield from self._main_script(ctx)
         yield from self._seed_logs(ctx)
+
+    def reader_findings(self, sub: Submission) -> Iterable[Finding]:
+        """What the folder reader could not read, or read only in part (audit.read_problems)."""
+        for problem in sub.problems:
+            if problem.kind not in ELSEWHERE:
+                yield self.read_problem_finding(problem, READ_SEVERITY[problem.kind])
 
     def _missing(self, what: str, need: str, severity: Severity = Severity.ERROR) -> Finding:
         return self.finding(

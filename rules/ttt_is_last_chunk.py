@@ -11,7 +11,7 @@ from audit.analysis.chain import primary, where_note
 from audit.analysis.valflow import Classified
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import Invalid, Rule, RuleDoc, Valid
 from rules._ttt_examples import MAIN_SCORE_FIRST, SCORE_FIRST, SLIDING, program
 
 LAST = re.compile(r"last", re.IGNORECASE)
@@ -23,10 +23,21 @@ class TTTIsLastChunk(Rule):
     SEVERITY = Severity.INFO
     KIND = "static"
     SOURCE = "RULES.md R-TTT-IS-LAST-CHUNK (COMMUNITY, PR #461 -> #549 framework)"
+    DOC = RuleDoc(
+        why="Legal TTT loops usually skip the training step on the final chunk (`if not "
+            "is_last_chunk`), because nothing remains to score; it neither helps nor hurts "
+            "legality.",
+        ruling="COMMUNITY (PR #461 → #549 framework; cited in many reviews).",
+        date="no ruling: a community idiom; RULES.md gives no date for this ruling",
+        sources=(
+            "https://github.com/openai/parameter-golf/pull/461",
+            "https://github.com/openai/parameter-golf/pull/549",
+        ),
+    )
     VALID = [Valid(SLIDING, "no TTT at all")]
     INVALID = [
         Invalid(program(SCORE_FIRST, MAIN_SCORE_FIRST), "score-first loop with `if ci == num_chunks - 1: continue`",
-                severity=Severity.INFO),
+                severity=Severity.INFO, line="for ci in range(num_chunks):"),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

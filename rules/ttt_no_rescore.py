@@ -9,7 +9,7 @@ from audit.analysis.chain import where_note
 from audit.analysis.detectors import calibration_on_scored, rescoring
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import Invalid, Rule, RuleDoc, Valid
 from audit.seeds import seed_runs
 from rules._ttt_examples import MAIN_SCORE_FIRST, SCORE_FIRST, program
 
@@ -46,6 +46,22 @@ class TTTNoRescore(Rule):
         "RULES.md R-TTT-NO-RESCORE, R-TTT-NO-CALIBRATION-ON-SCORED: "
         "https://github.com/openai/parameter-golf/pull/991 ; https://github.com/openai/parameter-golf/pull/1004 ; "
         "https://github.com/openai/parameter-golf/issues/140"
+    )
+    DOC = RuleDoc(
+        why="Reporting a second score of tokens after training on them (\"s_1\") is illegal; only "
+            "the first, pre-update score counts. Likewise, choosing an eval-time parameter (e.g. "
+            "a softmax temperature) by fitting it on validation tokens and then re-scoring them "
+            "is illegal (R-TTT-NO-CALIBRATION-ON-SCORED).",
+        ruling="RULING (valerio-oai closed PR #991 for score-train-rescore of the same tokens, "
+               "per notapplica's log in #140; two-pass rescoring called training on the eval set "
+               "in the Mar 27 sweep).",
+        date="2026-03-27 (the sweep in which two-pass rescoring was called training on the eval "
+             "set, per notapplica's log in #140); the #991 closure is not dated in RULES.md",
+        sources=(
+            "https://github.com/openai/parameter-golf/pull/991",
+            "https://github.com/openai/parameter-golf/pull/1004",
+            "https://github.com/openai/parameter-golf/issues/140",
+        ),
     )
     ALSO_REPORTS = (CALIBRATION_ID,)
     VALID = [
@@ -86,7 +102,7 @@ def main():
         if loss < best:
             best, best_t = loss, t
     print("final", best)
-'''), "temperature chosen by minimum val loss over candidates", rule_id=CALIBRATION_ID),
+'''), "temperature chosen by minimum val loss over candidates", rule_id=CALIBRATION_ID, line="for t in [0.9, 0.95, 1.0, 1.05]:"),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

@@ -8,7 +8,7 @@ from audit.analysis.api import display, unanalysed_sources, valflow
 from audit.analysis.chain import chain_evidence, primary, switched_off_message, where_note
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import Invalid, Rule, RuleDoc, Valid
 from rules._ttt_examples import (
     ACCUMULATION_SHAPES,
     ADAPT,
@@ -32,6 +32,21 @@ class TTTPrequant(Rule):
     SOURCE = (
         "RULES.md R-TTT-PREQUANT: https://github.com/openai/parameter-golf/issues/677 ; "
         "https://github.com/openai/parameter-golf/pull/1972 ; https://github.com/openai/parameter-golf/pull/1902"
+    )
+    DOC = RuleDoc(
+        why="\"pre-quant TTT\" (fine-tuning the full-precision model on `val_tokens` for N epochs, "
+            "then quantizing and scoring) is score-after-adapt and illegal even though the final "
+            "artifact is \"fixed\".",
+        ruling="RULING (valerio-oai closed PR #1376 on 2026-04-10 — second-hand, per the #677 "
+               "meta-comment that lists the 6-PR cluster; cocohearts on #1972: \"score-after-adapt"
+               " on validation data … violates the score-first/C3 rule\"; #1902 excluded "
+               "\"pre-quant/future-validation leakage\").",
+        date="2026-04-10 (valerio-oai closed PR #1376; second-hand, per the #677 meta-comment)",
+        sources=(
+            "https://github.com/openai/parameter-golf/issues/677",
+            "https://github.com/openai/parameter-golf/pull/1972",
+            "https://github.com/openai/parameter-golf/pull/1902",
+        ),
     )
     VALID = [
         Valid(program(SCORE_FIRST, MAIN_SCORE_FIRST), "score-first chunked TTT"),
@@ -64,7 +79,7 @@ def main():
     model = torch.nn.Linear(8, 8)
     ttt_adapt(model, vt)
     print("final", eval_val(model, val_tokens))
-'''), "alias vt = val_tokens"),
+'''), "alias vt = val_tokens", line="loss.backward()"),
         Invalid(program(ADAPT, '''
 class ValidationData:
     def __init__(self, pattern):
@@ -80,7 +95,7 @@ def main():
     model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(8, 8))
     run_ttt(model, val_data)
     print("final", eval_val(model.module, val_data.val_tokens))
-'''), "attribute val_data.val_tokens, keyword arg, model.module under DDP, through 2 calls"),
+'''), "attribute val_data.val_tokens, keyword arg, model.module under DDP, through 2 calls", line="loss.backward()"),
         Invalid(program('''
 class Adapter:
     def __init__(self, model, tokens):
@@ -105,7 +120,7 @@ def main():
     model = torch.nn.Linear(8, 8)
     Adapter(model, val_tokens).run(100)
     print("final", eval_val(model, val_tokens))
-'''), "val tokens stored in self. by a constructor, trained on in a method"),
+'''), "val tokens stored in self. by a constructor, trained on in a method", line="loss.backward()"),
         Invalid(program('''
 def prequant_ttt(model, args):
     files = sorted(glob.glob(args.val_files))
@@ -122,7 +137,7 @@ def main():
     model = torch.nn.Linear(8, 8)
     prequant_ttt(model, args)
     print("final", eval_val(model, load_validation_tokens(args.val_files)))
-'''), "val shards read by glob(args.val_files) inside the adaptation function"),
+'''), "val shards read by glob(args.val_files) inside the adaptation function", line="loss.backward()"),
         Invalid(program('''
 def train_step(model, opt, x, y):
     loss = F.cross_entropy(model(x), y)
@@ -140,11 +155,11 @@ def main():
         for i in range(0, val_tokens.numel() - 65, 64):
             step(model, opt, val_tokens[i:i + 64], val_tokens[i + 1:i + 65])
     print("final", eval_val(model, val_tokens))
-'''), "a torch.compile'd step function run over the val stream, then scored"),
+'''), "a torch.compile'd step function run over the val stream, then scored", line="loss.backward()"),
         Invalid(program(WHOLE_STREAM_THEN_SCORE, MAIN_SCORE_FIRST),
-                "adapt on the whole stream, then score it, inside one eval function"),
+                "adapt on the whole stream, then score it, inside one eval function", line="loss.backward()"),
         Invalid(TOTALS_OBJECT_PREQUANT, "train on the whole stream, then score it into a `_Totals` object "
-                "through an inference-mode helper"),
+                "through an inference-mode helper", line="loss.backward()"),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from audit.analysis.api import valflow
+from audit.analysis.api import evidence_line, last_epoch_kept, valflow
 from audit.analysis.chain import chain_evidence, primary, switched_off_message, where_note
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import Invalid, Rule, RuleDoc, Valid
 from rules._ttt_examples import (
     ACCUMULATION_SHAPES,
     MAIN_SCORE_FIRST,
+    MULTI_EPOCH_ILLEGAL,
+    MULTI_EPOCH_LEGAL,
     SCORE_FIRST,
     SLIDING,
     accumulating_ttt,
+    line_of,
+    multi_epoch_ttt,
     program,
 )
 
@@ -131,6 +135,23 @@ class TTTScoreFirst(Rule):
         "https://github.com/openai/parameter-golf/issues/402 ; https://github.com/openai/parameter-golf/issues/1082 ; "
         "https://github.com/openai/parameter-golf/issues/677"
     )
+    DOC = RuleDoc(
+        why="TTT may only use validation tokens the model has already been scored on. Adapting on"
+            " a chunk before scoring it, or training on the whole val set and then scoring, is "
+            "equivalent to training on validation data.",
+        ruling="README (FAQ evaluation, \"already evaluated your model on\"); issue #402 "
+               "(participant report) with 0hq's ruling, quoted by participants as allowing use of"
+               " any preceding eval tokens already tested on; issue #1082 (participant legality "
+               "check of PR #672's 30-epoch train-then- score TTT) restates it.",
+        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
+             "§0); RULES.md gives no date for the rulings that enforce it",
+        sources=(
+            "README FAQ: evaluation restrictions",
+            "https://github.com/openai/parameter-golf/issues/402",
+            "https://github.com/openai/parameter-golf/issues/1082",
+            "https://github.com/openai/parameter-golf/issues/677",
+        ),
+    )
     VALID = [
         Valid(program(SCORE_FIRST, MAIN_SCORE_FIRST), "per chunk: score under no_grad, then train (3 epochs)"),
         Valid(program(LORA_PER_DOC), "per-document LoRA: score the chunk through a helper, then one step"),
@@ -153,15 +174,22 @@ def eval_val_ttt(model, val_tokens, chunk=64):
 ''', MAIN_SCORE_FIRST), "per-chunk scores collected in a list under no_grad, then trained on"),
         *(Valid(accumulating_ttt(shape), f"{shape}: score the chunk, then train on it")
           for shape in ACCUMULATION_SHAPES),
+        *(Valid(multi_epoch_ttt(keep), f"epochs over the stream, {keep}: the first epoch's scores, "
+                "each taken before any update on its chunk") for keep in MULTI_EPOCH_LEGAL),
     ]
     INVALID = [
         Invalid(program(TRAIN_THEN_SCORE_CHUNK, MAIN_SCORE_FIRST), "train on the chunk, then score it",
                 line=29),
         Invalid(program(LAST_EPOCH_SCORE, MAIN_SCORE_FIRST),
-                "multi-epoch over the stream, score taken on the last epoch"),
+                "multi-epoch over the stream, score taken on the last epoch", line="loss.backward()"),
         # the twins of the VALID helper shapes: the same helper, called after training on the chunk
-        *(Invalid(accumulating_ttt(shape, score_first=False), f"{shape}: train on the chunk, then score it")
+        *(Invalid(accumulating_ttt(shape, score_first=False), f"{shape}: train on the chunk, then score it",
+                  line="loss.backward()")
           for shape in ACCUMULATION_SHAPES),
+        # multi-epoch over the stream, each chunk scored before its update, only the last epoch kept
+        *(Invalid(multi_epoch_ttt(keep), f"epochs over the stream, {keep}: the last epoch's scores are reported",
+                  line=line_of(multi_epoch_ttt(keep), "loss.backward()"))
+          for keep in MULTI_EPOCH_ILLEGAL),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
@@ -176,6 +204,10 @@ def eval_val_ttt(model, val_tokens, chunk=64):
                                    severity=Severity.INFO, evidence=chain_evidence(ctx, c),
                                    key=f"off:{c.event.ref.facts.qualname}")
                 continue
+            last = last_epoch_kept(c)
+            if last is not None:
+                yield self._last_epoch(ctx, c, last, path, line, decoded)
+                continue
             msg = (f"Score-after-update TTT in `{fn}`: inside the loop at line {c.loop_line}, the model is "
                    f"updated on validation tokens (line {c.event.site.line}) before the score that counts "
                    f"them (line {c.score.site.line}) is taken, or the score is taken only on a later epoch. "
@@ -186,3 +218,27 @@ def eval_val_ttt(model, val_tokens, chunk=64):
             yield self.finding(msg, path=path, line=line,
                                evidence=chain_evidence(ctx, c, "score of the same chunk, after the update"),
                                key=f"{c.event.ref.facts.qualname}:{c.event.site.name}")
+
+    def _last_epoch(self, ctx, c, last, path, line, decoded) -> Finding:
+        """Multi-epoch TTT over the stream, reported from the last epoch only."""
+        ref = c.event.ref
+        fn = ref.facts.name
+        how = {"reset": f"`{last.what}` is reset at the start of every epoch (line {last.line})",
+               "guard": f"the score is accumulated only under `{last.what}` (line {last.line})",
+               "overwrite": f"each epoch overwrites the chunk's score `{last.what}` (line {last.line})"}[last.how]
+        msg = (f"Multi-epoch TTT scored on the last epoch in `{fn}`: the epoch loop (line {last.epoch_loop.line}) "
+               f"repeats the chunk loop (line {last.chunk_loop.line}); each chunk is scored before the update on "
+               f"it (line {c.event.site.line}), but {how}, so the reported loss comes from the last epoch only, "
+               "and from the second epoch on every token is scored after the model trained on it "
+               "(R-TTT-SCORE-FIRST, multi-epoch). Report the first epoch's scores (each taken before any update "
+               "on its chunk), or train several epochs on each chunk after scoring it." + where_note(decoded))
+        keep_label = {"reset": "reset of the accumulator: earlier epochs' scores are dropped",
+                      "guard": "guard keeping only the last epoch's scores",
+                      "overwrite": "per-chunk store: each epoch overwrites the previous score"}[last.how]
+        ev = [evidence_line(ctx, ref.path, last.epoch_loop.line, "epoch loop over the whole stream"),
+              evidence_line(ctx, ref.path, last.chunk_loop.line, "chunk loop, repeated every epoch"),
+              evidence_line(ctx, ref.path, c.event.site.line, "update on the chunk"),
+              evidence_line(ctx, ref.path, c.score.site.line,
+                            "the next epoch's score of the same chunk, after that update"),
+              evidence_line(ctx, ref.path, last.line, keep_label)]
+        return self.finding(msg, path=path, line=line, evidence=ev, key=f"{ref.facts.qualname}:last-epoch")

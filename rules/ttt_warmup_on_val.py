@@ -8,7 +8,7 @@ from audit.analysis.api import valflow
 from audit.analysis.chain import chain_evidence, primary, where_note
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
-from audit.rule import Invalid, Rule, Valid
+from audit.rule import Invalid, Rule, RuleDoc, Valid
 from rules._ttt_examples import MAIN_SCORE_FIRST, SCORE_FIRST, program
 
 WARMUP = '''
@@ -40,6 +40,21 @@ class TTTWarmupOnVal(Rule):
         "RULES.md R-TTT-WARMUP-ON-VAL (de-facto accepted, disputed): https://github.com/openai/parameter-golf/pull/1530 ; "
         "https://github.com/openai/parameter-golf/pull/1900 ; https://github.com/openai/parameter-golf/pull/1902"
     )
+    DOC = RuleDoc(
+        why="PR #1530's TTT compile warm-up ran backward/step on real validation tokens before "
+            "the scored loop (state reset afterwards). dexhunter and msisovic flagged it as "
+            "matching the #677 pattern; the author showed the effect is within noise and offered "
+            "synthetic-token warm-up. Maintainers merged #1530 and kept it on the leaderboard "
+            "(#1902).",
+        ruling="DE-FACTO acceptance; dispute documented.",
+        date="no ruling: de-facto acceptance (#1530 merged and kept on the #1902 board); RULES.md"
+             " gives no date for this ruling",
+        sources=(
+            "https://github.com/openai/parameter-golf/pull/1530",
+            "https://github.com/openai/parameter-golf/pull/1900",
+            "https://github.com/openai/parameter-golf/pull/1902",
+        ),
+    )
     VALID = [
         Valid(program(SCORE_FIRST, WARMUP.replace("WARMUP_TOKENS", "torch.randint(0, 8, (4096,))")),
               "warm-up on synthetic tokens"),
@@ -47,7 +62,7 @@ class TTTWarmupOnVal(Rule):
     ]
     INVALID = [
         Invalid(program(SCORE_FIRST, WARMUP.replace("WARMUP_TOKENS", "val_tokens")),
-                "warm-up steps on the first validation tokens", severity=Severity.WARNING),
+                "warm-up steps on the first validation tokens", severity=Severity.WARNING, line=46),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

@@ -182,12 +182,15 @@ def test_write_json_atomic_keeps_the_old_file_when_interrupted(tmp_path, monkeyp
 
 
 def test_load_finished_needs_the_same_configuration(tmp_path):
-    store.write_json_atomic(store.seed_path(tmp_path, 7), {"schema": store.SCHEMA, "config_key": "k1", "result": {}})
+    store.seed_log_path(tmp_path, 7).write_text("step:1/1 val_bpb:1.0\n")
+    store.write_seed(tmp_path, 7, "k1", {"seed": 7, "status": "ok", "val_bpb": 1.0})
     assert store.load_finished(tmp_path, 7, "k1") is not None
     assert store.load_finished(tmp_path, 7, "k2") is None
     assert store.load_finished(tmp_path, 8, "k1") is None
     store.seed_path(tmp_path, 9).write_text("{truncated")
     assert store.load_finished(tmp_path, 9, "k1") is None
+    store.write_seed(tmp_path, 10, "k1", {"seed": 10, "status": "interrupted"})
+    assert store.load_finished(tmp_path, 10, "k1") is None  # never reuse a run that did not finish
 
 
 def test_config_key_changes_with_what_shapes_the_run(tmp_path):
@@ -291,11 +294,11 @@ def test_readme_env_is_noted_or_applied(tmp_path):
     (tmp_path / "train_gpt.py").write_text("print('x')\n")
     sub = Submission.load(tmp_path)
     opts = RerunOptions(folder=tmp_path, seeds=[1], out=tmp_path / "out", env={"MATRIX_LR": "0.03"})
-    same, note = _readme_env(opts, sub, "train_gpt.py")
+    same, note, _ = _readme_env(opts, sub, "train_gpt.py")
     assert same.env == {"MATRIX_LR": "0.03"}
     assert note is not None and note.rule_id == "R-REC-REPRODUCIBLE.rerun-env" and note.severity == Severity.INFO
     assert "NUM_LAYERS=11" in note.message and "MATRIX_LR" not in note.message
-    applied, note2 = _readme_env(RerunOptions(folder=tmp_path, seeds=[1], out=tmp_path / "out",
+    applied, note2, _ = _readme_env(RerunOptions(folder=tmp_path, seeds=[1], out=tmp_path / "out",
                                               env={"MATRIX_LR": "0.03"}, env_from_readme=True), sub, "train_gpt.py")
     assert applied.env == {"NUM_LAYERS": "11", "MATRIX_LR": "0.03"}  # --env wins over the README
     assert note2 is not None and "DATA_DIR=./data" in note2.message and "NUM_LAYERS" not in note2.message
@@ -308,6 +311,7 @@ def test_outside_writes_and_masked_env(tmp_path):
     work = seed_dir / "run" / "sub"
     work.mkdir(parents=True)
     (seed_dir / "tmp").mkdir()
+    (seed_dir / "home").mkdir()
     (seed_dir / "run" / "x.txt").write_text("1")
     (seed_dir / "y.txt").write_text("1")
     (tmp_path / "z.txt").write_text("1")

@@ -41,7 +41,8 @@ def test_reference_bundle_reruns_and_reproduces(tmp_path, fixture_data):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     res = rerun(_opts(folder, tmp_path / "out", SEEDS, fixture_data, scratch), static=False)
-    assert [r.status for r in res.results] == ["ok"] * 3, [r.error_excerpt or r.log_tail[-5:] for r in res.results]
+    assert [r.status for r in res.results] == ["ok"] * 3, [(r.crash_reason, r.error_excerpt or r.log_tail[-5:])
+                                                           for r in res.results]
     assert not _loud(res)
     script_bytes = len((folder / "train_gpt.py").read_bytes())
     logs: dict[str, str] = {}
@@ -64,7 +65,7 @@ def test_reference_bundle_reruns_and_reproduces(tmp_path, fixture_data):
     claims = complete_submission(folder, logs)
     again = rerun(_opts(folder, tmp_path / "out2", [1337], fixture_data, scratch), static=False)
     [r] = again.results
-    assert r.status == "ok" and not _loud(again), _loud(again)
+    assert r.status == "ok" and not _loud(again), (r.crash_reason, _loud(again))
     row = again.report.stats["rerun"]["runs"][0]
     assert row["claimed_val_bpb"] == pytest.approx(next(x.val_bpb for x in res.results if x.seed == 1337))
     assert abs(row["delta_bpb"]) <= 0.001

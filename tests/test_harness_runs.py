@@ -15,9 +15,9 @@ import pytest
 
 from audit.cli import UsageError, main
 from audit.findings import Severity
+from audit.harness.isolation import choose_isolation
 from audit.harness.rerun import RerunResult, rerun
 from audit.harness.runner import RerunOptions
-from audit.harness.sandbox import choose_isolation
 from audit.logs import parse_log
 
 pytest.importorskip("torch")  # torchrun is `python -m torch.distributed.run`
@@ -116,17 +116,18 @@ def test_crash_is_a_finding_with_the_log_tail(tmp_path):
     assert not [e for e in res.report.errors if e.where == "harness"]
 
 
-@pytest.mark.parametrize("allow_network", [False, True], ids=["namespaces", "no-namespaces"])
-def test_hang_is_killed_with_every_process(tmp_path, allow_network):
+@pytest.mark.parametrize("allow_network,unsafe", [(False, False), (True, False), (False, True)],
+                         ids=["namespaces", "network-allowed", "no-namespaces"])
+def test_hang_is_killed_with_every_process(tmp_path, allow_network, unsafe):
     res = run_fixture(tmp_path, "hang", timeout_train=1.0, startup_allowance=4.0, timeout_total=30.0, grace=1.0,
-                      keep_scratch=True, allow_network=allow_network)
+                      keep_scratch=True, allow_network=allow_network, unsafe=unsafe)
     r = res.results[0]
     assert r.status == "timeout" and r.timed_out == "train"
     assert "R-TRAIN-TIME-600.rerun-timeout" in ids(res, Severity.ERROR)
     assert r.survivors == [] and not res.report.errors
     assert processes_under(tmp_path) == []
     not_cut = [f for f in res.report.findings if f.rule_id == "R-ARTIFACT-SELF-CONTAINED.rerun-network"]
-    if allow_network:  # the report must say the run could not show the script works offline
+    if allow_network or unsafe:  # the report must say the run could not show the script works offline
         assert [f.severity for f in not_cut] == [Severity.INFO]
 
 

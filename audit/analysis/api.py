@@ -135,3 +135,33 @@ def _reads_seed(value, derived: set[str]) -> bool:
         if isinstance(n, ast.Constant) and n.value == "SEED":
             return True
     return False
+
+
+# -- execution evidence, multi-epoch TTT, normalisation proofs, target gates ----------------------
+def execution_state(ctx, path: str | None, line: int | None):
+    """Did the code at `path:line` run in the submitted runs? `Execution(state, reason, evidence)`
+    with state ran | shipped but not run | unknown (execution.py; the engine applies it to every
+    static finding)."""
+    from audit.analysis.execution import execution_of
+    return execution_of(ctx, path, line)
+
+
+def last_epoch_kept(c):
+    """For a classified TTT update: the epoch loop, chunk loop and the reset/guard/overwrite that
+    keeps only the last epoch's scores (epochs.py), or None."""
+    from audit.analysis.epochs import accumulators_of, last_epoch_only
+    if c.score is None or c.score.ref is not c.event.ref:
+        return None
+    return last_epoch_only(c.score.site, c.event.site, accumulators_of(c.score.site))
+
+
+def unproven_normalisation(ctx):
+    """Scored count ratios not proven to be distributions, each with its failing step (normalisation.py)."""
+    from audit.analysis.normalisation import unproven_ratios
+    return unproven_ratios(ctx)
+
+
+def target_metadata_gates(ctx):
+    """Gates/experts whose weight reads metadata of the token being scored (target_gates.py)."""
+    from audit.analysis.target_gates import target_gates
+    return target_gates(ctx)

@@ -612,6 +612,9 @@ class _Walker:
         self._note_instance(s.targets, s.value)
         self._note_optimizer(s, s.targets, s.value)
         t0 = s.targets[0]
+        if len(s.targets) == 1 and isinstance(t0, ast.Subscript) and self.grad_off and lab and _is_loss_call(s.value):
+            # `chunk_nll[ci] = F.cross_entropy(...)` under no_grad: a per-chunk score, stored
+            self.add_site("accum", s, name=dotted(t0.value) or "", labels=lab, mentions=names_in(s.value))
         if len(s.targets) == 1 and isinstance(t0, ast.Name):
             (self.views.add if _view_of_variable(s.value) else self.views.discard)(t0.id)
         if len(s.targets) == 1 and isinstance(t0, ast.Name):
@@ -987,3 +990,11 @@ def _reported_names(ff: FunctionFacts) -> set[str]:
         out.add(n)
         todo.extend(ff.assign_sources.get(n, ()))
     return out
+
+
+def _is_loss_call(v: ast.AST) -> bool:
+    """A loss computed directly (`F.cross_entropy(...)`, `.sum()` of one): what a stored score is."""
+    for n in ast.walk(v):
+        if isinstance(n, ast.Call) and re.search(r"cross_entropy|nll_loss", dotted(n.func)):
+            return True
+    return False

@@ -423,7 +423,13 @@ def _common_loops(a: Site, b: Site) -> list:
 
 
 def _epoch_guarded(score: Site, update: Site, common: list) -> bool:
-    """The score only runs on some epochs of a loop that also repeats the update."""
+    """The score only runs on some epochs of a loop that also repeats the update, or only the
+    last epoch's scores are kept (epochs.py); a first-epoch-only score is score-first."""
+    from audit.analysis.epochs import accumulators_of, first_epoch_only, last_epoch_only
+    if first_epoch_only(score):
+        return False
+    if last_epoch_only(score, update, accumulators_of(score)) is not None:
+        return True
     for lp in common:
         if EPOCH_LOOP.search(lp.text) and any(lp.target_names & g for g in score.guards):
             return True

@@ -34,6 +34,9 @@ CHECKS = {c.id: c for c in (
        "RULES.md R-SUB-FILES (README 'Submission Process')"),
     _c("R-SUB-FILES.rerun-writes-outside", "The script writes only inside its own folder", Severity.WARNING,
        "RULES.md R-SUB-FILES (README 'Submission Process': runs from inside the records folder)"),
+    _c("R-SUB-FILES.rerun-output-cap", "The re-run's output stays within the per-seed cap", Severity.WARNING,
+       "RULES.md R-SUB-FILES (README 'Submission Process': train logs are part of the submission; a log "
+       "hundreds of MB long cannot be reviewed)"),
     _c("R-REC-REPRODUCIBLE.rerun-no-score", "A re-run prints a final val_bpb line", Severity.ERROR,
        f"RULES.md R-REC-REPRODUCIBLE ({README} FAQ: top entries are verified, non-reproducible results "
        "can be disqualified)"),

@@ -40,7 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bpb-tolerance", type=float, default=0.001, help="per-seed val_bpb tolerance (default 0.001)")
     parser.add_argument("--bytes-tolerance", type=float, default=0.001,
                         help="relative artifact-size tolerance against claims (default 0.001 = 0.1%%)")
-    parser.add_argument("--allow-network", action="store_true", help="do not cut the network (debugging only)")
+    parser.add_argument("--allow-network", action="store_true",
+                        help="do not cut the network (debugging only; the other namespaces stay)")
+    parser.add_argument("--unsafe", action="store_true",
+                        help="run WITHOUT any sandbox (no namespaces: network, filesystem and host processes "
+                        "reachable); only for code you trust, or a host that refuses namespaces")
+    parser.add_argument("--max-output", type=int, default=200_000_000, metavar="BYTES",
+                        help="output kept per seed, head and tail (default 200000000); more is a finding")
     parser.add_argument("--keep-scratch", action="store_true", help="keep the scratch copies (printed at the end)")
     parser.add_argument("--scratch", metavar="DIR", help="where scratch copies go (default: the system temp dir)")
     parser.add_argument("--python", default=sys.executable, metavar="PATH",
@@ -70,7 +76,8 @@ def parse_env(pairs: list[list[str]] | list[str]) -> dict[str, str]:
 def options_from_args(args: argparse.Namespace):
     """RerunOptions from the parsed command line; usage problems raise audit.cli.UsageError."""
     from audit.cli import UsageError
-    from audit.harness.rerun import seeds_from_claims
+    from audit.harness.envpolicy import screen
+    from audit.harness.rerun import layout_problem, seeds_from_claims
     from audit.harness.runner import HARNESS_OWNED, RerunOptions
     from audit.submission import Submission
 
@@ -86,6 +93,11 @@ def options_from_args(args: argparse.Namespace):
     owned = sorted(set(env) & set(HARNESS_OWNED))
     if owned:
         raise UsageError(f"--env cannot set {', '.join(owned)}: the harness sets them per seed")
+    _, refused = screen(env, HARNESS_OWNED)
+    if refused:
+        raise UsageError("--env cannot set " + "; ".join(f"{k} ({why})" for k, why in sorted(refused.items())))
+    if args.max_output < 1_000_000:
+        raise UsageError("--max-output must be at least 1000000 bytes")
     if args.seeds:
         seeds = list(dict.fromkeys(args.seeds))
     else:
@@ -94,7 +106,7 @@ def options_from_args(args: argparse.Namespace):
             raise UsageError(f"--seeds-from-logs: no seed found in the logs or submission.json of {folder}")
         seeds = seeds or list(DEFAULT_SEEDS)
     out = Path(args.out) if args.out else Path(f"rerun-{folder.resolve().name}")
-    return RerunOptions(
+    opts = RerunOptions(
         folder=folder, seeds=seeds, out=out, nproc=args.nproc,
         data=Path(args.data) if args.data else None, tokenizer=Path(args.tokenizer) if args.tokenizer else None,
         vocab_size=args.vocab_size, timeout_train=args.timeout_train, timeout_eval=args.timeout_eval,
@@ -102,8 +114,12 @@ def options_from_args(args: argparse.Namespace):
         env_from_readme=args.env_from_readme,
         resume=args.resume, allow_network=args.allow_network, keep_scratch=args.keep_scratch,
         scratch_root=Path(args.scratch) if args.scratch else None, python=args.python,
-        show_progress=not args.no_progress,
+        show_progress=not args.no_progress, unsafe=args.unsafe, max_output=args.max_output,
     )
+    problem = layout_problem(opts)
+    if problem is not None:
+        raise UsageError(problem)
+    return opts
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,7 +134,15 @@ def run(args: argparse.Namespace) -> int:
     if opts.data is None or opts.tokenizer is None:
         print("note: --data/--tokenizer not given; the script's own defaults for DATA_PATH/TOKENIZER_PATH apply",
               file=sys.stderr)
-    outcome = rerun(opts, limits=limits_of(opts, args.bpb_tolerance, args.bytes_tolerance), static=not args.no_static)
+    from audit.harness.signals import Interrupted
+
+    try:
+        outcome = rerun(opts, limits=limits_of(opts, args.bpb_tolerance, args.bytes_tolerance),
+                        static=not args.no_static)
+    except Interrupted as exc:  # the run was killed and recorded; the scratch folder is gone
+        print(f"interrupted by {exc.signal_name}: the run was stopped; partial results in {opts.out}/ "
+              "(summary.json, seed-<S>.json)", file=sys.stderr)
+        return exc.exit_code
     result = TargetResult(outcome.report, excerpts=build_excerpts(outcome.submission, outcome.report.findings))
     emit([result], plan)
     print(f"re-run results: {opts.out}/ (summary.json, seed-<S>.json, seed-<S>.log)", file=sys.stderr)

@@ -28,7 +28,7 @@ from typing import Any
 from audit.findings import Evidence, Finding, Severity
 from audit.harness.checks import check
 from audit.harness.claims_view import ClaimSet
-from audit.harness.measure import SeedResult
+from audit.harness.measure import SeedResult, describe_crash
 from audit.seeds import ARTIFACT_CAP_BYTES
 
 
@@ -83,9 +83,10 @@ def seed_findings(r: SeedResult, script: str, limits: Limits) -> list[Finding]:
         return out
     if r.status == "crashed":
         last = next((ln for ln in reversed(r.error_excerpt or r.log_tail) if ln.strip()), "")
+        reason = describe_crash(r.crash_reason) if r.crash_reason else f"exit status {r.exit_code}"
         out.append(_finding(
             "R-SUB-FILES.rerun-runs",
-            f"{script} exited with status {r.exit_code} after {r.wall_s:.0f} s when re-run from a copy of its folder "
+            f"{script} ended ({reason}) after {r.wall_s:.0f} s when re-run from a copy of its folder "
             f"with torchrun ({where}); last line: {last[:200]!r}. A submission must run from inside its records "
             "folder with only the challenge's data and tokenizer; fix the error shown in the log tail (a missing "
             "helper file, a hard-coded path, a package not in requirements.txt).",
@@ -117,6 +118,14 @@ def seed_findings(r: SeedResult, script: str, limits: Limits) -> list[Finding]:
             f"{', '.join(map(str, r.stragglers[:8]))}); the harness killed them. A submission should not leave "
             "background processes behind.",
             script=script, evidence=[launch], key=f"stragglers:{r.seed}", severity=Severity.WARNING))
+    if r.output_truncated:
+        out.append(_finding(
+            "R-SUB-FILES.rerun-output-cap",
+            f"The re-run printed {r.output_bytes:,} bytes of output ({where}), over the per-seed cap; the log keeps "
+            "its head and tail and drops the middle. A training log is a few MB; a flood hides what happened and "
+            "costs the verifier disk and time.",
+            script=script, evidence=[Evidence(f"{where}: re-run log (head and tail)", r.log_file)],
+            key=f"output:{r.seed}"))
     out += _time_findings(r, script, limits)
     out += _artifact_findings(r, script)
     out += _outside_findings(r, script)
@@ -207,9 +216,9 @@ def _outside_findings(r: SeedResult, script: str) -> list[Finding]:
         return []
     return [_finding(
         "R-SUB-FILES.rerun-writes-outside",
-        f"The script wrote outside its own folder ({', '.join(r.outside_writes[:5])}) during the re-run (seed "
-        f"{r.seed}); only the scratch copy was touched. A record must run self-contained from its folder; write "
-        "outputs (model, logs) next to the script.",
+        f"The script wrote (or tried to write) outside its own folder ({', '.join(r.outside_writes[:5])}) during "
+        f"the re-run (seed {r.seed}); only the scratch copy is writable in the sandbox. A record must run "
+        "self-contained from its folder; write outputs (model, logs) next to the script.",
         script=script, evidence=[Evidence(f"seed {r.seed}: entries created outside the working copy", None, None,
                                           ", ".join(r.outside_writes[:20]))], key=f"outside:{r.seed}")]
 
@@ -225,6 +234,8 @@ def network_findings(results: list[SeedResult], script: str, cut: bool, note: st
                            path=script, key="not-cut", source=c.source))
         return out
     for r in results:
+        if not r.network_cut:  # no in-sandbox proof for this seed: its log says nothing about the network
+            continue
         hit = _network_error_line(Path(r.log_file))
         if hit is None:
             continue

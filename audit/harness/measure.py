@@ -30,7 +30,7 @@ class SeedResult:
 
     seed: int
     run_id: str
-    status: str  # ok | crashed | timeout | no-score | launch-error
+    status: str  # ok | crashed | timeout | no-score | launch-error | sandbox-error | interrupted
     exit_code: int | None
     wall_s: float
     train_phase_wall_s: float | None  # launch -> end-of-training line (includes start-up)
@@ -66,6 +66,12 @@ class SeedResult:
     notes: list[str] = field(default_factory=list)
     launch_error: str | None = None
     error_excerpt: list[str] = field(default_factory=list)  # the script's traceback, without torchrun's
+    crash_reason: dict[str, Any] = field(default_factory=dict)  # exit code, signal, failed workers, last lines
+    sandbox: dict[str, Any] = field(default_factory=dict)  # the in-sandbox proof (sandbox_init's report)
+    env_refused: dict[str, str] = field(default_factory=dict)  # README/--env names refused, and why
+    output_bytes: int = 0
+    output_truncated: bool = False
+    interrupted: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,9 +82,13 @@ class SeedResult:
         return cls(**known)
 
 
-def status_of(outcome: RunOutcome, run: SeedRun | None) -> str:
+def status_of(outcome: RunOutcome, run: SeedRun | None, sandbox_ok: bool = True) -> str:
     if outcome.launch_error:
         return "launch-error"
+    if outcome.interrupted:
+        return "interrupted"
+    if not sandbox_ok:
+        return "sandbox-error"
     if outcome.timed_out:
         return "timeout"
     if outcome.exit_code != 0:
@@ -120,6 +130,74 @@ def error_excerpt(path: Path, max_lines: int = 15) -> list[str]:
     return block if len(block) <= max_lines else block[:3] + ["..."] + block[-(max_lines - 4):]
 
 
+_WORKER_FIELD = re.compile(r"^\s*(rank|exitcode|traceback)\s*:\s*(.*)$")
+_SIGNAL_TEXT = re.compile(r"Signal (\d+) \((SIG\w+)\)")
+
+
+def crash_reason(exit_code: int | None, path: Path, last: int = 12) -> dict[str, Any]:
+    """Why a run ended badly: its exit status or signal, the workers torchrun reports, the last lines."""
+    import signal as _signal
+
+    reason: dict[str, Any] = {"exit_code": exit_code, "signal": None, "workers": [], "last_lines": []}
+    if exit_code is not None and exit_code < 0:
+        try:
+            reason["signal"] = _signal.Signals(-exit_code).name
+        except ValueError:
+            reason["signal"] = f"signal {-exit_code}"
+    lines = read_tail(path, lines=400, max_bytes=256 * 1024)
+    worker: dict[str, Any] = {}
+    for ln in lines:
+        m = _WORKER_FIELD.match(ln)
+        if not m:
+            continue
+        key, value = m.group(1), m.group(2).strip()
+        if key == "rank":
+            worker = {"rank": value.split()[0] if value else value}
+            reason["workers"].append(worker)
+        elif key == "exitcode" and worker:
+            code = value.split()[0]
+            worker["exitcode"] = int(code) if code.lstrip("-").isdigit() else code
+            if isinstance(worker["exitcode"], int) and worker["exitcode"] < 0:
+                try:
+                    worker["signal"] = _signal.Signals(-worker["exitcode"]).name
+                except ValueError:
+                    pass
+        elif key == "traceback" and worker:
+            sig = _SIGNAL_TEXT.search(value)
+            if sig:
+                worker["signal"] = sig.group(2)
+    reason["last_lines"] = [ln for ln in lines if ln.strip()][-last:]
+    return reason
+
+
+def describe_crash(reason: dict[str, Any]) -> str:
+    """One line: 'exit status 1; worker rank 1 exitcode -9 (SIGKILL)'."""
+    parts = []
+    if reason.get("signal"):
+        parts.append(f"killed by {reason['signal']}")
+    elif reason.get("exit_code") is not None:
+        parts.append(f"exit status {reason['exit_code']}")
+    for w in reason.get("workers", [])[:4]:
+        parts.append(f"worker rank {w.get('rank')} exitcode {w.get('exitcode')}"
+                     + (f" ({w['signal']})" if w.get("signal") else ""))
+    return "; ".join(parts) or "no exit status"
+
+
+_READ_ONLY = re.compile(r"Read-only file system(?::\s*'([^']+)')?")
+
+
+def refused_writes(path: Path, limit: int = 20) -> list[str]:
+    """Paths the run tried to write outside its writable folders (the sandbox's read-only view refused)."""
+    found: list[str] = []
+    for ln in read_tail(path, lines=2000, max_bytes=1 << 20):
+        m = _READ_ONLY.search(ln)
+        if m:
+            target = m.group(1) or ln.strip()[:200]
+            if target not in found:
+                found.append(target)
+    return [f"refused (read-only): {t}" for t in found[:limit]]
+
+
 def parse_produced_logs(captured: Path, workdir: Path, run_id: str) -> tuple[SeedRun | None, str | None]:
     """Parse the captured stdout; fall back to the script's own `logs/<RUN_ID>.txt` when the
     capture holds no score line (some scripts only print the log path on stdout)."""
@@ -128,6 +206,8 @@ def parse_produced_logs(captured: Path, workdir: Path, run_id: str) -> tuple[See
     for path in candidates:
         if not path.is_file():
             continue
+        if path != captured and not _regular_inside(path, workdir):
+            continue  # a link the run made to something of the host's: never read it
         text = _bounded_text(path)
         run = parse_log(path.name if path == captured else f"logs/{run_id}.txt", text)
         if first[0] is None:
@@ -135,6 +215,15 @@ def parse_produced_logs(captured: Path, workdir: Path, run_id: str) -> tuple[See
         if run.val_bpb is not None:
             return run, str(path)
     return first
+
+
+def _regular_inside(path: Path, root: Path) -> bool:
+    """A regular file that really is under root (no symlink anywhere leading out)."""
+    try:
+        path.resolve().relative_to(root.resolve())
+    except (OSError, ValueError):
+        return False
+    return not path.is_symlink() and path.is_file()
 
 
 MAX_LOG_READ = 64 * 1024 * 1024  # real logs are a few MB; a flood is read head + tail

@@ -3,16 +3,22 @@
 torchrun starts each worker in a session of its own, so killing the launcher's process group
 does not reach the workers. Without a PID namespace, the only way to be sure nothing survives is
 to remember every descendant seen while the run was alive and signal each one. A process that
-double-forks is re-parented away from our tree, so the run's environment also carries a unique
-marker variable, inherited by everything it starts: a process carrying it is ours wherever it
-sits. A process is identified by (pid, start time), so a recycled pid is never mistaken for ours.
+double-forks would be re-parented to init, out of our tree; the harness therefore makes itself a
+child subreaper while a run is alive (prctl PR_SET_CHILD_SUBREAPER), so such orphans are
+re-parented to the harness and stay in the tree whatever they do to their session, process group
+or environment (no marker in the environment is trusted). A process is identified by (pid, start
+time), so a recycled pid is never mistaken for ours.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 from pathlib import Path
+
+PR_SET_CHILD_SUBREAPER, PR_GET_CHILD_SUBREAPER = 36, 37
+_libc = ctypes.CDLL(None, use_errno=True)
 
 Ident = tuple[int, int]  # (pid, start time in clock ticks since boot)
 
@@ -31,39 +37,55 @@ def _stat(pid: int) -> tuple[int, int, str] | None:
         return None
 
 
-MARKER_VAR = "PGOLF_RERUN_MARKER"
+def set_subreaper(on: bool) -> bool:
+    """Make this process the reaper of its orphaned descendants; returns the previous setting."""
+    prev = ctypes.c_int(0)
+    _libc.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(prev), 0, 0, 0)
+    _libc.prctl(PR_SET_CHILD_SUBREAPER, 1 if on else 0, 0, 0, 0)
+    return bool(prev.value)
 
 
-def descendants(root: int | None, marker: str | None = None) -> set[Ident]:
-    """Every live descendant of `root` (not root itself), plus every process carrying `marker`."""
-    children: dict[int, list[int]] = {}
-    starts: dict[int, int] = {}
+def children(pid: int) -> set[Ident]:
+    """The direct children of pid."""
     out: set[Ident] = set()
-    needle = f"{MARKER_VAR}={marker}".encode() if marker else None
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            st = _stat(int(entry))
+            if st is not None and st[0] == pid:
+                out.add((int(entry), st[1]))
+    return out
+
+
+def descendants(root: int, exclude: set[Ident] | frozenset[Ident] = frozenset()) -> set[Ident]:
+    """Every live descendant of `root` (not root itself), leaving out `exclude` and their subtrees."""
+    kids: dict[int, list[Ident]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         st = _stat(int(entry))
-        if st is None:
-            continue
-        children.setdefault(st[0], []).append(int(entry))
-        starts[int(entry)] = st[1]
-        if needle is not None and int(entry) != root and _has_marker(int(entry), needle):
-            out.add((int(entry), st[1]))
-    stack = [root] if root is not None else []
+        if st is not None:
+            kids.setdefault(st[0], []).append((int(entry), st[1]))
+    out: set[Ident] = set()
+    stack = [root]
     while stack:
-        for child in children.get(stack.pop(), []):
-            if child in starts and (child, starts[child]) not in out:
-                out.add((child, starts[child]))
-                stack.append(child)
+        for child in kids.get(stack.pop(), []):
+            if child not in out and child not in exclude:
+                out.add(child)
+                stack.append(child[0])
     return out
 
 
-def _has_marker(pid: int, needle: bytes) -> bool:
-    try:
-        return needle in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    except OSError:
-        return False
+def reap(pids: set[Ident], keep: int) -> None:
+    """Collect the exit status of orphans re-parented to us (a subreaper must), never of `keep`."""
+    for pid, _ in pids:
+        if pid == keep:
+            continue
+        st = _stat(pid)
+        if st is not None and st[0] == os.getpid() and st[2] == "Z":
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
 
 
 def ident(pid: int) -> Ident | None:

@@ -1,9 +1,11 @@
-"""Isolation for a re-run: a scratch copy of the folder, a scrubbed environment, a cut network.
+"""Isolation for a re-run: a scratch copy of the folder, a scrubbed environment, namespaces.
 
 The submission is untrusted code. It runs on a copy (the original is hashed before and after, so a
-write to it is detected), without credentials in its environment, and without network where the
-kernel lets us create a network namespace without root (`unshare -rn`); where it does not, the
-run goes ahead and the report says the network was not cut.
+write to it is detected), without credentials in its environment, inside user, mount, pid, ipc,
+uts and network namespaces (`unshare`, no root needed) where `sandbox_init.py` builds a read-only
+view of the host with only the run's scratch folders writable, and proves it from inside before
+the script starts. Where the kernel refuses namespaces the re-run refuses to start unless the
+caller passes `--unsafe` (see README, "Threat model").
 """
 
 from __future__ import annotations
@@ -12,10 +14,6 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
-import sys
-from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 # Names of variables that may carry credentials (matched anywhere in the upper-cased name).
@@ -30,8 +28,6 @@ ALWAYS_KEEP = ("PATH", "HOME", "LANG", "LANGUAGE", "TERM", "TZ", "USER", "LOGNAM
 # Set by the launcher itself; dropped from the inherited environment so a stale value cannot leak in.
 LAUNCHER_OWNED = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
                   "GROUP_RANK", "ROLE_RANK", "TORCHELASTIC_RUN_ID", "PWD", "OLDPWD")
-
-NETNS_EXEC = Path(__file__).with_name("netns_exec.py")
 
 
 def scrub_env(base: dict[str, str]) -> tuple[dict[str, str], list[str]]:
@@ -82,17 +78,50 @@ def _entries(root: Path):
             yield path.relative_to(root).as_posix(), path
 
 
+MAX_HASHED_FILE = 4 << 30  # bigger files (a run can write a huge sparse file) are identified without reading
+
+
 def file_manifest(root: Path) -> dict[str, tuple[int, str]]:
-    """Regular files under root (symlinks not followed) -> (size, sha256)."""
+    """Regular files under root (symlinks not followed) -> (size, sha256).
+
+    A file over MAX_HASHED_FILE is identified by size, mtime and inode instead of its bytes, so a
+    run cannot make the harness read terabytes of a sparse file it left behind.
+    """
     out: dict[str, tuple[int, str]] = {}
     for rel, path in _entries(root):
         if path.is_file() and not path.is_symlink():
+            st = path.stat()
+            if st.st_size > MAX_HASHED_FILE:
+                out[rel] = (st.st_size, f"unhashed:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
+                continue
             h = hashlib.sha256()
             with path.open("rb") as fh:
                 for block in iter(lambda: fh.read(1 << 20), b""):
                     h.update(block)
-            out[rel] = (path.stat().st_size, h.hexdigest())
+            out[rel] = (st.st_size, h.hexdigest())
     return out
+
+
+def remove_tree(root: Path) -> None:
+    """Remove a scratch tree even where the run took its own permissions away (chmod 000)."""
+    def retry(func, path, _exc):  # noqa: ANN001 - shutil's onerror signature
+        try:
+            os.chmod(os.path.dirname(path), 0o700)
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.chmod(path, 0o700)
+            func(path)
+        except OSError:
+            pass
+
+    for dirpath, dirnames, _ in os.walk(root, followlinks=False):
+        for d in dirnames:
+            p = os.path.join(dirpath, d)
+            if not os.path.islink(p):
+                try:
+                    os.chmod(p, 0o700)
+                except OSError:
+                    pass
+    shutil.rmtree(root, onerror=retry)
 
 
 def copy_submission(src: Path, dst: Path) -> list[str]:
@@ -133,66 +162,3 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
-# -- network ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Isolation:
-    """How a command is wrapped: the argv prefix, and what it achieves."""
-
-    prefix: tuple[str, ...]
-    network_cut: bool
-    pid_namespace: bool  # the kernel kills every process of the run when its init dies
-    note: str
-    tried: tuple[str, ...] = field(default=())
-
-    def wrap(self, argv: list[str]) -> list[str]:
-        if not self.network_cut:
-            return list(self.prefix) + argv
-        # Inside a fresh network namespace only loopback exists, and it is down: bring it up so
-        # torchrun's rendezvous on 127.0.0.1 works, then exec the command.
-        return list(self.prefix) + [sys.executable, str(NETNS_EXEC)] + argv
-
-
-# Tried in order: user+net+pid namespaces (no root needed), then the same without a user
-# namespace (works as root where user namespaces are disabled), then net only.
-_CANDIDATES: tuple[tuple[tuple[str, ...], bool], ...] = (
-    (("unshare", "--user", "--map-root-user", "--net", "--pid", "--fork", "--kill-child=SIGTERM"), True),
-    (("unshare", "--net", "--pid", "--fork", "--kill-child=SIGTERM"), True),
-    (("unshare", "--user", "--map-root-user", "--net"), False),
-    (("unshare", "--net"), False),
-)
-
-
-@lru_cache(maxsize=4)
-def choose_isolation(allow_network: bool = False) -> Isolation:
-    """The strongest wrapping that works on this machine, found by running a no-op through it."""
-    if allow_network:
-        return Isolation((), False, False, "network left on by request (--allow-network)")
-    if shutil.which("unshare") is None:
-        return Isolation((), False, False, "network NOT cut: `unshare` is not installed")
-    tried: list[str] = []
-    for prefix, pid_ns in _CANDIDATES:
-        probe = list(prefix) + [sys.executable, str(NETNS_EXEC), sys.executable, "-c", _PROBE]
-        try:
-            res = subprocess.run(probe, capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            tried.append(f"{' '.join(prefix)}: {exc}")
-            continue
-        if res.returncode == 0:
-            what = "user+net+pid" if pid_ns and "--user" in prefix else ("net+pid" if pid_ns else "net")
-            return Isolation(prefix, True, pid_ns, f"network cut ({what} namespace via {' '.join(prefix[:1])})",
-                             tuple(tried))
-        tried.append(f"{' '.join(prefix)}: exit {res.returncode}: {(res.stderr or res.stdout).strip()[-200:]}")
-    return Isolation((), False, False,
-                     "network NOT cut: no network namespace could be created here (" + "; ".join(tried) + ")",
-                     tuple(tried))
-
-
-# The probe checks both halves: loopback works (torchrun's rendezvous needs it) and it is the
-# only interface, i.e. nothing outside is reachable.
-_PROBE = (
-    "import socket, sys\n"
-    "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1)\n"
-    "socket.create_connection(s.getsockname(), timeout=5).close()\n"
-    "sys.exit(0 if [n for _, n in socket.if_nameindex()] == ['lo'] else 3)\n"
-)

@@ -12,7 +12,7 @@ from typing import Any
 
 from audit.report import json_report, rerun_view
 from audit.report.model import TOOL_NAME, TargetResult, flatten_stats, tool_version, worst_verdict
-from audit.report.rulemeta import describe, registered
+from audit.report.rulemeta import describe, info_html, registered
 from audit.report.terminal import RUN_COLUMNS, location
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -34,11 +34,14 @@ def render(results: list[TargetResult]) -> str:
     known = {r.id: r for r in registered()}
     data = json.dumps(json_report.document(results), allow_nan=False)
     safe_data = Markup(data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+    views = [_target_view(r, known) for r in results]
+    docs = {item["doc_id"]: describe(item["doc_id"], known) for v in views for item in v["findings"]}
     return template.render(
+        rule_docs=[(rid, info_html(info)) for rid, info in sorted(docs.items())],
         tool=TOOL_NAME,
         version=tool_version(),
         verdict=worst_verdict(results).value,
-        targets=[_target_view(r, known) for r in results],
+        targets=views,
         show_summary=len(results) > 1,
         data_json=safe_data,
     )
@@ -55,6 +58,7 @@ def _target_view(res: TargetResult, known: dict) -> dict[str, Any]:
         findings.append({
             "f": f,
             "title": info.title,
+            "doc_id": info.id,
             "source": f.source or info.source,
             "excerpt": res.excerpt_for(f),
             "evidence": evidence,

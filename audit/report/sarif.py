@@ -12,7 +12,7 @@ from typing import Any
 
 from audit.findings import Finding, Severity
 from audit.report.model import INFORMATION_URI, TOOL_NAME, TargetResult, tool_version
-from audit.report.rulemeta import RuleInfo, describe, registered
+from audit.report.rulemeta import RuleInfo, describe, info_markdown, registered
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
@@ -60,13 +60,13 @@ def render(results: list[TargetResult]) -> str:
 
 
 def _rule(info: RuleInfo) -> dict[str, Any]:
-    help_text = f"{info.title}. Source: {info.source}" if info.source else info.title
+    help_md = info_markdown(info)  # the rule's documentation (What it checks / Why / examples / Sources)
     return {
         "id": info.id,
         "name": _pascal(info.id),
         "shortDescription": {"text": info.title},
         "fullDescription": {"text": info.doc or info.title},
-        "help": {"text": help_text, "markdown": f"**{info.title}**\n\nSource: {info.source or 'RULES.md'}"},
+        "help": {"text": help_md, "markdown": help_md},
         "defaultConfiguration": {"level": LEVEL[info.severity]},
         "properties": {"kind": info.kind, "source": info.source, "tags": [info.kind]},
     }
