@@ -55,7 +55,8 @@ class ArtifactCap(Rule):
                "its log) ineligible for the record board; cocohearts' #1902 excluded \"over-cap "
                "artifacts\".",
         date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
-             "§0); RULES.md gives no date for the rulings that enforce it",
+             "§0); that the log's own total decides is dated by audit/enforcement.py to #1835 "
+             "(2026-04-26): before it, a logged total that fits with the code counted compressed was a warning",
         sources=(
             "README",
             "https://github.com/openai/parameter-golf/pull/1809",

@@ -152,9 +152,9 @@ class BosBoundary(Rule):
         ruling="RULING (cocohearts audit on #1797, comment 4322526174: would not merge/rebank "
                "#1797 as-is; fix applied in #1851/#1855 via a `not_bos` mask in both eval and TTT"
                " forward paths; #1902 added the \"BOS-fixed\" rows).",
-        date="RULES.md gives no date for this ruling; the rule module takes 2026-04-25 "
-             "(RULING_DATE) as the date of cocohearts' audit of #1797 and reports earlier records"
-             " as notes",
+        date="RULES.md gives no date for this ruling; audit/enforcement.py dates it to the #1902 "
+             "leaderboard update that enforced the #1797 audit (merged 2026-04-29): folders merged by "
+             "then get a warning, later ones an error; non-record folders (not leaderboard rows) a warning",
         sources=(
             "https://github.com/openai/parameter-golf/pull/1797#issuecomment-4322526174",
             "https://github.com/openai/parameter-golf/pull/1851",

@@ -92,7 +92,8 @@ class ClaimsMatchLogs(Rule):
         ruling="RULES.md R-SUB-JSON edge case and R-ARTIFACT-CAP: the README asks for "
                "submission.json with the score; reviewers (#2124) and the leaderboard updates "
                "(#1902) compared it with the logs.",
-        date="RULES.md gives no date for this ruling",
+        date="README rule (claims no log supports: always an error); a claim that is one seed's line is "
+             "dated by audit/enforcement.py to #1902 (merged 2026-04-29), when the seed mean became the rule",
         sources=(
             "https://github.com/openai/parameter-golf/pull/2124",
             "https://github.com/openai/parameter-golf/pull/1902",

@@ -35,7 +35,8 @@ class SeedsSameConfig(Rule):
             "consistent timing and artifact evidence for each seed.",
         ruling="RULING (cocohearts on #2124); #1902 excluded \"single-seed tiny-margin rows\" and "
                "\"missing-evidence submissions\".",
-        date="RULES.md gives no date for this ruling",
+        date="RULES.md gives no date; audit/enforcement.py dates the seed count to #1902 (merged "
+             "2026-04-29) and one configuration to #2124 (2026-05-01): folders merged by then get a warning",
         sources=(
             "https://github.com/openai/parameter-golf/pull/561",
             "https://github.com/openai/parameter-golf/pull/2124",
