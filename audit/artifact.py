@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import PurePosixPath
 
+from audit.analysis.sources import wrapper_info
 from audit.codesize import CodeSizes, code_sizes
 from audit.context import AuditContext
 
@@ -44,8 +45,18 @@ def sizes_of(ctx: AuditContext, path: str, *, estimate: bool = False) -> CodeSiz
         return None
     text = tf.text
     if estimate:
-        return ctx.memo(f"codesize:{path}", lambda: code_sizes(text))
-    return ctx.memo(f"codesize-raw:{path}", lambda: code_sizes(text, estimate=False))
+        return ctx.memo(f"codesize:{path}", lambda: code_sizes(text, wrapper=wrapper_info(ctx, path),
+                                                               parses=_parses_as_is(ctx, path)))
+    return ctx.memo(f"codesize-raw:{path}", lambda: code_sizes(text, estimate=False, wrapper=wrapper_info(ctx, path)))
+
+
+def _parses_as_is(ctx: AuditContext, path: str) -> bool | None:
+    """True when the shared parse shows `ast.parse` accepts the text as it is (None: unknown)."""
+    text = ctx.submission.code[path].text or ""
+    parsed = ctx.parsed(path)
+    if parsed.tree is not None and not parsed.downgraded_fstrings and not text.startswith("\ufeff"):
+        return True
+    return None
 
 
 def counted_code(ctx: AuditContext) -> CountedCode | None:

@@ -4,16 +4,20 @@ Three numbers matter for a script:
 - raw: its UTF-8 bytes (what the baseline's `Code size:` line counts);
 - whether it is a self-extracting wrapper (`exec(lzma.decompress(base64.b85decode("...")))`,
   convention (a)) whose own file size is what gets counted;
-- for a readable script, an estimate of convention (b): strip comments, docstrings, blank lines and
-  the spaces around symbols, indent by one space, compress (lzma preset 9 extreme / brotli 11, the
-  smaller) and wrap in the same `exec(...)` shell. On the eleven 04-10..04-29 records this lands
-  within -2.1%..+2.1% of the pyminify-based "Code size (compressed)" they logged (e.g. 26,290 vs
-  26,845; 32,664 vs 31,999): close, not byte-exact. It costs ~0.4 s on a 150 KB script, hence
-  `estimate=False` where only the raw size is needed.
+- for a readable script, an estimate of convention (b) (minify.py): strip comments, docstrings,
+  blank lines and the spaces around symbols, indent by one space, compress (lzma preset 9 extreme /
+  brotli 11, the smaller) and wrap in the same `exec(...)` shell. On the eleven 04-10..04-29
+  records this lands within -2.1%..+2.1% of the pyminify-based "Code size (compressed)" they
+  logged: close, not byte-exact. It costs ~0.4 s on a 150 KB script, hence `estimate=False` where
+  only the raw size is needed.
 
-A wrapper is decoded *statically*: the `exec` argument is evaluated by a tiny interpreter that
-knows only string/bytes literals and the decode/decompress functions of the standard codecs, and
-every decompression runs with a hard output cap, so a decompression bomb is reported, not expanded.
+This module is also the one decoder of packed code, used by the submission reader, code size and
+the analysis sources alike. A wrapper is decoded *statically*: the `exec` argument is evaluated by
+a tiny interpreter that knows only string/bytes literals, names bound to them at module level and
+the decode/decompress functions of the standard codecs. `decoded_blobs` applies the same
+interpreter to every call that decompresses a constant (a blob unpacked into a variable, a bundle
+written to files). Every decompression runs with a hard output cap, and all decompressions of one
+folder share one `DecodeBudget`, so a few KB of bombs cannot cost gigabytes however many there are.
 """
 
 from __future__ import annotations
@@ -22,28 +26,53 @@ import ast
 import base64
 import binascii
 import bz2
-import io
 import lzma
-import tokenize
+import re
+import unicodedata
 import warnings
 import zlib
 from dataclasses import dataclass
 from typing import Any
 
+from audit.minify import (  # noqa: F401 - re-exported: convention (b) lives in minify.py
+    WRAPPER_HEAD_BROTLI,
+    WRAPPER_HEAD_LZMA,
+    WRAPPER_TAIL_BROTLI,
+    WRAPPER_TAIL_LZMA,
+    compressed_wrapper_size,
+    minify_source,
+)
+
 # Decoded sources larger than this are refused (real inner scripts are < 200 KB).
 MAX_DECODED_BYTES = 8 * 1024 * 1024
+# Everything static decoding builds for one folder together: decoded literals, decompressed and
+# concatenated bytes (real folders stay under 300 KB in all). Room for one blob at the cap.
+MAX_FOLDER_DECODED_BYTES = 2 * MAX_DECODED_BYTES
+# Decoded code is parsed (to look for a nested wrapper) only within the limit of shipped code
+# (audit.analysis.parse.MAX_PARSE_CHARS).
+MAX_PARSED_CHARS = 4 * 1024 * 1024
 MAX_WRAPPER_DEPTH = 3  # a wrapper whose inner source is again a wrapper, and so on
-
-# The shell of the challenge's self-extracting scripts; its length is the fixed overhead added to
-# the base85 payload when estimating convention (b).
-WRAPPER_HEAD_LZMA = 'import lzma as L,base64 as B\nexec(L.decompress(B.b85decode("'
-WRAPPER_TAIL_LZMA = '"),format=L.FORMAT_RAW,filters=[{"id":L.FILTER_LZMA2}]))\n'
-WRAPPER_HEAD_BROTLI = 'import brotli as R,base64 as B\nexec(R.decompress(B.b85decode("'
-WRAPPER_TAIL_BROTLI = '")))\n'
+MAX_BLOB_MODULE_STATEMENTS = 40  # decoded_blobs looks into small (launcher-like) modules only
 
 
 class DecodeError(Exception):
     """The wrapper cannot be decoded statically (unknown call, bad data, output over the cap)."""
+
+
+class DecodeBudget:
+    """Bytes static decoding may still build for one folder; `used` counts every codec's output
+    and every concatenation (refused bombs included, up to the cap they hit)."""
+
+    def __init__(self, total: int | None = None):
+        self.total = MAX_FOLDER_DECODED_BYTES if total is None else total
+        self.used = 0
+
+    def limit(self) -> int:
+        """The cap for the next decompression: the per-blob cap or what is left, the smaller."""
+        return max(0, min(MAX_DECODED_BYTES, self.total - self.used))
+
+    def spend(self, n: int) -> None:
+        self.used += n
 
 
 @dataclass(frozen=True)
@@ -72,16 +101,24 @@ class WrapperInfo:
     line: int  # line of the exec call
 
 
-def code_sizes(source: str, *, estimate: bool = True) -> CodeSizes:
-    """Measure one script. Never raises; `estimate=False` skips the (slower) minify+compress."""
+_UNKNOWN: Any = object()
+
+
+def code_sizes(source: str, *, estimate: bool = True, wrapper: WrapperInfo | None = _UNKNOWN,
+               parses: bool | None = None) -> CodeSizes:
+    """Measure one script. Never raises; `estimate=False` skips the (slower) minify+compress.
+
+    `wrapper` is the file's `find_wrapper` result when the caller already has it (decoded once per
+    folder); `parses` whether `ast.parse(source)` succeeds, when already known.
+    """
     raw = len(source.encode("utf-8", errors="surrogatepass"))
-    info = find_wrapper(source)
+    info = find_wrapper(source) if wrapper is _UNKNOWN else wrapper
     if info is not None:
         return CodeSizes(raw=raw, wrapper=True, inner_source=info.inner_source, compressed_estimate=raw,
                          wrapper_codec=info.codec, decode_error=info.error)
     if not estimate:
         return CodeSizes(raw=raw, wrapper=False, inner_source=None, compressed_estimate=None)
-    minified = minify_source(source)
+    minified = minify_source(source, parses=parses)
     size, codec = compressed_wrapper_size(minified)
     return CodeSizes(raw=raw, wrapper=False, inner_source=None, compressed_estimate=size,
                      estimate_codec=codec, minified_bytes=len(minified.encode("utf-8", errors="surrogatepass")))
@@ -89,24 +126,27 @@ def code_sizes(source: str, *, estimate: bool = True) -> CodeSizes:
 
 # -- wrapper detection and static decoding ------------------------------------------------------
 
-def find_wrapper(source: str) -> WrapperInfo | None:
+def find_wrapper(source: str, *, budget: DecodeBudget | None = None,
+                 tree: ast.Module | None = None) -> WrapperInfo | None:
     """The wrapper of `source` (decoded as far as possible), or None if it is not a wrapper.
 
     A wrapper is a module whose top level is imports/assignments plus one `exec(...)` whose
-    argument involves a decode or decompress call. Nested wrappers are unwrapped up to
-    MAX_WRAPPER_DEPTH levels.
+    argument involves a decode or decompress call (directly or through a name bound at module
+    level). Nested wrappers are unwrapped up to MAX_WRAPPER_DEPTH levels. `tree` is the parse of
+    `source` when the caller has it; `budget` the folder's decoded-bytes budget.
     """
+    budget = budget if budget is not None else DecodeBudget()
     codecs: list[str] = []
     current = source
     line = 0
-    for _ in range(MAX_WRAPPER_DEPTH):
-        found = _exec_payload(current)
+    for depth in range(MAX_WRAPPER_DEPTH):
+        found = _exec_payload(current, tree if depth == 0 else None)
         if found is None:
             break
-        arg, aliases, exec_line = found
+        arg, aliases, bound, exec_line = found
         if not line:
             line = exec_line
-        ev = _StaticEval(aliases)
+        ev = _StaticEval(aliases, budget, bound)
         try:
             value = ev.eval(arg)
             if isinstance(value, bytes):
@@ -126,6 +166,31 @@ def find_wrapper(source: str) -> WrapperInfo | None:
     return WrapperInfo("+".join(codecs), current, None, line)
 
 
+def decoded_blobs(tree: ast.Module, *, budget: DecodeBudget | None = None) -> list[str]:
+    """Texts of the calls of a small module that decompress a constant (or a name bound to one):
+    `_b = lzma.decompress(base64.b85decode("..."))`, `exec(zlib.decompress(...))`. Undecodable
+    calls are skipped; a call inside another decompressing call is decoded with it."""
+    if len(tree.body) > MAX_BLOB_MODULE_STATEMENTS:
+        return []
+    budget = budget if budget is not None else DecodeBudget()
+    aliases = _aliases(tree.body)
+    bound = _bound_names(tree.body)
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and _decompresses(n, aliases)]
+    inner = {id(m) for c in calls for m in ast.walk(c) if m is not c}
+    out = []
+    for call in calls:
+        if id(call) in inner:
+            continue
+        try:
+            value = _StaticEval(aliases, budget, bound).eval(call)
+            text = value.decode("utf-8") if isinstance(value, bytes) else value
+        except (DecodeError, ValueError, TypeError, UnicodeDecodeError, RecursionError, MemoryError):
+            continue
+        if isinstance(text, str):
+            out.append(text)
+    return out
+
+
 _CODEC_FUNCS = {
     "base64.b85decode", "base64.b64decode", "base64.a85decode", "base64.b32decode", "base64.b16decode",
     "base64.urlsafe_b64decode", "base64.standard_b64decode", "base64.decodebytes",
@@ -133,25 +198,32 @@ _CODEC_FUNCS = {
     "lzma.decompress", "zlib.decompress", "gzip.decompress", "bz2.decompress", "brotli.decompress",
     "codecs.decode",
 }
+_DECOMPRESS_FUNCS = {"lzma.decompress", "zlib.decompress", "gzip.decompress", "bz2.decompress", "brotli.decompress"}
+
+# A top-level `exec(...)` statement starts a line or follows a `;`. Checking the text first spares
+# the parse of every ordinary script (identifiers are NFKC-normalised, so non-ASCII text is checked
+# in that form).
+_TOP_EXEC = re.compile(r"(?:^|;)[\s(\ufeff]*exec\b", re.M)
 
 
-def _exec_payload(source: str) -> tuple[ast.expr, dict[str, str], int] | None:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tree = ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
-        return None
-    aliases: dict[str, str] = {}
+def _exec_payload(source: str, tree: ast.Module | None = None,
+                  ) -> tuple[ast.expr, dict[str, str], dict[str, ast.expr], int] | None:
+    if tree is None:
+        if len(source) > MAX_PARSED_CHARS:
+            return None
+        if not _TOP_EXEC.search(source if source.isascii() else unicodedata.normalize("NFKC", source)):
+            return None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                tree = ast.parse(source)
+        except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+            return None
     exec_call: ast.Call | None = None
     for stmt in tree.body:
-        if isinstance(stmt, ast.Import):
-            for a in stmt.names:
-                aliases[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
-        elif isinstance(stmt, ast.ImportFrom) and stmt.module and not stmt.level:
-            for a in stmt.names:
-                aliases[a.asname or a.name] = f"{stmt.module}.{a.name}"
-        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and _is_name(stmt.value.func, "exec"):
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            continue
+        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and _is_name(stmt.value.func, "exec"):
             if exec_call is not None:
                 return None  # two exec calls: not the single-payload shape
             exec_call = stmt.value
@@ -163,10 +235,59 @@ def _exec_payload(source: str) -> tuple[ast.expr, dict[str, str], int] | None:
             return None  # real code at top level: not a wrapper
     if exec_call is None or not exec_call.args:
         return None
+    aliases = _aliases(tree.body)
+    bound = _bound_names(tree.body)
     arg = exec_call.args[0]
-    if not any(_looks_like_codec_call(n, aliases) for n in ast.walk(arg)):
+    if not any(_looks_like_codec_call(n, aliases) for n in _walk_bound(arg, bound)):
         return None
-    return arg, aliases, exec_call.lineno
+    return arg, aliases, bound, exec_call.lineno
+
+
+def _aliases(body: list[ast.stmt]) -> dict[str, str]:
+    """Module-level import aliases: local name -> module or object path."""
+    aliases: dict[str, str] = {}
+    for stmt in body:
+        if isinstance(stmt, ast.Import):
+            for a in stmt.names:
+                aliases[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+        elif isinstance(stmt, ast.ImportFrom) and stmt.module and not stmt.level:
+            for a in stmt.names:
+                aliases[a.asname or a.name] = f"{stmt.module}.{a.name}"
+    return aliases
+
+
+def _bound_names(body: list[ast.stmt]) -> dict[str, ast.expr]:
+    """Names assigned exactly once at module level (`blob = "..."`), with their value."""
+    seen: dict[str, int] = {}
+    values: dict[str, ast.expr] = {}
+    for stmt in body:
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else []
+        for t in targets:
+            for n in ast.walk(t):
+                if isinstance(n, ast.Name):
+                    seen[n.id] = seen.get(n.id, 0) + 1
+                    values[n.id] = stmt.value  # type: ignore[attr-defined]
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+            seen[stmt.target.id] = seen.get(stmt.target.id, 0) + 1
+            if stmt.value is not None:
+                values[stmt.target.id] = stmt.value
+    return {k: v for k, v in values.items()
+            if seen[k] == 1 and any(isinstance(s, ast.Assign) and len(s.targets) == 1
+                                    and isinstance(s.targets[0], ast.Name) and s.targets[0].id == k for s in body)}
+
+
+def _walk_bound(node: ast.expr, bound: dict[str, ast.expr]) -> list[ast.AST]:
+    """The nodes of `node`, and of the module-level values of the names it uses (once each)."""
+    out: list[ast.AST] = []
+    todo: list[ast.AST] = [node]
+    followed: set[str] = set()
+    while todo:
+        for n in ast.walk(todo.pop()):
+            out.append(n)
+            if isinstance(n, ast.Name) and n.id in bound and n.id not in followed:
+                followed.add(n.id)
+                todo.append(bound[n.id])
+    return out
 
 
 def _looks_like_codec_call(node: ast.AST, aliases: dict[str, str]) -> bool:
@@ -177,6 +298,11 @@ def _looks_like_codec_call(node: ast.AST, aliases: dict[str, str]) -> bool:
     return isinstance(node.func, ast.Attribute) and (
         node.func.attr.endswith("decompress") or node.func.attr.endswith("decode") and node.func.attr != "decode"
     )
+
+
+def _decompresses(node: ast.Call, aliases: dict[str, str]) -> bool:
+    name = _dotted(node.func, aliases)
+    return name in _DECOMPRESS_FUNCS or (isinstance(node.func, ast.Attribute) and node.func.attr == "decompress")
 
 
 def _is_name(node: ast.expr, name: str) -> bool:
@@ -195,20 +321,36 @@ def _dotted(node: ast.expr, aliases: dict[str, str]) -> str | None:
 
 
 class _StaticEval:
-    """Evaluate the exec argument of a wrapper: literals and the known codecs only, output capped."""
+    """Evaluate the exec argument of a wrapper: literals, names bound to them at module level and
+    the known codecs only; every decompression is capped by the folder's budget."""
 
-    def __init__(self, aliases: dict[str, str]):
+    def __init__(self, aliases: dict[str, str], budget: DecodeBudget | None = None,
+                 bound: dict[str, ast.expr] | None = None):
         self.aliases = aliases
+        self.budget = budget if budget is not None else DecodeBudget()
+        self.bound = bound or {}
+        self.resolving: set[str] = set()
+        self.values: dict[str, Any] = {}  # each bound name evaluated once (`b2 = b1 + b1` stays linear)
         self.used: list[str] = []
 
     def eval(self, node: ast.expr) -> Any:
         if isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes, int, float, bool, type(None))):
             return node.value
+        if isinstance(node, ast.Name) and node.id in self.values:
+            return self.values[node.id]
+        if isinstance(node, ast.Name) and node.id in self.bound and node.id not in self.resolving:
+            self.resolving.add(node.id)
+            try:
+                value = self.values[node.id] = self.eval(self.bound[node.id])
+                return value
+            finally:
+                self.resolving.discard(node.id)
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
             left, right = self.eval(node.left), self.eval(node.right)
             if type(left) is type(right) and isinstance(left, (str, bytes)):
-                if len(left) + len(right) > MAX_DECODED_BYTES:
+                if len(left) + len(right) > min(MAX_DECODED_BYTES, self.budget.total - self.budget.used):
                     raise DecodeError("literal too large")
+                self.budget.spend(len(left) + len(right))  # built bytes count like decoded ones
                 return left + right
             raise DecodeError("unsupported '+' operands")
         if isinstance(node, ast.List):
@@ -251,7 +393,7 @@ class _StaticEval:
         if not args:
             raise DecodeError(f"{name} without data")
         self.used.append(name)
-        return _apply_codec(name, args, kwargs)
+        return _apply_codec(name, args, kwargs, self.budget)
 
 
 def _as_bytes(data: Any) -> bytes:
@@ -262,7 +404,19 @@ def _as_bytes(data: Any) -> bytes:
     raise DecodeError("codec input is not str/bytes")
 
 
-def _apply_codec(name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+def _apply_codec(name: str, args: list[Any], kwargs: dict[str, Any], budget: DecodeBudget) -> Any:
+    """Apply one codec; its output counts against the folder's budget (decodes as well as
+    decompressions, so a thousand decodes of one large literal cannot run either)."""
+    if budget.limit() <= 0:
+        raise DecodeError(f"{name}: this folder's decoded-bytes budget ({budget.total:,}) is spent "
+                          "(decompression bomb?)")
+    out = _apply_capped(name, args, kwargs, budget)
+    if isinstance(out, (bytes, str)) and not name.endswith("decompress"):
+        budget.spend(len(out))
+    return out
+
+
+def _apply_capped(name: str, args: list[Any], kwargs: dict[str, Any], budget: DecodeBudget) -> Any:
     data = args[0]
     try:
         if name == "base64.b85decode":
@@ -285,19 +439,40 @@ def _apply_codec(name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
     except (ValueError, binascii.Error) as exc:
         raise DecodeError(f"{name}: {exc}") from None
     payload = _as_bytes(data)
+    limit = budget.limit()
+    try:
+        out = _decompress(name, payload, args, kwargs, limit)
+    except _OverCap as over:
+        budget.spend(over.size)
+        spent = "" if limit == MAX_DECODED_BYTES else ", what is left of this folder's decoded-bytes budget"
+        raise DecodeError(f"{over.label} output exceeds {limit:,} bytes{spent} (decompression bomb?)") from None
+    budget.spend(len(out))
+    return out
+
+
+class _OverCap(DecodeError):
+    """A decompression produced more than its cap (the output was dropped)."""
+
+    def __init__(self, label: str, limit: int, size: int):
+        super().__init__(f"{label} output exceeds {limit:,} bytes (decompression bomb?)")
+        self.label = label
+        self.size = size
+
+
+def _decompress(name: str, payload: bytes, args: list[Any], kwargs: dict[str, Any], limit: int) -> bytes:
     if name == "lzma.decompress":
         fmt = kwargs.get("format", args[1] if len(args) > 1 else lzma.FORMAT_AUTO)
         filters = kwargs.get("filters", args[3] if len(args) > 3 else None)
-        return bounded_lzma(payload, fmt, filters)
+        return bounded_lzma(payload, fmt, filters, limit)
     if name == "zlib.decompress":
         wbits = kwargs.get("wbits", args[1] if len(args) > 1 else zlib.MAX_WBITS)
-        return bounded_zlib(payload, wbits if isinstance(wbits, int) else zlib.MAX_WBITS)
+        return bounded_zlib(payload, wbits if isinstance(wbits, int) else zlib.MAX_WBITS, limit)
     if name == "gzip.decompress":
-        return bounded_zlib(payload, 31)
+        return bounded_zlib(payload, 31, limit)
     if name == "bz2.decompress":
-        return _bounded_stream(bz2.BZ2Decompressor(), payload, "bz2")
+        return _bounded_stream(bz2.BZ2Decompressor(), payload, "bz2", limit)
     if name == "brotli.decompress":
-        return bounded_brotli(payload)
+        return bounded_brotli(payload, limit)
     raise DecodeError(f"{name} is not supported")
 
 
@@ -318,7 +493,7 @@ def bounded_zlib(data: bytes, wbits: int = zlib.MAX_WBITS, limit: int | None = N
     except (ValueError, zlib.error) as exc:
         raise DecodeError(f"zlib: {exc}") from None
     if len(out) > limit:
-        raise DecodeError(f"zlib output exceeds {limit:,} bytes (decompression bomb?)")
+        raise _OverCap("zlib", limit, len(out))
     if not dec.eof:
         raise DecodeError("zlib: truncated stream")
     return out
@@ -331,7 +506,7 @@ def _bounded_stream(dec: Any, data: bytes, label: str, limit: int | None = None)
     except (EOFError, OSError, ValueError, lzma.LZMAError) as exc:
         raise DecodeError(f"{label}: {exc}") from None
     if len(out) > limit:
-        raise DecodeError(f"{label} output exceeds {limit:,} bytes (decompression bomb?)")
+        raise _OverCap(label, limit, len(out))
     if not getattr(dec, "eof", True):
         raise DecodeError(f"{label}: truncated stream")
     return bytes(out)
@@ -352,7 +527,7 @@ def bounded_brotli(data: bytes, limit: int | None = None) -> bytes:
             chunks.append(piece)
             total += len(piece)
             if total > limit:
-                raise DecodeError(f"brotli output exceeds {limit:,} bytes (decompression bomb?)")
+                raise _OverCap("brotli", limit, total)
             if dec.is_finished() or dec.can_accept_more_data():
                 break
             piece = dec.process(b"", output_buffer_limit=1 << 20)
@@ -363,121 +538,3 @@ def bounded_brotli(data: bytes, limit: int | None = None) -> bytes:
     return b"".join(chunks)
 
 
-# -- convention (b): minify + compress + wrap ---------------------------------------------------
-
-def minify_source(source: str) -> str:
-    """Strip comments, docstrings, other bare string statements and blank lines; 1-space indent;
-    a space between tokens only where two words would otherwise merge.
-
-    Token-level (stdlib `tokenize`): on a 150 KB script it takes ~0.15 s where a libcst
-    transform took 2.5-3.5 s, and its estimate lands within ~2% of the libcst one. The result
-    is valid Python with the same meaning (a block left empty gets `pass`). Unparseable source
-    is returned unchanged.
-    """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ast.parse(source)
-        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
-    except (SyntaxError, ValueError, RecursionError, MemoryError, tokenize.TokenError):
-        return source
-    offsets = _line_offsets(source)
-    entries: list[tuple[int, str | None]] = []  # (depth, text); None = a dropped string statement
-    depth = 0
-    logical: list[str] = []
-    only_strings = True
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        kind = tok.type
-        if kind == tokenize.INDENT:
-            depth += 1
-        elif kind == tokenize.DEDENT:
-            depth -= 1
-        elif kind in (tokenize.NEWLINE, tokenize.ENDMARKER):
-            if logical:
-                entries.append((depth, None if only_strings else _join_words(logical)))
-            logical, only_strings = [], True
-        elif kind not in (tokenize.COMMENT, tokenize.NL, tokenize.ENCODING):
-            if kind == _FSTRING_START:  # Python 3.12+: keep the whole f-string as written
-                j, nest = i, 0
-                while j < len(tokens):
-                    nest += {_FSTRING_START: 1, _FSTRING_END: -1}.get(tokens[j].type, 0)
-                    if nest == 0:
-                        break
-                    j += 1
-                end = tokens[min(j, len(tokens) - 1)].end
-                logical.append(source[offsets[tok.start[0] - 1] + tok.start[1]:offsets[end[0] - 1] + end[1]])
-                only_strings, i = False, j + 1
-                continue
-            logical.append(tok.string)
-            only_strings = only_strings and kind == tokenize.STRING
-        i += 1
-    lines = []
-    for k, (d, text) in enumerate(entries):
-        if text is not None:
-            lines.append(" " * d + text)
-        elif not _block_has_code(entries, k):
-            lines.append(" " * d + "pass")
-    return "\n".join(lines) + "\n"
-
-
-_FSTRING_START = getattr(tokenize, "FSTRING_START", -1)
-_FSTRING_END = getattr(tokenize, "FSTRING_END", -1)
-
-
-def _line_offsets(source: str) -> list[int]:
-    offsets, total = [], 0
-    for line in io.StringIO(source):
-        offsets.append(total)
-        total += len(line)
-    offsets.append(total)
-    return offsets
-
-
-def _wordish(ch: str) -> bool:
-    return ch.isalnum() or ch == "_" or ord(ch) > 127
-
-
-def _join_words(parts: list[str]) -> str:
-    out: list[str] = []
-    prev = ""
-    for text in parts:
-        if prev and text and (
-            (_wordish(prev[-1]) and (_wordish(text[0]) or text[0] in "\"'"))
-            or (prev[-1] in "\"'" and _wordish(text[0]))
-        ):
-            out.append(" ")
-        out.append(text)
-        prev = text
-    return "".join(out)
-
-
-def _block_has_code(entries: list[tuple[int, str | None]], k: int) -> bool:
-    """Whether the block holding dropped statement k keeps some other statement at its depth."""
-    depth = entries[k][0]
-    for step in (-1, 1):
-        j = k + step
-        while 0 <= j < len(entries) and entries[j][0] >= depth:
-            if entries[j][0] == depth and entries[j][1] is not None:
-                return True
-            j += step
-    return False
-
-
-def compressed_wrapper_size(minified: str) -> tuple[int, str]:
-    """Length of `exec(decompress(b85decode("...")))` around the minified source; best codec wins."""
-    data = minified.encode("utf-8", errors="surrogatepass")
-    lzma_payload = lzma.compress(data, format=lzma.FORMAT_RAW,
-                                 filters=[{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}])
-    best = (len(WRAPPER_HEAD_LZMA) + len(base64.b85encode(lzma_payload)) + len(WRAPPER_TAIL_LZMA), "lzma")
-    try:
-        import brotli
-
-        br_payload = brotli.compress(data, quality=11, lgwin=24)
-        size = len(WRAPPER_HEAD_BROTLI) + len(base64.b85encode(br_payload)) + len(WRAPPER_TAIL_BROTLI)
-        if size < best[0]:
-            best = (size, "brotli")
-    except ImportError:
-        pass
-    return best

@@ -67,7 +67,8 @@ class Finding:
     @property
     def fingerprint(self) -> str:
         basis = "\x1f".join([self.rule_id, self.path or "", self.key or self.message])
-        return hashlib.sha256(basis.encode("utf-8")).hexdigest()[:16]
+        # surrogatepass: a non-UTF-8 file name (surrogate-escaped) must not make hashing raise
+        return hashlib.sha256(basis.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
     def sort_key(self) -> tuple:
         return (-self.severity.rank, self.path or "", self.line or 0, self.rule_id, self.message)

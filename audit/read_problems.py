@@ -56,7 +56,9 @@ class ReadProblem:
             k.UNREADABLE: f"{where} could not be read: {self.reason}",
             k.TOO_LARGE: f"{where} is {n} bytes, over the {limit}-byte limit for text; not read",
             k.NOT_UTF8: f"{where} is not valid UTF-8 (byte {self.detail}); read with replacement characters",
-            k.HARDLINK: f"{where} is a hard link to {self.detail} (the same file); it was read once, as {self.detail}",
+            k.HARDLINK: (f"{where} and {self.count - 1} other file(s) are hard links to {self.detail}"
+                         if self.count and self.count > 1 else f"{where} is a hard link to {self.detail}")
+                        + f" (the same file); read once, as {self.detail}",
             k.TOO_MANY_FILES: f"more than {self.limit} files; the rest were not read (code, logs, submission.json "
                                "and README.md were)",
             k.TOO_MANY_ENTRIES: f"the folder lists more than {limit} entries (files and folders); the rest were "

@@ -10,6 +10,7 @@ handed to the rules as data, and `rules/sub_json.py` reports each problem as an 
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -126,10 +127,10 @@ def _show(literal: str, width: int = 40) -> str:
 def _line_of(text: str, kind: JsonProblemKind, literal: str) -> int | None:
     """The line of the offending token: the second `"key":` for a duplicate, else the literal itself."""
     if kind == JsonProblemKind.DUPLICATE_KEY:
-        pattern = re.compile(re.escape(json.dumps(literal)) + r"\s*:")
-        hits = pattern.finditer(text)
-        next(hits, None)
-        match = next(hits, None)
+        # Only when the key is written exactly twice in the file is the second one surely the
+        # duplicate; otherwise (the same name in other objects) the finding is on the file.
+        hits = list(itertools.islice(re.finditer(re.escape(json.dumps(literal)) + r"\s*:", text), 3))
+        match = hits[1] if len(hits) == 2 else None
     else:
         match = re.compile(r"(?<![\w.+-])" + re.escape(literal) + r"(?![\w.])").search(text)
     return text.count("\n", 0, match.start()) + 1 if match else None

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from audit.codesize import find_wrapper
+from audit.codesize import DecodeBudget, WrapperInfo, find_wrapper
 from audit.read_problems import ReadProblem, ReadProblemKind
 from audit.strict_json import JsonProblem
 from audit.strict_json import parse as parse_json
@@ -80,6 +80,10 @@ class Submission:
     json_variants: list[str] = field(default_factory=list)  # every top-level submission*.json seen
     # Decoded inner sources of self-extracting wrapper scripts, keyed by the wrapper's path.
     decoded: dict[str, TextFile] = field(default_factory=dict)
+    # Decoded once per folder: every code file's wrapper (None: not one), and one budget for all
+    # decompressions of the folder (codesize.DecodeBudget), shared with the analysis sources.
+    wrappers: dict[str, WrapperInfo | None] = field(default_factory=dict)
+    decode_budget: DecodeBudget = field(default_factory=DecodeBudget)
     problems: list[ReadProblem] = field(default_factory=list)  # what went wrong while reading
     bytes_read: int = 0  # bytes of text read from the folder (counted against MAX_READ_BYTES)
 
@@ -237,7 +241,7 @@ class Submission:
         text = tf.text or ""
         if "exec" not in text or len(text) > MAX_TEXT_BYTES or not _CODEC_HINT.search(text):
             return
-        info = find_wrapper(text)
+        info = self.wrappers[tf.path] = find_wrapper(text, budget=self.decode_budget)
         if info is None:
             return
         if info.inner_source is None:

@@ -54,9 +54,10 @@ class ArtifactCap(Rule):
                "`regina-openai` declared PR #1809 (16,024,793 B) and PR #1835 (16,071,321 B per "
                "its log) ineligible for the record board; cocohearts' #1902 excluded \"over-cap "
                "artifacts\".",
-        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
-             "§0); that the log's own total decides is dated by audit/enforcement.py to #1835 "
-             "(2026-04-26): before it, a logged total that fits with the code counted compressed was a warning",
+        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
+             "challenge ran 2026-03-18 to 2026-04-30); that the log's own total decides is dated by "
+             "audit/enforcement.py to #1835 (2026-04-26): before it, a logged total that fits with the code "
+             "counted compressed was a warning",
         sources=(
             "README",
             "https://github.com/openai/parameter-golf/pull/1809",

@@ -9,17 +9,12 @@ names the files a reviewer should add to the code size.
 
 from __future__ import annotations
 
-import ast
-import re
 from collections.abc import Iterable
 
-from audit.analysis.imports import local_imports, runtime_units
-from audit.analysis.targets import call_name, functions_of, target_flow, walk_nodes
+from audit.analysis.api import local_imports, native_builds, runtime_units
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.rule import Invalid, Rule, RuleDoc, Valid
-
-NATIVE_SRC = re.compile(r"\.(c|cc|cpp|cu|cuh|h|hpp|so)\b")
 
 _SINGLE = '''
 import torch
@@ -63,8 +58,9 @@ class ArtifactCodeScope(Rule):
         why="Counted code should live in the single `train_gpt.py`; imported third-party "
             "libraries are free but must not be used to smuggle capability, compute or code size.",
         ruling="README (FAQ on artifact size; FAQ \"Can I import XYZ package?\").",
-        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
-             "§0); RULES.md gives no date for the rulings that enforce it",
+        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
+             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
+             "or for the rulings that enforce it",
         sources=(
             "README FAQ 'What exactly counts toward the 16MB artifact size?'",
             "https://github.com/openai/parameter-golf/pull/2135",
@@ -98,33 +94,14 @@ class ArtifactCodeScope(Rule):
                 evidence=[Evidence("run-time use of a local module", imp.importer, imp.line, None)],
                 key=f"scope:{imp.importer}:{imp.module}",
             )
-        flow = target_flow(ctx)
-        for unit in runtime_units(ctx):
-            for fn in functions_of(flow, unit.path):
-                for call in fn.calls:
-                    what = _native_build(call)
-                    if what is None:
-                        continue
-                    yield self.finding(
-                        f"R-ARTIFACT-CODE-SCOPE: {unit.path} compiles or loads native code at run time "
-                        f"({what}). Its source is code of the submission: count it with train_gpt.py "
-                        "(as #1420 did) or report the total with helpers.",
-                        path=unit.path, line=call.lineno,
-                        evidence=[Evidence("native code built or loaded", unit.path, call.lineno,
-                                           unit.parsed.line_text(call.lineno)[:200] or None)],
-                        key=f"native:{unit.path}:{what}",
-                    )
-
-
-def _native_build(call: ast.Call) -> str | None:
-    name = call_name(call)
-    consts = " ".join(str(n.value) for n in walk_nodes(call) if isinstance(n, ast.Constant) and isinstance(n.value, str))
-    if name == "load" and (any(k.arg == "sources" for k in call.keywords)
-                           or (isinstance(call.func, ast.Attribute) and "cpp_extension" in ast.unparse(call.func))):
-        return "torch.utils.cpp_extension.load of source files"
-    if name in ("CDLL", "LoadLibrary"):
-        return "ctypes library"
-    if name in ("run", "check_call", "check_output", "Popen", "system") and \
-            re.search(r"\b(gcc|g\+\+|cc|clang|nvcc)\b", consts) and NATIVE_SRC.search(consts):
-        return "a C/C++ compiler call"
-    return None
+        for nb in native_builds(ctx):
+            unit, what = nb.unit, nb.what
+            yield self.finding(
+                f"R-ARTIFACT-CODE-SCOPE: {unit.path} compiles or loads native code at run time "
+                f"({what}). Its source is code of the submission: count it with train_gpt.py "
+                "(as #1420 did) or report the total with helpers.",
+                path=unit.path, line=nb.line,
+                evidence=[Evidence("native code built or loaded", unit.path, nb.line,
+                                   unit.parsed.line_text(nb.line)[:200] or None)],
+                key=f"native:{unit.path}:{what}",
+            )

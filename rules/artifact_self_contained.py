@@ -8,27 +8,14 @@ stand-alone data-prep scripts shipped next to it are not.
 
 from __future__ import annotations
 
-import ast
-import re
 from collections.abc import Iterable
 
-from audit.analysis.imports import runtime_units
-from audit.analysis.targets import functions_of, target_flow, walk_nodes
+from audit.analysis.api import network_calls, train_reads_at_eval
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.rule import Invalid, Rule, RuleDoc, Valid
 
 # Calls that fetch from the network, by their last name, when made on a module of this set
-NET_MODULES = {"requests", "urllib", "request", "urllib3", "httpx", "aiohttp", "socket", "http", "client",
-               "huggingface_hub", "hub", "datasets", "wget", "ftplib", "paramiko", "boto3", "gdown"}
-NET_CALLS = {"hf_hub_download", "snapshot_download", "load_dataset", "urlopen", "urlretrieve",
-             "download_url_to_file", "load_state_dict_from_url", "create_connection", "HTTPConnection",
-             "HTTPSConnection", "list_repo_files", "cached_download", "get_file_from_repo"}
-HTTP_VERBS = {"get", "post", "put", "head", "request", "urlopen", "connect", "download", "load", "Session"}
-SHELL_NET = re.compile(r"\b(curl|wget|git\s+clone|scp|rsync|huggingface-cli|hf\s+download)\b|https?://")
-DATA_PREP = re.compile(r"(dataset|fineweb|tokenizer|\.model\b|_bpe|shard)", re.I)
-SHELL_CALLS = {"run", "call", "check_call", "check_output", "Popen", "system", "popen", "getoutput"}
-
 _GOOD = '''
 import subprocess
 import sys
@@ -82,61 +69,6 @@ def remote_score(tokens):
 '''
 
 
-def _dotted(node: ast.AST) -> list[str]:
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-    return list(reversed(parts))
-
-
-def _import_aliases(nodes: list[ast.Import | ast.ImportFrom]) -> dict[str, str]:
-    """local name -> imported module or object path (`hf` -> `huggingface_hub`)."""
-    out: dict[str, str] = {}
-    for node in nodes:
-        if isinstance(node, ast.Import):
-            for a in node.names:
-                out[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            for a in node.names:
-                out[a.asname or a.name] = f"{node.module}.{a.name}"
-    return out
-
-
-def _network_call(call: ast.Call, aliases: dict[str, str]) -> str | None:
-    parts = _dotted(call.func)
-    if not parts:
-        return None
-    head = aliases.get(parts[0], parts[0])
-    full = ".".join([head, *parts[1:]])
-    last = parts[-1]
-    segments = set(full.split("."))
-    if last in NET_CALLS or full.split(".")[-1] in NET_CALLS:
-        return full
-    if full.startswith("torch.hub.") and last in ("load", "download_url_to_file", "load_state_dict_from_url"):
-        return full
-    roots = full.split(".")
-    if roots[0] in NET_MODULES - {"request", "client", "hub", "http"} and (last in HTTP_VERBS or len(roots) > 2):
-        if roots[0] == "datasets" and last != "load_dataset":
-            return None
-        return full
-    if {"urllib", "request"} <= segments or {"http", "client"} <= segments:
-        return full
-    if last in SHELL_CALLS and roots[0] in ("subprocess", "os"):
-        text = " ".join(str(n.value) for n in walk_nodes(call) if isinstance(n, ast.Constant) and isinstance(n.value, str))
-        if SHELL_NET.search(text) and not re.search(r"\bpip\b", text):
-            return f"{full}({text[:60]!r})"
-    return None
-
-
-def _is_data_prep(call: ast.Call) -> bool:
-    """A dataset/tokenizer download (setup), judged from the call's literal arguments."""
-    text = " ".join(str(n.value) for n in walk_nodes(call) if isinstance(n, ast.Constant) and isinstance(n.value, str))
-    return DATA_PREP.search(text) is not None
-
-
 class ArtifactSelfContained(Rule):
     ID = "R-ARTIFACT-SELF-CONTAINED"
     TITLE = "Network or hub access from the training/evaluation code"
@@ -148,8 +80,9 @@ class ArtifactSelfContained(Rule):
             " to training data (unless those bits are paid for inside the 16 MB). The artifact "
             "must be fully self-contained and reproducible.",
         ruling="README (FAQ artifact size; FAQ evaluation restrictions).",
-        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
-             "§0); RULES.md gives no date for the rulings that enforce it",
+        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
+             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
+             "or for the rulings that enforce it",
         sources=(
             "README FAQ: artifact size; evaluation restrictions",
         ),
@@ -171,43 +104,32 @@ class ArtifactSelfContained(Rule):
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
-        flow = target_flow(ctx)
-        for unit in runtime_units(ctx):
-            if unit.parsed.tree is None:
-                continue
-            fns = functions_of(flow, unit.path)
-            aliases = _import_aliases([i for f in fns for i in f.imports])
-            for node in sorted((c for f in fns for c in f.calls), key=lambda c: c.lineno):
-                what = _network_call(node, aliases)
-                if what is None:
-                    continue
-                label = "network access" + (" [decoded wrapper text]" if unit.decoded_from else "")
-                if _is_data_prep(node):
-                    yield self.finding(
-                        f"R-ARTIFACT-SELF-CONTAINED: {unit.path} downloads data itself (`{what}`). "
-                        "Fetching the dataset or tokenizer is setup and is allowed before training, but "
-                        "it must not happen during evaluation and the data must be the official one; "
-                        "prefer a separate data-preparation script.",
-                        path=unit.path, line=node.lineno, severity=Severity.WARNING,
-                        evidence=[Evidence(label + " (dataset/tokenizer download)", unit.path, node.lineno,
-                                           unit.parsed.line_text(node.lineno)[:200] or None)],
-                        key=f"net:{unit.path}:{what}",
-                    )
-                    continue
+        for nc in network_calls(ctx):
+            unit, what, line = nc.unit, nc.what, nc.line
+            label = "network access" + (" [decoded wrapper text]" if unit.decoded_from else "")
+            if nc.data_prep:
                 yield self.finding(
-                    f"R-ARTIFACT-SELF-CONTAINED: {unit.path} calls `{what}`, which reaches the network. "
-                    "The artifact must be self-contained: training and evaluation may not download files, "
-                    "call remote services or read outside data (unless those bits are counted in the "
-                    "16,000,000 bytes). Move downloads into a separate data-preparation step run before "
-                    "training, or ship what is needed inside the artifact.",
-                    path=unit.path, line=node.lineno,
-                    evidence=[Evidence(label, unit.path, node.lineno, unit.parsed.line_text(node.lineno)[:200] or None)],
+                    f"R-ARTIFACT-SELF-CONTAINED: {unit.path} downloads data itself (`{what}`). "
+                    "Fetching the dataset or tokenizer is setup and is allowed before training, but "
+                    "it must not happen during evaluation and the data must be the official one; "
+                    "prefer a separate data-preparation script.",
+                    path=unit.path, line=line, severity=Severity.WARNING,
+                    evidence=[Evidence(label + " (dataset/tokenizer download)", unit.path, line,
+                                       unit.parsed.line_text(line)[:200] or None)],
                     key=f"net:{unit.path}:{what}",
                 )
+                continue
+            yield self.finding(
+                f"R-ARTIFACT-SELF-CONTAINED: {unit.path} calls `{what}`, which reaches the network. "
+                "The artifact must be self-contained: training and evaluation may not download files, "
+                "call remote services or read outside data (unless those bits are counted in the "
+                "16,000,000 bytes). Move downloads into a separate data-preparation step run before "
+                "training, or ship what is needed inside the artifact.",
+                path=unit.path, line=line,
+                evidence=[Evidence(label, unit.path, line, unit.parsed.line_text(line)[:200] or None)],
+                key=f"net:{unit.path}:{what}",
+            )
 
-
-TRAIN_REF = re.compile(r"(train_files|fineweb_train|train_loader|train_tokens|train_shards|train_pattern|train_stream)")
-EVAL_FN = re.compile(r"(eval|ttt|score|slot|test_time)", re.I)
 
 _EVAL_READS_TRAIN = '''
 import glob
@@ -251,8 +173,9 @@ class DataNoTrainAtEval(Rule):
         why="Eval may not read training shards unless the bits are paid for in the 16 MB (e.g. "
             "n-gram tables packed into the artifact).",
         ruling="README; RULING (valerio-oai on #593/#609 GPTQ calibration, second-hand).",
-        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
-             "§0); RULES.md gives no date for the rulings that enforce it",
+        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
+             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
+             "or for the rulings that enforce it",
         sources=(
             "README FAQ: evaluation restrictions",
             "https://github.com/openai/parameter-golf/issues/677",
@@ -263,40 +186,18 @@ class DataNoTrainAtEval(Rule):
     INVALID = [Invalid(_EVAL_READS_TRAIN, "an n-gram table built from the train shards inside eval", line=7)]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
-        flow = target_flow(ctx)
-        for unit in runtime_units(ctx):
-            for fn in functions_of(flow, unit.path):
-                if not EVAL_FN.search(fn.name) or (re.search("train", fn.name, re.I) and "ttt" not in fn.name.lower()):
-                    continue
-                hit = _train_reference(fn.node)
-                if hit is None:
-                    continue
-                line, what = hit
-                tag = " [decoded wrapper text]" if unit.decoded_from else ""
-                def_line = getattr(fn.node, "lineno", line)
-                yield self.finding(
-                    f"R-DATA-NO-TRAIN-AT-EVAL: the evaluation function `{fn.qualname}` reads training data "
-                    f"(`{what}`). Evaluation may not access the training shards unless those bits are paid for "
-                    "inside the 16,000,000-byte artifact; tables or statistics built from training data must "
-                    "be computed during training and shipped in the artifact.",
-                    path=unit.path, line=line,
-                    evidence=[Evidence("evaluation-time function" + tag, unit.path, def_line,
-                                       unit.parsed.line_text(def_line)[:200] or None),
-                              Evidence("training data referenced" + tag, unit.path, line,
-                                       unit.parsed.line_text(line)[:200] or None)],
-                    key=f"train-at-eval:{fn.qualname}",
-                )
-
-
-def _train_reference(fn_node: ast.AST) -> tuple[int, str] | None:
-    for n in walk_nodes(fn_node):
-        text = None
-        if isinstance(n, ast.Name):
-            text = n.id
-        elif isinstance(n, ast.Attribute):
-            text = n.attr
-        elif isinstance(n, ast.Constant) and isinstance(n.value, str) and len(n.value) < 300:
-            text = n.value
-        if text is not None and TRAIN_REF.search(text):
-            return getattr(n, "lineno", 0), text[:60]
-    return None
+        for hit in train_reads_at_eval(ctx):
+            unit, line, def_line = hit.unit, hit.line, hit.def_line
+            tag = " [decoded wrapper text]" if unit.decoded_from else ""
+            yield self.finding(
+                f"R-DATA-NO-TRAIN-AT-EVAL: the evaluation function `{hit.qualname}` reads training data "
+                f"(`{hit.what}`). Evaluation may not access the training shards unless those bits are paid for "
+                "inside the 16,000,000-byte artifact; tables or statistics built from training data must "
+                "be computed during training and shipped in the artifact.",
+                path=unit.path, line=line,
+                evidence=[Evidence("evaluation-time function" + tag, unit.path, def_line,
+                                   unit.parsed.line_text(def_line)[:200] or None),
+                          Evidence("training data referenced" + tag, unit.path, line,
+                                   unit.parsed.line_text(line)[:200] or None)],
+                key=f"train-at-eval:{hit.qualname}",
+            )

@@ -161,10 +161,6 @@ class ClaimsMatchLogs(Rule):
         if claims is None or not runs:
             return
         path = ctx.submission.json_path
-        ctx.stats.setdefault("seeds", {}).update(
-            claimed_val_bpb=getattr(claims, "val_bpb", None),
-            claimed_val_bpb_std=getattr(claims, "val_bpb_std", None),
-        )
         yield from self._mean(ctx, path, claims, runs)
         yield from self._per_seed(ctx, path, claims, runs)
         yield from self._bytes_total(ctx, path, claims, runs)

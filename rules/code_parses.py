@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from audit.analysis.eval_code import MAX_ANALYSED_CHARS, code_units
+from audit.analysis.api import MAX_ANALYSED_CHARS, code_units
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
@@ -29,8 +29,9 @@ class CodeParses(Rule):
             " folder. Code that does not parse cannot be the code that produced the logs.",
         ruling="README; RULING (cocohearts #561: PRs without `submission.json` or without the "
                "logs backing a 3-seed claim are \"not leaderboard-ready\").",
-        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
-             "§0); RULES.md gives no date for the rulings that enforce it",
+        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
+             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
+             "or for the rulings that enforce it",
         sources=(
             "README 'Submission Process'",
             "https://github.com/openai/parameter-golf/pull/561",

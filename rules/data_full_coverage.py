@@ -47,8 +47,9 @@ class DataFullCoverage(Rule):
         ruling="README (\"Validation always runs on the full fineweb_val_* split\"); DE-FACTO (PPM "
                "mixtures reported on 3M/5M/8M-token subsets were challenged and excluded; "
                "cocohearts checked `val_tokens` in #2146).",
-        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
-             "§0); RULES.md gives no date for the rulings that enforce it",
+        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
+             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
+             "or for the rulings that enforce it",
         sources=(
             "https://github.com/openai/parameter-golf/pull/1785",
             "https://github.com/openai/parameter-golf/pull/1881",

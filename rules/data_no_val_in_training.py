@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from audit.analysis.api import display, evidence_line, valflow
-from audit.analysis.chain import chain_evidence, primary, where_note
-from audit.analysis.detectors import val_sinks
+from audit.analysis.api import chain_evidence, display, evidence_line, primary, val_sinks, valflow, where_note
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
 from audit.rule import Invalid, Rule, RuleDoc, Valid
@@ -28,8 +26,9 @@ class DataNoValInTraining(Rule):
             "on it.",
         ruling="README (FAQ evaluation restrictions). Paid-prefix PRs #168/#262/#275 were ruled "
                "out of scope (0hq, quoted by participants).",
-        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
-             "§0); RULES.md gives no date for the rulings that enforce it",
+        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
+             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
+             "or for the rulings that enforce it",
         sources=(
             "README",
             "https://github.com/openai/parameter-golf/pull/168",

@@ -29,18 +29,24 @@ class EvalC1TargetGate(Rule):
         "https://github.com/openai/parameter-golf/issues/140 ; https://github.com/openai/parameter-golf/pull/1902"
     )
     DOC = RuleDoc(
-        why="The distribution used to score position t may depend only on the submitted artifact "
-            "and the tokens strictly before t. It may not depend on the token at t, on any later "
-            "token, or on statistics of future validation tokens.",
-        ruling="Issue #1017 (a participant's field guide, 2026-03-28) states condition C1; the #140 "
-               "ruling log records valerio-oai recommending the conditions, and the within-word / "
-               "word-start n-gram experts keyed on the realised token (#1967/#2018 lineage) and "
-               "target-conditioned mixture gates (#1785) are the known violations RULES.md lists.",
-        date="2026-03-27 (valerio-oai recommending the #1017 conditions, per the #140 log; second-hand)",
+        why="The distribution used to score position t may depend only on the artifact and the tokens "
+            "strictly before t (#1017 condition 1, whose vocabulary the maintainers adopted). A gate, mixing "
+            "weight or expert switch that reads a property of the token at t (its word-start, leading-space "
+            "or boundary flag) makes the score depend on that token, even when no hash key contains it: "
+            "within-word/word-start experts keyed on the realised token are listed as C1 violations "
+            "(#1967/#2018 lineage), while token-only tilts computed from the context were verified legal "
+            "(#2135/#2146). The same flags of the context, and the target's flags used only to count bytes, "
+            "are legal.",
+        ruling="Maintainers adopted #1017's conditions (valerio-oai recommending them, #140 log, Mar 27; "
+               "cocohearts citing C1/C2/C3 by name in #1902 and #1972); cocohearts verified \"token-only "
+               "n-gram gates\" as legal in #2146, and #1514 disabled its word-start experts for this reason.",
+        date="2026-03-27 (#1017 criteria recommended); token-only gates verified in #2146",
         sources=(
             "https://github.com/openai/parameter-golf/issues/1017",
             "https://github.com/openai/parameter-golf/issues/140",
             "https://github.com/openai/parameter-golf/pull/1902",
+            "https://github.com/openai/parameter-golf/pull/1514",
+            "https://github.com/openai/parameter-golf/pull/2146",
         ),
     )
     VALID = [

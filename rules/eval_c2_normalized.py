@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from audit.analysis.api import unproven_normalisation
-from audit.analysis.ngram import ngram_facts, origin_step
+from audit.analysis.api import ngram_facts, origin_step, unproven_normalisation
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
 from audit.rule import Invalid, Rule, RuleDoc, Valid
@@ -35,7 +34,12 @@ class EvalC2Normalized(Rule):
             "distribution over the whole official token alphabet (non-negative, summing to 1), "
             "and the score is −log of the realized token's probability under it. Shortcuts that "
             "only compute a value for the gold token, or renormalize over a set chosen using the "
-            "gold token, are invalid.",
+            "gold token, are invalid. Normalisation must be proven, not assumed: a ratio of two "
+            "separately hashed count tables is not a distribution even when gathered for every "
+            "vocabulary token (collisions; #886 measured ~277), and additive smoothing with the model's "
+            "probability does not repair it. Proven: a denominator that is the numerator's own sum over "
+            "the vocabulary axis, a softmax/log_softmax over the vocabulary, or a convex combination of "
+            "such distributions.",
         ruling="Issue #1017 (a participant's field guide, 2026-03-28) states conditions C1-C4; "
                "notapplica's ruling log in #140 records valerio-oai recommending them on Mar 27, "
                "and cocohearts' audits cite C2 by name (#1902 excluded the PPM-D/byte-mixture C2 "

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from audit.analysis.cache_order import cache_order_facts
-from audit.analysis.ngram import Step
+from audit.analysis.api import Step, cache_order_facts
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.rule import Invalid, Rule, RuleDoc, Valid

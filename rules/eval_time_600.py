@@ -24,8 +24,9 @@ class EvalTime600(Rule):
             "minutes.",
         ruling="README (FAQ evaluation restrictions). Enforcement: cocohearts on #1972 (\"eval "
                "operations around 688s, over the 600s eval cap\").",
-        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
-             "§0); RULES.md gives no date for the rulings that enforce it",
+        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
+             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
+             "or for the rulings that enforce it",
         sources=(
             "README",
             "https://github.com/openai/parameter-golf/pull/1972",

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from audit.analysis.api import display, evidence_line, valflow
-from audit.analysis.chain import where_note
-from audit.analysis.detectors import val_sinks
+from audit.analysis.api import display, evidence_line, val_sinks, valflow, where_note
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
 from audit.rule import Invalid, Rule, RuleDoc, Valid

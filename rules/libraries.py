@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import ast
 import sys
 from collections.abc import Iterable
 from pathlib import PurePosixPath
 
+from audit.analysis.api import imported_packages
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.rule import Invalid, Rule, RuleDoc, Valid
@@ -17,32 +17,10 @@ BASELINE_PACKAGES = frozenset({
     "torch", "numpy", "tqdm", "huggingface_hub", "kernels", "setuptools", "typing_extensions",
     "datasets", "tiktoken", "sentencepiece", "triton",
 })
-_OPTIONAL_GUARDS = ("ImportError", "ModuleNotFoundError", "Exception")
 
 WITH_ZSTD = SCRIPT.replace("import torch\n", "import torch\nimport zstandard\n")
 WITH_OPTIONAL = SCRIPT.replace(
     "import torch\n", "import torch\ntry:\n    import zstandard\nexcept ImportError:\n    zstandard = None\n")
-
-
-def _guarded_imports(tree: ast.Module) -> set[int]:
-    """Line numbers of imports inside `try: ... except ImportError` (optional dependencies)."""
-    lines: set[int] = set()
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Try):
-            continue
-        names = set()
-        for h in node.handlers:
-            if h.type is None:
-                names.add("Exception")
-            for n in ast.walk(h.type) if h.type is not None else ():
-                if isinstance(n, ast.Name):
-                    names.add(n.id)
-        if names & set(_OPTIONAL_GUARDS):
-            for stmt in node.body:
-                for sub in ast.walk(stmt):
-                    if isinstance(sub, (ast.Import, ast.ImportFrom)):
-                        lines.add(sub.lineno)
-    return lines
 
 
 class Libraries(Rule):
@@ -55,8 +33,9 @@ class Libraries(Rule):
         why="Any package may be imported; include `requirements.txt` in the record folder and "
             "setup notes in the README.",
         ruling="README (FAQ imports).",
-        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
-             "§0); RULES.md gives no date for the rulings that enforce it",
+        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
+             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
+             "or for the rulings that enforce it",
         sources=(
             "README FAQ 'Can I import XYZ package?'",
         ),
@@ -80,24 +59,12 @@ class Libraries(Rule):
         local |= {PurePosixPath(p).stem for p in sub.code}
         required: dict[str, tuple[str, int]] = {}
         optional: dict[str, tuple[str, int]] = {}
-        for rel in sorted(sub.code):
-            parsed = ctx.parsed(rel)
-            if parsed.tree is None:
+        for imp in imported_packages(ctx):
+            top = imp.top
+            if top in BASELINE_PACKAGES or top in sys.stdlib_module_names or top in local or top == "__future__":
                 continue
-            guarded = _guarded_imports(parsed.tree)
-            for node in ast.walk(parsed.tree):
-                if isinstance(node, ast.Import):
-                    names = [a.name for a in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                    names = [node.module]
-                else:
-                    continue
-                for name in names:
-                    top = name.split(".")[0]
-                    if top in BASELINE_PACKAGES or top in sys.stdlib_module_names or top in local or top == "__future__":
-                        continue
-                    target = optional if node.lineno in guarded else required
-                    target.setdefault(top, (rel, node.lineno))
+            target = optional if imp.optional else required
+            target.setdefault(top, (imp.path, imp.line))
         readme = (sub.readme.text or "").lower() if sub.readme is not None else ""
         for pkg, (rel, line) in sorted(required.items()):
             mentioned = pkg.lower() in readme or pkg.replace("_", "-").lower() in readme

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import ast
 import difflib
 import hashlib
-import warnings
 from collections.abc import Iterable
 
-from audit.codesize import code_sizes
+from audit.analysis.api import same_syntax, wrapped_source
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
@@ -26,16 +24,6 @@ def normalise(source: str) -> str:
 
 def digest(source: str) -> str:
     return hashlib.sha256(normalise(source).encode("utf-8")).hexdigest()
-
-
-def same_ast(a: str, b: str) -> bool:
-    """True when two sources differ only in comments or formatting."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return ast.dump(ast.parse(a)) == ast.dump(ast.parse(b))
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
 
 
 def diff_summary(old: str, new: str, limit: int = 3) -> tuple[int, int, list[str]]:
@@ -111,7 +99,7 @@ class LogSourceMatch(Rule):
             if run.embedded_source is None:
                 bare.append(run.log_path)
                 continue
-            yield from self._compare(run.log_path, run.embedded_source, main.path, main.text, candidates)
+            yield from self._compare(ctx, run.log_path, run.embedded_source, main.path, main.text, candidates)
         if bare:
             yield self.finding(
                 f"{len(bare)} log(s) carry no embedded source ({', '.join(bare[:4])}{', ...' if len(bare) > 4 else ''}): "
@@ -129,12 +117,12 @@ class LogSourceMatch(Rule):
             if tf.text is None:
                 continue
             out.setdefault(digest(tf.text), rel)
-            sizes = code_sizes(tf.text, estimate=False)
-            if sizes.wrapper and sizes.inner_source:
-                out.setdefault(digest(sizes.inner_source), f"{rel} (decoded wrapper)")
+            inner = wrapped_source(ctx, rel)
+            if inner:
+                out.setdefault(digest(inner), f"{rel} (decoded wrapper)")
         return out
 
-    def _compare(self, log_path: str, embedded: str, main_path: str, main_text: str,
+    def _compare(self, ctx: AuditContext, log_path: str, embedded: str, main_path: str, main_text: str,
                  candidates: dict[str, str]) -> Iterable[Finding]:
         d = digest(embedded)
         hit = candidates.get(d)
@@ -148,11 +136,8 @@ class LogSourceMatch(Rule):
                 evidence=[Evidence(f"embedded source sha256 {d[:12]} = {hit}", log_path)],
             )
             return
-        target = main_text
-        sizes = code_sizes(main_text, estimate=False)
-        if sizes.wrapper and sizes.inner_source:
-            target = sizes.inner_source
-        if same_ast(embedded, target):
+        target = wrapped_source(ctx, main_path) or main_text
+        if same_syntax(ctx, embedded, target):
             yield self.finding(
                 f"{log_path}: the embedded source differs from {main_path} only in comments or formatting.",
                 path=log_path, severity=Severity.INFO, key=f"format:{log_path}",

@@ -11,18 +11,12 @@ Per-position byte sidecars of the CaseOps data pipeline are not vocabulary table
 
 from __future__ import annotations
 
-import ast
-import re
 from collections.abc import Iterable
 
-from audit.analysis.imports import runtime_units
-from audit.analysis.targets import Function, call_name, functions_of, names_in, target_flow, walk_nodes
+from audit.analysis.api import Function, LoadedTable, byte_table_issues
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.rule import Invalid, Rule, RuleDoc, Valid
-
-LUT_NAME = re.compile(r"(base_bytes|bytes_lut|token_bytes|bytes_per_token|has_leading_space|is_boundary)", re.I)
-LOAD_CALLS = {"load", "fromfile", "loadtxt", "read_bytes", "memmap", "genfromtxt"}
 
 _REFERENCE_LUT = '''
 import numpy as np
@@ -105,8 +99,9 @@ class MetricBpbByteLut(Rule):
                "Precedents (RULES.md R-METRIC-TOKENIZER): the Scylla submissions (#1143, #1184) were "
                "withdrawn for byte-accounting errors and cocohearts removed the merged #1184 row "
                "(\"invalid Scylla record\", PR #1806).",
-        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
-             "§0); RULES.md gives no date for the rulings that enforce it",
+        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
+             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
+             "or for the rulings that enforce it",
         sources=(
             "README",
             "https://github.com/openai/parameter-golf/pull/1806",
@@ -124,70 +119,33 @@ class MetricBpbByteLut(Rule):
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
-        flow = target_flow(ctx)
-        for unit in runtime_units(ctx):
-            if unit.parsed.tree is None:
-                continue
-            for fn in functions_of(flow, unit.path):
-                yield from self._loaded(fn)
-                yield from self._hand_built(fn)
-
-    def _ev(self, fn: Function, line: int, label: str) -> Evidence:
-        tag = " [decoded wrapper text]" if fn.unit.decoded_from else ""
-        return Evidence(label + tag, fn.path, line, fn.text(line)[:200] or None)
-
-    def _loaded(self, fn: Function) -> Iterable[Finding]:
-        loaded: dict[str, int] = {}
-        for a in fn.assigns:
-            if any(isinstance(c, ast.Call) and call_name(c) in LOAD_CALLS for c in walk_nodes(a.value)) \
-                    or names_in(a.value) & loaded.keys():
-                for n in a.names:
-                    loaded.setdefault(n, a.line)
-        for a in fn.assigns:
-            lut = [n for n in a.names if LUT_NAME.search(n)]
-            src = names_in(a.value) & loaded.keys()
-            direct = any(isinstance(c, ast.Call) and call_name(c) in LOAD_CALLS for c in walk_nodes(a.value))
-            if lut and (src or direct) and "sidecar" not in " ".join(lut).lower():
-                origin = loaded[min(src)] if src else a.line
+        for issue in byte_table_issues(ctx):
+            fn = issue.fn
+            if isinstance(issue, LoadedTable):
                 yield self.finding(
-                    f"R-METRIC-BPB: `{fn.qualname}` loads the per-token byte table `{lut[0]}` from a file "
+                    f"R-METRIC-BPB: `{fn.qualname}` loads the per-token byte table `{issue.table}` from a file "
                     "instead of deriving it from the tokenizer. val_bpb is only as right as this table: the "
                     "reference computes it from the SentencePiece model (byte-fallback pieces = 1 byte, "
                     "control/unknown/unused = 0 and boundary, leading '▁' stripped and counted after "
                     "non-boundary tokens). Derive it in the script, or prove that the shipped table "
                     "reproduces the exact UTF-8 bytes of the validation text.",
-                    path=fn.path, line=a.line,
-                    evidence=[self._ev(fn, origin, "table data read from a file"),
-                              self._ev(fn, a.line, f"`{lut[0]}` taken from it")],
+                    path=fn.path, line=issue.line,
+                    evidence=[self._ev(fn, issue.origin_line, "table data read from a file"),
+                              self._ev(fn, issue.line, f"`{issue.table}` taken from it")],
                     key=f"lut-load:{fn.qualname}",
                 )
-                return
-
-    def _hand_built(self, fn: Function) -> Iterable[Finding]:
-        pieces = [c for c in fn.calls if call_name(c) in ("id_to_piece", "IdToPiece")]
-        writes = [a for a in fn.assigns if any(LUT_NAME.search(n) and "space" not in n.lower()
-                                               and "boundary" not in n.lower() for n in a.names)
-                  and isinstance(a.node, ast.Assign) and isinstance(a.node.targets[0], ast.Subscript)]
-        if not pieces or not writes:
-            return
-        called = {call_name(c) for c in fn.calls}
-        consts = {n.value for n in walk_nodes(fn.node) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
-        missing = []
-        if not called & {"is_byte", "IsByte"} and not any(re.search(r"<0x", c) for c in consts):
-            missing.append("byte-fallback pieces counted as 1 byte")
-        if not called & {"is_control", "IsControl", "is_unknown", "IsUnknown", "is_unused", "IsUnused"}:
-            missing.append("control/unknown/unused pieces counted as 0 bytes")
-        if not any("\u2581" in c for c in consts):
-            missing.append("the leading '▁' stripped and handled as a conditional space")
-        if missing:
-            line = writes[0].line
+                continue
             yield self.finding(
                 f"R-METRIC-BPB: `{fn.qualname}` builds a bytes-per-token table from the tokenizer's pieces "
-                f"without {', '.join(missing)}. The reference byte accounting needs all of these; a table "
+                f"without {', '.join(issue.missing)}. The reference byte accounting needs all of these; a table "
                 "that differs changes the denominator of val_bpb. Use the reference construction "
                 "(build_sentencepiece_luts) or prove the bytes match the validation text exactly.",
-                path=fn.path, line=line,
-                evidence=[self._ev(fn, pieces[0].lineno, "pieces read from the tokenizer"),
-                          self._ev(fn, line, "byte count written without the reference rules")],
+                path=fn.path, line=issue.line,
+                evidence=[self._ev(fn, issue.pieces_line, "pieces read from the tokenizer"),
+                          self._ev(fn, issue.line, "byte count written without the reference rules")],
                 key=f"lut-rules:{fn.qualname}",
             )
+
+    def _ev(self, fn: Function, line: int, label: str) -> Evidence:
+        tag = " [decoded wrapper text]" if fn.unit.decoded_from else ""
+        return Evidence(label + tag, fn.path, line, fn.text(line)[:200] or None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from audit.analysis.ngram import ngram_facts, origin_step
+from audit.analysis.api import ngram_facts, origin_step
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
 from audit.rule import Invalid, Rule, RuleDoc, Valid

@@ -10,20 +10,12 @@ byte's PPM confidence also break C1 (#1785).
 
 from __future__ import annotations
 
-import ast
-import re
 from collections.abc import Iterable
 
-from audit.analysis.imports import runtime_units
-from audit.analysis.targets import call_name, functions_of, names_in, target_flow, walk_nodes
+from audit.analysis.api import ppm_byte_mixtures
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.rule import Invalid, Rule, RuleDoc, Valid
-
-PPM_NAME = re.compile(r"ppm|prediction_by_partial", re.I)
-SCORE_NAME = re.compile(r"(^|_)(lp|logp|log_p|logprob|nll|nlp|ptl|loss|lprob)s?($|_)", re.I)
-LEN_NAME = re.compile(r"(len|lens|nb|n_?bytes|byte_?count|bytes|piece_len|tok_len)", re.I)
-C_SPREAD = re.compile(r"(nll|logp|lp)\w*\s*(\[[^\]]*\])?\s*/\s*\(\s*double\s*\)\s*\w*(nb|len|bytes)", re.I)
 
 _PPM = '''
 import math
@@ -71,27 +63,6 @@ def describe():
 '''
 
 
-def _spread_sites(fn: ast.AST) -> list[tuple[int, str]]:
-    """Per-byte spreading of a token score: `lp / n_bytes`, `np.repeat(lp, lens)`, `p ** (1 / n)`."""
-    out: list[tuple[int, str]] = []
-    for n in walk_nodes(fn):
-        if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div):
-            num = {x.split(".")[-1] for x in names_in(n.left)}
-            den = {x.split(".")[-1] for x in names_in(n.right)}
-            if any(SCORE_NAME.search(x) for x in num) and any(LEN_NAME.search(x) for x in den):
-                out.append((n.lineno, "token log-probability divided by its byte count (spread over bytes)"))
-        elif isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow) and isinstance(n.right, ast.BinOp) \
-                and isinstance(n.right.op, ast.Div) and any(LEN_NAME.search(x) for x in names_in(n.right.right)):
-            out.append((n.lineno, "token probability raised to 1/n_bytes (spread over bytes)"))
-        elif isinstance(n, ast.Call) and call_name(n) in ("repeat", "repeat_interleave") and len(n.args) >= 2 \
-                and any(SCORE_NAME.search(x.split(".")[-1]) for x in names_in(n.args[0])):
-            out.append((n.lineno, "token score repeated over its bytes"))
-        elif isinstance(n, ast.Constant) and isinstance(n.value, str) and len(n.value) > 200 \
-                and C_SPREAD.search(n.value):
-            out.append((n.lineno, "compiled kernel source divides the token NLL by its byte count"))
-    return out
-
-
 class PpmByteMixture(Rule):
     ID = "R-PPM-BYTE-MIXTURE"
     TITLE = "Byte-level PPM mixture with token scores spread over bytes (not a token distribution)"
@@ -123,31 +94,18 @@ class PpmByteMixture(Rule):
     INVALID = [Invalid(_PPM, "NN log-prob spread over bytes and mixed with byte PPM", line=8)]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
-        flow = target_flow(ctx)
-        for unit in runtime_units(ctx):
-            if unit.parsed.tree is None:
-                continue
-            fns = functions_of(flow, unit.path)
-            ppm_defs = [f.node for f in fns if PPM_NAME.search(f.name)
-                        and isinstance(f.node, (ast.FunctionDef, ast.AsyncFunctionDef))]
-            called = {call_name(c) for f in fns for c in f.calls}
-            for fn in ppm_defs:
-                if fn.name not in called:
-                    continue
-                sites = _spread_sites(fn)
-                if not sites:
-                    continue
-                line, what = min(sites)
-                tag = " [decoded wrapper text]" if unit.decoded_from else ""
-                ev = [Evidence(f"byte-level PPM mixture `{fn.name}`{tag}", unit.path, fn.lineno,
-                               unit.parsed.line_text(fn.lineno)[:200] or None),
-                      Evidence(what + tag, unit.path, line, unit.parsed.line_text(line)[:200] or None)]
-                yield self.finding(
-                    f"R-PPM-BYTE-MIXTURE / C2: `{fn.name}` in {unit.path} spreads each token's model score "
-                    "over its bytes and mixes it with a byte-level PPM model. The per-byte values are not a "
-                    "distribution over the next byte, and the mixture is not a distribution over the token "
-                    "alphabet, so its bits per byte are not a valid score (maintainers excluded these rows "
-                    "as 'PPM-D/byte-mixture C2'). Score a normalised distribution over tokens instead (e.g. "
-                    "a token-level mixture of full distributions).",
-                    path=unit.path, line=line, evidence=ev, key=f"ppm:{fn.name}",
-                )
+        for mix in ppm_byte_mixtures(ctx):
+            unit, line, what = mix.unit, mix.line, mix.what
+            tag = " [decoded wrapper text]" if unit.decoded_from else ""
+            ev = [Evidence(f"byte-level PPM mixture `{mix.name}`{tag}", unit.path, mix.def_line,
+                           unit.parsed.line_text(mix.def_line)[:200] or None),
+                  Evidence(what + tag, unit.path, line, unit.parsed.line_text(line)[:200] or None)]
+            yield self.finding(
+                f"R-PPM-BYTE-MIXTURE / C2: `{mix.name}` in {unit.path} spreads each token's model score "
+                "over its bytes and mixes it with a byte-level PPM model. The per-byte values are not a "
+                "distribution over the next byte, and the mixture is not a distribution over the token "
+                "alphabet, so its bits per byte are not a valid score (maintainers excluded these rows "
+                "as 'PPM-D/byte-mixture C2'). Score a normalised distribution over tokens instead (e.g. "
+                "a token-level mixture of full distributions).",
+                path=unit.path, line=line, evidence=ev, key=f"ppm:{mix.name}",
+            )

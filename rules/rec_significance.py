@@ -1,6 +1,7 @@
 """R-REC-SIGNIFICANCE and R-REC-PROGRESSION: does a record beat the reference run set, and how surely?
 
-Both tests of RULES.md §G are computed (audit/stats.py) and stored in `ctx.stats["significance"]`:
+Both tests of RULES.md §G are computed by the engine (audit/run_stats.py, audit/stats.py) into
+`ctx.stats["significance"]`, so every report has them; this rule turns them into findings:
 the README criterion (0.005 nats at p < 0.01; verdict per byte, see stats.py for why) and the
 leaderboard practice (one-sided Welch p < 0.25 vs the previous frontier row). Both are warnings:
 the practice diverged from the README, so neither result alone is a maintainer's ruling.
@@ -17,9 +18,9 @@ from audit.context import AuditContext
 from audit.enforcement import applies, enforce
 from audit.findings import Evidence, Finding, Severity
 from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
-from audit.seeds import excerpt, run_seed, scored_runs, seed_table
-from audit.sota import distinct_runs, load_reference, runset_from_json
-from audit.stats import README_ALPHA, README_MARGIN_NATS, RunSet, significance
+from audit.run_stats import new_runset, significance_of
+from audit.sota import load_reference
+from audit.stats import README_ALPHA, README_MARGIN_NATS, RunSet
 from rules._meta_examples import folder, log
 
 SOURCE = (
@@ -53,9 +54,10 @@ class RecSignificance(Rule):
                "(R-REC-PROGRESSION) cocohearts' leaderboard updates (#1899/#1900, #1902, #2146) "
                "accepted a row whose evidence beats the previous chronological frontier row at "
                "one-sided Welch p < 0.25, with no 0.005-nat margin.",
-        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
-             "§0); RULES.md gives no date for the rulings that enforce it; the grace cutoff of "
-             "the practice is 2026-05-01 17:00 PT (#2146)",
+        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
+             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written. "
+             "The practice's grace cutoff is 2026-05-01 17:00 PT (#2146); the leaderboard updates "
+             "that applied it are not dated in RULES.md",
         sources=(
             "README 'Submission Process'",
             "https://github.com/openai/parameter-golf/pull/1899",
@@ -83,14 +85,12 @@ class RecSignificance(Rule):
         yield from enforce(ctx, self._check(ctx))
 
     def _check(self, ctx: AuditContext) -> Iterable[Finding]:
-        seed_table(ctx)
-        if not applies(ctx, self.ID):
+        sig = significance_of(ctx)  # computed by the engine (audit.run_stats) for the report
+        if sig is None or not applies(ctx, self.ID):
             return
-        new, evidence = _new_runset(ctx)
+        new, evidence = new_runset(ctx)
         where = _Where(ctx.submission.json_path, evidence)
         if ctx.options.sota is None:
-            note = "not tested: no reference run set (pass --sota FILE|DIR)"
-            ctx.stats["significance"] = {"note": note}
             if new.val_bpb:
                 yield self.finding(
                     "Significance against the current SOTA was not tested: no reference run set was given "
@@ -100,14 +100,10 @@ class RecSignificance(Rule):
                     severity=Severity.INFO, key="not-tested", path=where.path, evidence=where.evidence,
                 )
             return
-        ref = load_reference(ctx.options.sota)
-        if not new.val_bpb:
-            ctx.stats["significance"] = {"note": "not tested: no scored run in this submission"}
+        if "practice" not in sig:
             return
-        sig = significance(new, ref)
-        ctx.stats["significance"] = sig
+        ref = load_reference(ctx.options.sota)
         if sig["practice"] is None:
-            sig["note"] = "not tested: both run sets have a single run"
             yield self.finding(
                 f"Both this submission and the reference {ref.name!r} have a single run, so no t-test is "
                 "possible (R-REC-SIGNIFICANCE). Add the logs of more seeds.",
@@ -145,27 +141,3 @@ class RecSignificance(Rule):
             "(R-REC-PROGRESSION), so a reviewer decides.",
             key="readme", path=where.path, evidence=where.evidence,
         )
-
-
-def _new_runset(ctx: AuditContext) -> tuple[RunSet, list[Evidence]]:
-    """This submission's scored runs (from its logs; submission.json per-seed results as fallback)."""
-    runs = distinct_runs(scored_runs(ctx))
-    evidence = [
-        Evidence(f"seed {run_seed(r)} final score {r.val_bpb:.8f} bpb", r.log_path, r.score_line,
-                 excerpt(ctx, r.log_path, r.score_line))
-        for r in runs if r.val_bpb is not None
-    ]
-    bpb = [r.val_bpb for r in runs if r.val_bpb is not None]
-    if bpb:
-        loss = [r.val_loss for r in runs if r.val_loss is not None]
-        return RunSet(ctx.submission.name, val_bpb=tuple(bpb),
-                      val_loss=tuple(loss) if len(loss) == len(bpb) else ()), evidence
-    if ctx.submission.json_data is not None:
-        try:
-            from_json = runset_from_json(ctx.submission.json_data, ctx.submission.name)
-        except ValueError:
-            from_json = None
-        if from_json is not None and from_json.val_bpb:
-            label = f"per-seed results claimed in {ctx.submission.json_path} (no log has a final score)"
-            return from_json, [Evidence(label, ctx.submission.json_path)]
-    return RunSet(ctx.submission.name), evidence

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from audit.context import AuditContext
 from audit.enforcement import enforce
 from audit.findings import Evidence, Finding, Severity
-from audit.read_problems import ReadProblemKind
+from audit.read_problems import ReadProblem, ReadProblemKind
 from audit.rule import FILE, FOLDER, Invalid, Rule, RuleDoc, Valid
 from audit.seeds import claimed_seeds, run_seed, seed_runs, seed_table
 from audit.submission import Submission
@@ -47,8 +47,9 @@ class SubFiles(Rule):
             " are not accepted.",
         ruling="README; RULING (cocohearts #561: PRs without `submission.json` or without the "
                "logs backing a 3-seed claim are \"not leaderboard-ready\").",
-        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
-             "§0); RULES.md gives no date for the rulings that enforce it",
+        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
+             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
+             "or for the rulings that enforce it",
         sources=(
             "README 'Submission Process'",
             "https://github.com/openai/parameter-golf/pull/561",
@@ -108,10 +109,17 @@ class SubFiles(Rule):
         yield from self._seed_logs(ctx)
 
     def reader_findings(self, sub: Submission) -> Iterable[Finding]:
-        """What the folder reader could not read, or read only in part (audit.read_problems)."""
+        """What the folder reader could not read, or read only in part (audit.read_problems).
+        Hard links to one file make one finding, however many there are."""
+        links: dict[str, list[ReadProblem]] = {}
         for problem in sub.problems:
-            if problem.kind not in ELSEWHERE:
+            if problem.kind == K.HARDLINK:
+                links.setdefault(problem.detail, []).append(problem)
+            elif problem.kind not in ELSEWHERE:
                 yield self.read_problem_finding(problem, READ_SEVERITY[problem.kind])
+        for target, group in links.items():
+            merged = ReadProblem(K.HARDLINK, group[0].path, detail=target, count=len(group))
+            yield self.read_problem_finding(merged, READ_SEVERITY[K.HARDLINK])
 
     def _missing(self, what: str, need: str, severity: Severity = Severity.ERROR) -> Finding:
         return self.finding(

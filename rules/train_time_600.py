@@ -67,8 +67,9 @@ class TrainTime600(Rule):
                "SXM variant\"). Enforcement: #1945 was counted only at commit `70067534`, after "
                "its seed-42 run at 602.048 s was redone strictly under 600 s; PR #1956 documents "
                "#1908's `FORCE_STOP_STEP` run at 601,153 ms as over cap.",
-        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
-             "§0); RULES.md gives no date for the rulings that enforce it",
+        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
+             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
+             "or for the rulings that enforce it",
         sources=(
             "README",
             "https://github.com/openai/parameter-golf/pull/2146",

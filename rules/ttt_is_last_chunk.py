@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import ast
-import re
 from collections.abc import Iterable
 
-from audit.analysis.api import evidence_line, valflow
-from audit.analysis.chain import primary, where_note
-from audit.analysis.valflow import Classified
+from audit.analysis.api import evidence_line, primary, skips_last_chunk, valflow, where_note
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
 from audit.rule import Invalid, Rule, RuleDoc, Valid
 from rules._ttt_examples import MAIN_SCORE_FIRST, SCORE_FIRST, SLIDING, program
-
-LAST = re.compile(r"last", re.IGNORECASE)
 
 
 class TTTIsLastChunk(Rule):
@@ -46,7 +40,7 @@ class TTTIsLastChunk(Rule):
             if c.status != "protected" or c.slot or c.loop_line is None or c.loop_line in seen:
                 continue
             seen.add(c.loop_line)
-            guarded = _last_chunk_guard(c)
+            guarded = skips_last_chunk(c)
             path, _, decoded = primary(ctx, c)
             state = "skips" if guarded else "does not visibly skip"
             yield self.finding(
@@ -57,34 +51,3 @@ class TTTIsLastChunk(Rule):
                 evidence=[evidence_line(ctx, c.event.path, c.loop_line, "score-first chunk loop"),
                           evidence_line(ctx, c.event.path, c.event.site.line, "update after the chunk's score")],
                 key=f"last:{c.event.ref.facts.qualname}:{c.loop_line}")
-
-
-def _last_chunk_guard(c: Classified) -> bool:
-    """An `if` around the update, or an early `continue`/`break` before it in the loop, whose test
-    names a last-chunk flag or compares the loop index with `n - 1`."""
-    site = c.event.site
-    loop = next((lp for lp in site.loops if lp.line == c.loop_line), None)
-    targets = loop.target_names if loop is not None else frozenset()
-    for test, _ in site.guard_tests:
-        if _is_last_test(test, targets):
-            return True
-    if loop is None or not isinstance(loop.node, (ast.For, ast.While)):
-        return False
-    for stmt in loop.node.body:
-        if stmt.lineno >= site.line:
-            break
-        if isinstance(stmt, ast.If) and _is_last_test(stmt.test, targets) and any(
-                isinstance(s, (ast.Continue, ast.Break)) for s in stmt.body):
-            return True
-    return False
-
-
-def _is_last_test(test: ast.AST, targets: frozenset[str]) -> bool:
-    for n in ast.walk(test):
-        if isinstance(n, ast.Name) and LAST.search(n.id):
-            return True
-        if isinstance(n, ast.Compare) and any(isinstance(x, ast.Name) and x.id in targets
-                                              for x in ast.walk(n)):
-            if any(isinstance(b, ast.BinOp) and isinstance(b.op, ast.Sub) for b in ast.walk(n)):
-                return True
-    return False

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from audit.analysis.api import display, evidence_line, valflow
-from audit.analysis.chain import where_note
-from audit.analysis.detectors import calibration_on_scored, rescoring
+from audit.analysis.api import calibration_on_scored, display, evidence_line, rescoring, valflow, where_note
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
 from audit.rule import Invalid, Rule, RuleDoc, Valid

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from audit.analysis.api import evidence_line, last_epoch_kept, valflow
-from audit.analysis.chain import chain_evidence, primary, switched_off_message, where_note
+from audit.analysis.api import (
+    chain_evidence,
+    evidence_line,
+    last_epoch_kept,
+    primary,
+    switched_off_message,
+    valflow,
+    where_note,
+)
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
 from audit.rule import Invalid, Rule, RuleDoc, Valid
@@ -138,13 +145,18 @@ class TTTScoreFirst(Rule):
     DOC = RuleDoc(
         why="TTT may only use validation tokens the model has already been scored on. Adapting on"
             " a chunk before scoring it, or training on the whole val set and then scoring, is "
-            "equivalent to training on validation data.",
+            "equivalent to training on validation data. Multi-epoch TTT over the whole stream that "
+            "reports only the last epoch's scores (accumulator reset per epoch, `if epoch == epochs - 1`, "
+            "or per-chunk scores overwritten) scores every token, from the second epoch on, after "
+            "training on it; several epochs on each chunk after scoring it, or the first epoch's "
+            "scores, are legal.",
         ruling="README (FAQ evaluation, \"already evaluated your model on\"); issue #402 "
                "(participant report) with 0hq's ruling, quoted by participants as allowing use of"
                " any preceding eval tokens already tested on; issue #1082 (participant legality "
                "check of PR #672's 30-epoch train-then- score TTT) restates it.",
-        date="README rule, in force for the whole challenge (2026-03-18 to 2026-04-30, RULES.md "
-             "§0); RULES.md gives no date for the rulings that enforce it",
+        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
+             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
+             "or for the rulings that enforce it",
         sources=(
             "README FAQ: evaluation restrictions",
             "https://github.com/openai/parameter-golf/issues/402",

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from audit.analysis.api import valflow
-from audit.analysis.chain import chain_evidence, primary, where_note
+from audit.analysis.api import chain_evidence, primary, valflow, where_note
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
 from audit.rule import Invalid, Rule, RuleDoc, Valid

@@ -13,11 +13,15 @@ import pytest
 from report_helpers import SEEDS, TEST_RULES, make_folder
 
 from audit import cli
+from audit.commands import check as check_cmd
+from audit.layout import record_folder
+from audit.report import output
+from rules.sub_folder import SubFolder
 
 
 @pytest.fixture(autouse=True)
 def test_registry(monkeypatch):
-    monkeypatch.setattr("audit.registry.all_rules", lambda: TEST_RULES)
+    monkeypatch.setattr("audit.registry.all_rules", lambda: (*TEST_RULES, SubFolder))
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
 
 
@@ -98,7 +102,7 @@ def test_keyboard_interrupt_exits_130(monkeypatch, tmp_path, capsys):
     def interrupted(ns):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_check", interrupted)
+    monkeypatch.setattr(check_cmd, "run", interrupted)
     code, _, err = run(capsys, str(tmp_path))
     assert code == 130 and "interrupted" in err
 
@@ -107,7 +111,7 @@ def test_unexpected_exception_exits_2_without_traceback(monkeypatch, tmp_path, c
     def broken(ns):
         raise ValueError("unexpected")
 
-    monkeypatch.setattr(cli, "_check", broken)
+    monkeypatch.setattr(check_cmd, "run", broken)
     code, _, err = run(capsys, str(tmp_path))
     assert code == 2 and "internal error: ValueError: unexpected" in err and "Traceback" not in err
 
@@ -210,7 +214,7 @@ def test_ignore_and_select(tmp_path, capsys):
 
 
 def test_select_by_also_reported_id_runs_the_rule(tmp_path):
-    names = [r.ID for r in cli.select_rules(["R-TEST-RUNS-ALSO"], [])]
+    names = [r.ID for r in check_cmd.select_rules(["R-TEST-RUNS-ALSO"], [])]
     assert names == ["R-TEST-RUNS"]
 
 
@@ -327,7 +331,8 @@ def test_rerun_delegates_to_harness(monkeypatch, capsys):
     seen = {}
     fake = types.ModuleType("audit.harness.cli")
 
-    def add_arguments(parser):
+    def add_parser(subparsers, common):
+        parser = subparsers.add_parser("rerun")
         parser.add_argument("folder")
         parser.add_argument("--seeds", nargs="+", type=int)
 
@@ -335,14 +340,14 @@ def test_rerun_delegates_to_harness(monkeypatch, capsys):
         seen.update(vars(args))
         return 0
 
-    fake.add_arguments = add_arguments
+    fake.add_parser = add_parser
     fake.run = run_
     monkeypatch.setitem(sys.modules, "audit.harness.cli", fake)
     import audit.harness
 
     monkeypatch.setattr(audit.harness, "cli", fake, raising=False)
     code, _, _ = run(capsys, "rerun", "dir", "--seeds", "42", "1337")
-    assert code == 0 and seen == {"folder": "dir", "seeds": [42, 1337]}
+    assert code == 0 and seen == {"command": "rerun", "folder": "dir", "seeds": [42, 1337]}
 
 
 # -- --changed-since ------------------------------------------------------------------------------
@@ -392,6 +397,16 @@ def test_changed_since_flags_two_folders_and_outside_files(repo, capsys):
     assert sorted(r["name"] for r in doc["results"] if r["kind"] == "folder") == ["2026-03-01_Old", "2026-04-01_New"]
 
 
+def test_changed_since_warns_on_a_misnamed_new_folder(repo, capsys):
+    make_folder(repo, "MyRecord")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "new record, no date")
+    _, out, _ = run(capsys, "--changed-since", "main", "--format", "json")
+    diff = [r for r in json.loads(out)["results"] if r["kind"] == "diff"]
+    assert len(diff) == 1 and diff[0]["verdict"] == "REVIEW"
+    assert "YYYY-MM-DD_description" in diff[0]["findings"][0]["message"]
+
+
 def test_changed_since_nothing_changed(repo, capsys):
     code, _, err = run(capsys, "--changed-since", "main")
     assert code == 0 and "no record folder changed" in err
@@ -403,9 +418,9 @@ def test_changed_since_bad_ref_exits_2(repo, capsys):
 
 
 def test_record_folder_of_paths():
-    assert cli.record_folder("records/track_10min_16mb/2026_X/train_gpt.py") == "records/track_10min_16mb/2026_X"
-    assert cli.record_folder("records/track_10min_16mb/README.md") is None
-    assert cli.record_folder("README.md") is None
+    assert record_folder("records/track_10min_16mb/2026_X/train_gpt.py") == "records/track_10min_16mb/2026_X"
+    assert record_folder("records/track_10min_16mb/README.md") is None
+    assert record_folder("README.md") is None
 
 
 # -- start-up -------------------------------------------------------------------------------------
@@ -457,7 +472,7 @@ def test_hook_and_workflow_commands_parse():
         assert argv[0] == "pgolf-audit"
         ns = cli.build_parser().parse_args(argv[1:])
         assert ns.command == "check"
-        cli.plan_outputs(cli.parse_formats(ns.format), ns.out)
+        output.plan_outputs(output.parse_formats(ns.format), ns.out)
 
 
 def test_rerun_without_harness_module_exits_2(monkeypatch, capsys):
@@ -481,15 +496,52 @@ def test_rerun_without_harness_module_exits_2(monkeypatch, capsys):
 def test_plan_outputs(tmp_path, monkeypatch, formats, out, expected):
     monkeypatch.chdir(tmp_path)
     if expected == "usage":
-        with pytest.raises(cli.UsageError):
-            cli.plan_outputs(cli.parse_formats(formats), out)
+        with pytest.raises(output.UsageError):
+            output.plan_outputs(output.parse_formats(formats), out)
         return
-    plan = cli.plan_outputs(cli.parse_formats(formats), out)
+    plan = output.plan_outputs(output.parse_formats(formats), out)
     assert {k: (v.as_posix() if v else None) for k, v in plan.items()} == expected
 
 
 def test_out_names_an_existing_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "reports.json").mkdir()
-    plan = cli.plan_outputs(["json"], "reports.json")
+    plan = output.plan_outputs(["json"], "reports.json")
     assert plan["json"] == Path("reports.json") / "report.json"
+
+
+# -- the subcommand registration point (how `probe` plugs in) ----------------------------------------
+def test_a_registered_subcommand_gets_the_shared_options_and_the_one_way_out(monkeypatch, capsys, tmp_path):
+    from audit.findings import Finding, Report, Severity
+    from audit.report.model import TargetResult
+
+    fake = types.ModuleType("fake_probe_cli")
+
+    def add_parser(subparsers, common):
+        parser = subparsers.add_parser("probe", parents=[common], help="fake probe")
+        parser.add_argument("folder")
+        output.add_out_option(parser)
+        return parser
+
+    def run_(args):
+        finding = Finding("R-TEST-FLAG", Severity.WARNING, f"probed {args.folder}")
+        return [TargetResult(Report(target=args.folder, findings=[finding]))]
+
+    fake.add_parser, fake.run = add_parser, run_
+    monkeypatch.setitem(sys.modules, "fake_probe_cli", fake)
+    monkeypatch.setitem(cli.SUBCOMMANDS, "probe", "fake_probe_cli")
+    code, out, _ = run(capsys, "probe", "somewhere", "--format", "json")
+    doc = json.loads(out)
+    assert code == 1 and doc["results"][0]["findings"][0]["message"] == "probed somewhere"
+    code, _, _ = run(capsys, "probe", "somewhere", "--format", "json", "--fail-on", "error")
+    assert code == 0
+    code, _, err = run(capsys, "probe", "x", "--format", "json,sarif")  # planned before any work
+    assert code == 2 and "--out" in err
+    code, _, _ = run(capsys, "probe", "x", "--format", "sarif,json", "--out", str(tmp_path / "o"))
+    assert code == 1 and (tmp_path / "o" / "report.sarif").is_file()
+
+
+def test_probe_is_not_offered_until_its_module_exists(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "audit.probes.cli", None)
+    code, _, err = run(capsys, "probe", "x")
+    assert code == 2 and "`probe` is not available" in err

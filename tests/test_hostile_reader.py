@@ -125,7 +125,8 @@ def test_hostile_hardlinked_logs_are_read_once(tmp_path):
     assert len(sub.files) == len(folder()) + 101  # every link is still listed
     links = [p for p in sub.problems if p.kind == ReadProblemKind.HARDLINK]
     assert len(links) == 100 and {p.detail for p in links} == {"big.log"}
-    assert any("hard link to big.log" in f.message for f in _report(sub, SubFiles))
+    (finding,) = [f for f in _report(sub, SubFiles) if "hard links to big.log" in f.message]
+    assert "link000.log and 99 other file(s)" in finding.message and finding.severity == Severity.WARNING
 
 
 def test_hostile_read_budget_stops_reading(tmp_path, monkeypatch):
@@ -200,7 +201,9 @@ def test_hostile_json_duplicate_keys():
 def test_hostile_json_duplicate_keys_nested():
     text = _with('  "val_bpb": 1.1,\n  "seed_results": {"1337": {"val_bpb": 1.2, "val_bpb": 1.0}}')
     sub, findings = _json_findings(text)
-    assert [p.kind for p in sub.json_problems] == [JsonProblemKind.DUPLICATE_KEY] and findings
+    assert [p.kind for p in sub.json_problems] == [JsonProblemKind.DUPLICATE_KEY]
+    (f,) = findings  # the key is written three times: no line rather than a wrong one
+    assert f.severity == Severity.ERROR and f.line is None and f.path == "submission.json"
 
 
 def test_hostile_json_many_duplicates_are_bounded():

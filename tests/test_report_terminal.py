@@ -10,9 +10,10 @@ from audit.report import terminal
 from audit.stats import RunSet, significance
 
 
-def render(results, **kw) -> str:
+def render(results, width: int = 120, **kw) -> str:
+    """Rendered at a fixed width: the result must not depend on $COLUMNS or the test runner."""
     buf = io.StringIO()
-    terminal.render(results, terminal.make_console(buf), **kw)
+    terminal.render(results, terminal.make_console(buf, width=width), **kw)
     return buf.getvalue()
 
 

@@ -1,13 +1,14 @@
 """Shared static-analysis substrate: each file is parsed once and every rule asks the same facts.
 
-How to use it from a rule (everything is memoised per submission in `ctx.memo`):
+How to use it from a rule (everything is memoised per submission in `ctx.memo`; `api.py` is the
+only module a rule imports, and a rule never walks a tree itself):
 
-    from audit.analysis.api import program, valflow, module_facts, evidence_line
-    from audit.analysis.sources import analysis_sources
+    from audit.analysis.api import program, valflow, module_facts, evidence_line, analysis_sources
 
 - `analysis_sources(ctx) -> list[Source]`: the code to analyse. Every `.py` file, plus the
   program hidden in self-extracting wrappers (`exec(lzma.decompress(b85decode("...")))`), as
-  `Source(path, parsed, decoded_from, too_large)`. `parsed.tree is None` when it does not parse
+  `Source(path, parsed, decoded_from, too_large, is_main)` (the one source type; `eval_code.CodeUnit`
+  is the same class). `parsed.tree is None` when it does not parse
   (skip it; the parse-failure finding belongs to one rule) or when `too_large` (over
   `sources.MAX_ANALYSED_BYTES`, not parsed at all). Bundled C++/CUDA parts are dropped. Decoded paths look like `train_gpt.py#decoded`;
   `api.display(ctx, path)` gives the file a reviewer opens and whether lines are decoded-text lines.

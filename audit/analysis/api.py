@@ -1,19 +1,62 @@
-"""Entry points rules use: the program and the val-flow of a submission, computed once.
+"""The one analysis surface rules import: the questions a rule may ask about a submission's code.
 
-    from audit.analysis.api import program, valflow, module_facts, evidence_line
+    from audit.analysis.api import program, valflow, module_facts, evidence_line, network_calls
 
-Every function is memoised in `ctx.memo`, so ten rules asking cost one analysis.
+Rules never walk syntax trees themselves: the pattern code lives in the modules named below, one
+job each, and every answer is memoised per folder in `ctx.memo`, so ten rules asking cost one
+analysis. A test (tests/test_rules_ask.py) checks that no rule imports another analysis module.
 """
 
 from __future__ import annotations
 
+# chain.py imports these three from this module: bind them before anything imports chain.
+from audit.analysis.locate import display, evidence_line, source_of
+
+# isort: split
+from audit.analysis.byte_tables import HandBuiltTable, LoadedTable, byte_table_issues
+from audit.analysis.cache_order import cache_order_facts
+from audit.analysis.chain import chain_evidence, primary, switched_off_message, where_note
+from audit.analysis.detectors import calibration_on_scored, rescoring, val_sinks
+from audit.analysis.eval_code import MAX_ANALYSED_CHARS, code_units, main_units
 from audit.analysis.facts import FunctionFacts, Site
 from audit.analysis.flags import default_off_flags, logged_flags
+from audit.analysis.imports import local_imports, runtime_units
+from audit.analysis.last_chunk import skips_last_chunk
+from audit.analysis.native_code import NativeBuild, native_builds
+from audit.analysis.network import NetworkCall, network_calls
+from audit.analysis.ngram import Step, ngram_facts, origin_step
+from audit.analysis.package_imports import ImportedPackage, imported_packages
+from audit.analysis.ppm_mixture import PpmMixture, ppm_byte_mixtures
+from audit.analysis.prev_token_mix import PrevTokenMix, unmasked_prev_token_mixes
 from audit.analysis.program import Program, build_program
-from audit.analysis.sources import Source, analysis_sources
-from audit.analysis.valflow import Event, ValFlow, analyse
+from audit.analysis.same_code import same_syntax
+from audit.analysis.sources import Source, analysis_sources, wrapped_source, wrapper_info
+from audit.analysis.targets import Function
+from audit.analysis.train_at_eval import TrainReadAtEval, train_reads_at_eval
+from audit.analysis.valflow import Classified, Event, ValFlow, analyse
 from audit.findings import Evidence
-from audit.seeds import seed_runs
+
+__all__ = [
+    # the program and its val-data flow
+    "program", "valflow", "module_facts", "unanalysed_sources", "source_of", "display", "evidence_line",
+    "site_evidence", "FunctionFacts", "Site", "Program", "ValFlow", "Event", "Classified", "Function",
+    # sources: one type for shipped and decoded code
+    "Source", "analysis_sources", "code_units", "main_units", "MAX_ANALYSED_CHARS", "wrapper_info",
+    "wrapped_source", "runtime_units", "local_imports",
+    # findings' evidence chains and val-flow detectors
+    "chain_evidence", "primary", "switched_off_message", "where_note", "calibration_on_scored", "rescoring",
+    "val_sinks", "skips_last_chunk",
+    # static-eval facts
+    "Step", "ngram_facts", "origin_step", "cache_order_facts",
+    # patterns
+    "byte_table_issues", "LoadedTable", "HandBuiltTable", "native_builds", "NativeBuild", "network_calls",
+    "NetworkCall", "imported_packages", "ImportedPackage", "ppm_byte_mixtures", "PpmMixture",
+    "unmasked_prev_token_mixes", "PrevTokenMix", "train_reads_at_eval", "TrainReadAtEval", "same_syntax",
+    # flags
+    "default_off_flags", "logged_flags",
+    # execution evidence, multi-epoch TTT, normalisation proofs, target gates
+    "execution_state", "last_epoch_kept", "unproven_normalisation", "target_metadata_gates",
+]
 
 
 def program(ctx) -> Program:
@@ -46,7 +89,7 @@ def valflow(ctx) -> ValFlow:
         texts = [t.text or "" for t in (sub.readme, *sub.logs.values()) if t is not None]
         if sub.json_data is not None:
             texts.append(repr(sub.json_data))
-        vf.switch_off(logged_flags(seed_runs(ctx)), default_off_flags(vf.program, texts))
+        vf.switch_off(logged_flags(ctx.runs), default_off_flags(vf.program, texts))
         return vf
     return ctx.memo("analysis.valflow", build)
 
@@ -54,30 +97,6 @@ def valflow(ctx) -> ValFlow:
 def module_facts(ctx, path: str) -> list[FunctionFacts]:
     """The functions (and `<module>` body) of one analysed source, by its analysis path."""
     return [r.facts for r in program(ctx).functions if r.path == path]
-
-
-def source_of(ctx, path: str) -> Source | None:
-    for s in analysis_sources(ctx):
-        if s.path == path:
-            return s
-    return None
-
-
-def display(ctx, path: str) -> tuple[str, bool]:
-    """(file a reviewer can open, whether line numbers refer to a decoded wrapper text)."""
-    src = source_of(ctx, path)
-    if src is not None and src.decoded_from is not None:
-        return src.decoded_from, True
-    return path, False
-
-
-def evidence_line(ctx, path: str, line: int | None, label: str) -> Evidence:
-    src = source_of(ctx, path)
-    excerpt = src.parsed.line_text(line) if src is not None else ""
-    shown, decoded = display(ctx, path)
-    if decoded:
-        label = f"{label} [decoded wrapper text]"
-    return Evidence(label, shown, line, excerpt[:200] or None)
 
 
 def site_evidence(ctx, ev: Event, label: str, site: Site | None = None) -> Evidence:

@@ -70,6 +70,7 @@ class _LogLine:
     path: str
     line: int
     text: str
+    label: str = ""  # for a score line: its label (`legal_ttt_exact`)
 
 
 @dataclass
@@ -106,9 +107,8 @@ def execution_facts(ctx) -> ExecutionFacts:
 
 
 def _build(ctx, prog: Program) -> ExecutionFacts:
-    from audit.seeds import seed_runs
     sub = ctx.submission
-    runs = seed_runs(ctx)
+    runs = ctx.runs  # parsed by the engine before any rule (audit.context)
     facts = ExecutionFacts(prog)
     source_lines: dict[str, set[int]] = {}
     for r in runs:
@@ -149,23 +149,22 @@ def _build(ctx, prog: Program) -> ExecutionFacts:
 def _claim_lines(ctx, runs) -> list[_LogLine]:
     """The score line each log gives for the claim: the line equal to the claimed val_bpb, else
     the run's canonical final line."""
-    from audit.seeds import submission_claims
-    claims = submission_claims(ctx)
+    claims = ctx.claims
     bpb = claims.val_bpb if claims is not None else None
     out = []
     texts = {p: (tf.text or "").splitlines() for p, tf in ctx.submission.logs.items()}
     for r in runs:
         hit = r.score_matching(bpb, 5e-5) if bpb is not None else None
         line = hit.line if hit is not None else r.score_line
+        label = hit.label if hit is not None else (r.score_label or "")
         lines = texts.get(r.log_path, [])
         if line and 0 < line <= len(lines):
-            out.append(_LogLine(r.log_path, line, lines[line - 1]))
+            out.append(_LogLine(r.log_path, line, lines[line - 1], label.strip() or "score"))
     return out
 
 
 def _unsupported_claim(ctx, runs) -> float | None:
-    from audit.seeds import submission_claims
-    claims = submission_claims(ctx)
+    claims = ctx.claims
     bpb = claims.val_bpb if claims is not None else None
     if bpb is None:
         return None
@@ -308,7 +307,7 @@ def execution_of(ctx, path: str | None, line: int | None) -> Execution:
         return claimed
     ran = _printed(facts, ref)
     if ran is not None:
-        elsewhere = _claim_elsewhere(facts)
+        elsewhere = _claim_elsewhere(facts, ref)
         return replace(ran, reason=ran.reason + elsewhere[0], evidence=ran.evidence + elsewhere[1])
     dead = _switched_off_calls(facts, ref, facts.flags)
     if dead is not None:
@@ -507,18 +506,19 @@ def _claim_through(facts: ExecutionFacts, ref: FunctionRef) -> Execution | None:
     if hit is None:
         return None
     p, ln, call_line = hit
-    label = ln.text.strip().split()[0] if ln.text.strip() else "score"
+    label = ln.label or "score"
     return Execution(RAN, f"the claimed score line `{label}` is printed by `{p.ref.facts.name}` (line {p.line}) "
                      f"from the call at line {call_line}, which runs through `{ref.facts.name}`",
                      (_log_evidence(ln, "the score line the claim comes from"),))
 
 
-def _claim_elsewhere(facts: ExecutionFacts) -> tuple[str, tuple[Evidence, ...]]:
-    """A note when the claimed score line is known to come from another evaluator."""
+def _claim_elsewhere(facts: ExecutionFacts, ref: FunctionRef) -> tuple[str, tuple[Evidence, ...]]:
+    """A note when the claimed score line is known to come from another evaluator (not one the
+    flagged function prints it from, or calls on the way to it)."""
     for ln in facts.claim_lines:
         for p, line, call_line in _claim_map(facts).values():
-            if line is ln:
-                label = ln.text.strip().split()[0] if ln.text.strip() else "score"
+            if line is ln and ref.facts.qualname not in _reachers(facts, p.ref):
+                label = ln.label or "score"
                 return (f"; the claimed score line `{label}` comes from the call at line {call_line} "
                         f"(printed by `{p.ref.facts.name}`), not through it",
                         (_log_evidence(ln, "the score line the claim comes from"),))

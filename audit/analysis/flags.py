@@ -135,6 +135,7 @@ def default_off_flags(prog: Program, texts: list[str]) -> dict[str, Value]:
     hyperparameters, so rules use it only to soften warnings, never to drop errors."""
     out: dict[str, Value] = {}
     blob = "\n".join(texts)
+    assigned: set[str] | None = None  # every `WORD=` / `WORD:` of the texts, found in one pass
     for pm in prog.modules:
         assert pm.tree is not None
         for node in ast.walk(pm.tree):
@@ -147,10 +148,22 @@ def default_off_flags(prog: Program, texts: list[str]) -> dict[str, Value]:
             if not names or env is None:
                 continue
             var, default = env
-            if default is False and not re.search(rf"\b{re.escape(var)}\s*[=:]", blob):
+            if default is False and assigned is None:
+                assigned = set(_ASSIGNED.findall(blob))
+            if default is False and not _set_in(var, blob, assigned or set()):
                 for n in names:
                     out[n.lower()] = False
     return out
+
+
+_ASSIGNED = re.compile(r"\b(\w+)\s*[=:]")
+
+
+def _set_in(var: str, blob: str, assigned: set[str]) -> bool:
+    """`var` is followed by `=` or `:` somewhere in the texts (README, run scripts, logs)."""
+    if re.fullmatch(r"\w+", var):
+        return var in assigned
+    return re.search(rf"\b{re.escape(var)}\s*[=:]", blob) is not None
 
 
 def _env_default(v: ast.AST) -> tuple[str, Value | None] | None:

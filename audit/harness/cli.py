@@ -1,4 +1,8 @@
-"""Command line of `pgolf-audit rerun` (wired by audit.cli: `add_arguments` then `run`)."""
+"""Command line of `pgolf-audit rerun` (a subcommand module: see audit/commands/__init__.py).
+
+The shared output options (--format, --fail-on, --exit-zero) come from the common parent; the
+reports are written into the results directory (`output_dir`) by audit.report.output.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,17 @@ import sys
 from pathlib import Path
 
 DEFAULT_SEEDS = (42, 1337, 2025)
+
+
+NAME = "rerun"
+DESCRIPTION = "re-run a submission under torchrun and compare with its claims (needs torch)"
+
+
+def add_parser(subparsers, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(NAME, parents=[common], help=DESCRIPTION,
+                                   description=DESCRIPTION[:1].upper() + DESCRIPTION[1:])
+    add_arguments(parser)
+    return parser
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,15 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Python with torch installed, used for torchrun (default: this one)")
     parser.add_argument("--no-static", action="store_true", help="skip the static audit; report the re-run only")
     parser.add_argument("--no-progress", action="store_true", help="no live progress display")
-    parser.add_argument("--format", default="terminal",
-                        help="comma list of terminal, json, sarif, github, html; files go to RESULTS_DIR")
-    parser.add_argument("--fail-on", choices=("error", "warning"), default="warning",
-                        help="warning (default): exit 1 on FAIL or REVIEW; error: exit 1 on FAIL only")
-    parser.add_argument("--exit-zero", action="store_true", help="exit 0 even when findings fail the check")
 
 
 def parse_env(pairs: list[list[str]] | list[str]) -> dict[str, str]:
-    from audit.cli import UsageError
+    from audit.report.output import UsageError
 
     flat = [p for group in pairs for p in (group if isinstance(group, list) else [group])]
     env: dict[str, str] = {}
@@ -74,11 +84,11 @@ def parse_env(pairs: list[list[str]] | list[str]) -> dict[str, str]:
 
 
 def options_from_args(args: argparse.Namespace):
-    """RerunOptions from the parsed command line; usage problems raise audit.cli.UsageError."""
-    from audit.cli import UsageError
+    """RerunOptions from the parsed command line; usage problems raise audit.report.output.UsageError."""
     from audit.harness.envpolicy import screen
     from audit.harness.rerun import layout_problem, seeds_from_claims
     from audit.harness.runner import HARNESS_OWNED, RerunOptions
+    from audit.report.output import UsageError
     from audit.submission import Submission
 
     folder = Path(args.folder)
@@ -105,7 +115,7 @@ def options_from_args(args: argparse.Namespace):
         if args.seeds_from_logs and not seeds:
             raise UsageError(f"--seeds-from-logs: no seed found in the logs or submission.json of {folder}")
         seeds = seeds or list(DEFAULT_SEEDS)
-    out = Path(args.out) if args.out else Path(f"rerun-{folder.resolve().name}")
+    out = results_dir(args)
     opts = RerunOptions(
         folder=folder, seeds=seeds, out=out, nproc=args.nproc,
         data=Path(args.data) if args.data else None, tokenizer=Path(args.tokenizer) if args.tokenizer else None,
@@ -122,15 +132,21 @@ def options_from_args(args: argparse.Namespace):
     return opts
 
 
-def run(args: argparse.Namespace) -> int:
-    """Re-run, compare, write the reports; the exit code follows `pgolf-audit check`."""
-    from audit.cli import emit, exit_code, parse_formats, plan_outputs
+def output_dir(args: argparse.Namespace) -> str:
+    """json/sarif/html go into the results directory."""
+    return str(results_dir(args))
+
+
+def results_dir(args: argparse.Namespace) -> Path:
+    return Path(args.out) if args.out else Path(f"rerun-{Path(args.folder).resolve().name}")
+
+
+def run(args: argparse.Namespace) -> list | int:
+    """Re-run and compare; audit.report.output writes the reports and sets the exit code as for `check`."""
     from audit.harness.rerun import limits_of, rerun
     from audit.report.model import TargetResult, build_excerpts
 
     opts = options_from_args(args)
-    formats = parse_formats(args.format)
-    plan = plan_outputs(formats, str(opts.out) + "/" if any(f in ("json", "sarif", "html") for f in formats) else None)
     if opts.data is None or opts.tokenizer is None:
         print("note: --data/--tokenizer not given; the script's own defaults for DATA_PATH/TOKENIZER_PATH apply",
               file=sys.stderr)
@@ -144,6 +160,5 @@ def run(args: argparse.Namespace) -> int:
               "(summary.json, seed-<S>.json)", file=sys.stderr)
         return exc.exit_code
     result = TargetResult(outcome.report, excerpts=build_excerpts(outcome.submission, outcome.report.findings))
-    emit([result], plan)
     print(f"re-run results: {opts.out}/ (summary.json, seed-<S>.json, seed-<S>.log)", file=sys.stderr)
-    return exit_code([result], args.fail_on, args.exit_zero)
+    return [result]

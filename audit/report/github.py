@@ -2,7 +2,8 @@
 
 Escaping follows @actions/core (toolkit `command.ts`): in the message `%`, `\\r`, `\\n` become
 `%25`, `%0D`, `%0A`; in property values `:` and `,` are escaped too (`%3A`, `%2C`).
-When GITHUB_STEP_SUMMARY is set, a Markdown summary table is appended to it as well.
+When GITHUB_STEP_SUMMARY is set, a Markdown summary table is appended to it as well. Callers pass
+results sanitised by audit.report.sanitize ("github" for annotations, "summary" for the table).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 
 from audit.findings import Finding, Severity
 from audit.report.model import TargetResult
+from audit.report.sanitize import markdown_cell
 
 COMMAND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 
@@ -67,7 +69,7 @@ def step_summary(results: list[TargetResult]) -> str:
         c = r.report.counts()
         mean = r.mean_bpb()
         seeds = str(len(r.scored_runs())) if r.kind == "folder" else "-"
-        name = r.name.replace("|", "\\|")
+        name = markdown_cell(r.name)
         rows.append(f"| {name} | {r.report.verdict.value} | {c['error']} | {c['warning']} | {seeds} | "
                     f"{f'{mean:.5f}' if mean is not None else '-'} |")
     return "\n".join(rows) + "\n"

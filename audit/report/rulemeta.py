@@ -3,8 +3,7 @@
 Most IDs belong to a registered rule; its documentation is the rule's `DOC` (audit.rule.RuleDoc)
 rendered here under fixed headings (What it checks / Why / Legal example / Illegal example /
 Sources), once, for `pgolf-audit rules --markdown`, SARIF `fullDescription` / `help` and the
-HTML report. A few IDs are not a registered rule: the CLI's PR-diff check (R-SUB-FOLDER),
-described here, and the re-run harness's `R-...rerun-*` checks, described by
+HTML report. A few IDs are not a registered rule: the re-run harness's `R-...rerun-*` checks, described by
 `audit.harness.checks.CHECKS` (read lazily; that module needs no torch, and an installation
 without the harness simply lacks those rows).
 """
@@ -17,7 +16,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 from audit.findings import Finding, Severity
-from audit.rule import Invalid, Valid, Where, example_files, expected_location
+from audit.rule import Invalid, RuleDoc, Valid, Where, example_files, expected_location
 
 if TYPE_CHECKING:
     from markupsafe import Markup
@@ -40,15 +39,6 @@ class RuleInfo:
     markdown: str = ""  # the whole documentation (rules --markdown, SARIF help, HTML)
 
 
-BUILTIN = {
-    "R-SUB-FOLDER": RuleInfo(
-        "R-SUB-FOLDER", "A submission PR adds exactly one new folder under records/<track>/", Severity.ERROR, "meta",
-        "RULES.md R-SUB-FOLDER (README; https://github.com/openai/parameter-golf/pull/1143 ; "
-        "https://github.com/openai/parameter-golf/pull/561)",
-    ),
-}
-
-
 def registered() -> list[RuleInfo]:
     """Every registered rule (and the IDs it also reports under), plus the built-in IDs."""
     from audit.registry import all_rules
@@ -56,7 +46,7 @@ def registered() -> list[RuleInfo]:
     out: dict[str, RuleInfo] = {}
     for rule in all_rules():
         sections = doc_sections(rule)
-        plain = "\n\n".join(f"{h}: {sections[h]}" for h in HEADINGS[:2] if sections[h])
+        plain = _plain(sections)
         markdown = doc_markdown(rule, sections)
         for rid in (rule.ID, *rule.ALSO_REPORTS):
             if rid not in out:
@@ -93,29 +83,41 @@ def describe(rule_id: str, known: dict[str, RuleInfo] | None = None, finding: Fi
 # -- rendering --------------------------------------------------------------------------------
 def doc_sections(rule: type[Rule]) -> dict[str, str]:
     """The five headings' Markdown bodies for one rule (empty strings where the rule lacks one)."""
-    doc = rule.DOC
-    checks = (doc.checks if doc is not None and doc.checks else _module_doc(rule))
-    why = ""
-    sources = ""
-    if doc is not None:
-        why = f"{doc.why}\n\n**Ruling:** {doc.ruling}\n\n**Date:** {doc.date}" if doc.why and doc.ruling else ""
-        sources = "\n".join(f"- {s}" for s in doc.sources)
-    elif rule.SOURCE:
-        sources = f"- {rule.SOURCE}"
-    legal = illegal = ""
-    if doc is not None and rule.VALID and rule.INVALID:
-        bad = rule.INVALID[doc.illegal]
-        illegal = _example(bad, bad)
-        legal = _example(rule.VALID[doc.legal], bad)
-    return dict(zip(HEADINGS, (checks, why, legal, illegal, sources), strict=True))
+    return _sections(rule.DOC, _module_doc(rule), rule.VALID, rule.INVALID, rule.SOURCE)
 
 
 def doc_markdown(rule: type[Rule], sections: dict[str, str] | None = None) -> str:
     sections = sections if sections is not None else doc_sections(rule)
-    head = f"## {rule.ID}: {rule.TITLE}\n\nSeverity: {rule.SEVERITY.value} · kind: {rule.KIND}"
-    also = f" · also reports {', '.join(f'`{a}`' for a in rule.ALSO_REPORTS)}" if rule.ALSO_REPORTS else ""
+    return _markdown(rule.ID, rule.TITLE, rule.SEVERITY, rule.KIND, rule.ALSO_REPORTS, sections)
+
+
+def _sections(doc: RuleDoc | None, module_doc: str, valid: list[Valid], invalid: list[Invalid],
+              source: str) -> dict[str, str]:
+    checks = doc.checks if doc is not None and doc.checks else module_doc
+    why = sources = legal = illegal = ""
+    if doc is not None:
+        why = f"{doc.why}\n\n**Ruling:** {doc.ruling}\n\n**Date:** {doc.date}" if doc.why and doc.ruling else ""
+        sources = "\n".join(f"- {s}" for s in doc.sources)
+    elif source:
+        sources = f"- {source}"
+    if doc is not None and valid and invalid:
+        bad = invalid[doc.illegal]
+        illegal = _example(bad, bad)
+        legal = _example(valid[doc.legal], bad)
+    return dict(zip(HEADINGS, (checks, why, legal, illegal, sources), strict=True))
+
+
+def _markdown(rid: str, title: str, severity: Severity, kind: str, also: tuple[str, ...],
+              sections: dict[str, str]) -> str:
+    head = f"## {rid}: {title}\n\nSeverity: {severity.value} · kind: {kind}"
+    also_text = f" · also reports {', '.join(f'`{a}`' for a in also)}" if also else ""
     body = "\n\n".join(f"### {h}\n\n{sections[h] or '(none)'}" for h in HEADINGS)
-    return f"{head}{also}\n\n{body}\n"
+    return f"{head}{also_text}\n\n{body}\n"
+
+
+def _plain(sections: dict[str, str]) -> str:
+    """What it checks + Why as plain paragraphs (SARIF fullDescription)."""
+    return "\n\n".join(f"{h}: {sections[h]}" for h in HEADINGS[:2] if sections[h])
 
 
 def info_markdown(info: RuleInfo) -> str:
@@ -178,8 +180,11 @@ def _example(example: Valid | Invalid, anchor: Invalid) -> str:
         said = "Passes (no warning or error)."
         line = _same_place(files.get(path or ""), anchor) or line
     text = f"{example.note}. {said}" if example.note else said
-    if not isinstance(example.code, str):
+    if not isinstance(example.code, str) and files:
         text += "\n\nFiles: " + ", ".join(f"`{p}`" for p in sorted(files))
+    changed = (example.options or {}).get("changed_files")  # a "diff" rule's example: the PR's changes
+    if changed:
+        text += "\n\nChanged files: " + ", ".join(f"`{status} {p}`" for status, p in changed)
     shown = path if path in files else None
     if shown is None and not isinstance(example.code, str):
         return text
@@ -221,3 +226,8 @@ def _excerpt(path: str, content: str | bytes, line: int | None, mark: bool) -> s
     while fence in text:
         fence += "`"
     return f"`{path}`:\n\n{fence}{lang}\n" + "\n".join(shown) + f"\n{fence}"
+
+
+# IDs reported outside the registry, with their documentation: none today (R-SUB-FOLDER, once the
+# CLI's own check, is the rule rules/sub_folder.py); kept as the place for such an ID.
+BUILTIN: dict[str, RuleInfo] = {}

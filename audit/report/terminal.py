@@ -44,11 +44,19 @@ RUN_COLUMNS: list[tuple[str, str, Any]] = [
 ]
 
 
-def make_console(stream: IO[str] | None = None, *, force_terminal: bool | None = None) -> Console:
-    """A console on `stream`; rich decides colour (NO_COLOR, FORCE_COLOR, isatty)."""
+def make_console(stream: IO[str] | None = None, *, force_terminal: bool | None = None,
+                 width: int | None = None) -> Console:
+    """A console on `stream`; rich decides colour (NO_COLOR, FORCE_COLOR, isatty).
+
+    Off a terminal the width is `width`, else $COLUMNS, else 120 (tests pass `width` so that they
+    do not depend on the environment they run in).
+    """
     tty = force_terminal or (stream is not None and stream.isatty()) or stream is None
-    width = None if tty else _int_env("COLUMNS", 120)
-    return Console(file=stream, width=width, highlight=False, soft_wrap=False, force_terminal=force_terminal)
+    if width is None:
+        width = None if tty else _int_env("COLUMNS", 120)
+    # markup=False: file names and log lines are data, "[reverse green] PASS [/]" must print as typed
+    return Console(file=stream, width=width, highlight=False, soft_wrap=False, force_terminal=force_terminal,
+                   markup=False)
 
 
 def _int_env(name: str, default: int) -> int:

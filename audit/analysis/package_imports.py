@@ -1,0 +1,59 @@
+"""Absolute imports of every shipped code file, each marked optional when it sits inside
+`try: ... except ImportError` (asked by R-LIBRARIES; which packages count is the rule's policy)."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+_OPTIONAL_GUARDS = ("ImportError", "ModuleNotFoundError", "Exception")
+
+
+@dataclass(frozen=True)
+class ImportedPackage:
+    path: str
+    line: int
+    top: str  # top-level package name (`torch` for `torch.nn.functional`)
+    optional: bool  # inside a try whose handler catches ImportError (a fallback exists)
+
+
+def imported_packages(ctx) -> list[ImportedPackage]:  # type: ignore[no-untyped-def]
+    """`import x` / `from x import y` (level 0) of the shipped .py files, in file and walk order."""
+    def build() -> list[ImportedPackage]:
+        out = []
+        for rel in sorted(ctx.submission.code):
+            parsed = ctx.parsed(rel)
+            if parsed.tree is None:
+                continue
+            nodes = list(ast.walk(parsed.tree))  # one walk for the imports and the try blocks
+            guarded = _guarded_imports([n for n in nodes if isinstance(n, ast.Try)])
+            for node in nodes:
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    out.append(ImportedPackage(rel, node.lineno, name.split(".")[0], node.lineno in guarded))
+        return out
+    return ctx.memo("patterns.imported_packages", build)
+
+
+def _guarded_imports(tries: list[ast.Try]) -> set[int]:
+    """Line numbers of imports inside `try: ... except ImportError` (optional dependencies)."""
+    lines: set[int] = set()
+    for node in tries:
+        names = set()
+        for h in node.handlers:
+            if h.type is None:
+                names.add("Exception")
+            for n in ast.walk(h.type) if h.type is not None else ():
+                if isinstance(n, ast.Name):
+                    names.add(n.id)
+        if names & set(_OPTIONAL_GUARDS):
+            for stmt in node.body:
+                for sub in ast.walk(stmt):
+                    if isinstance(sub, (ast.Import, ast.ImportFrom)):
+                        lines.add(sub.lineno)
+    return lines

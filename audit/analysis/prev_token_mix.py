@@ -1,0 +1,137 @@
+"""Previous-token mixing without a document-boundary mask (the question behind R-BOS-BOUNDARY).
+
+A SmearGate-style blend adds a gated copy of the hidden state shifted by one position
+(`x[:, :-1]`, `roll(x, 1)`) to the current one. Unless the shifted term is multiplied by a mask
+computed from BOS / document facts, the first position of a document sees the end of the previous
+one. Integer hash embeddings over (t[i-1], t[i]) are not blends and are not reported.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+
+from audit.analysis.eval_code import code_units
+from audit.analysis.ngram import Step
+from audit.analysis.targets import Function, call_name, names_in, target_flow, walk_nodes
+
+MASK_NAME = re.compile(r"(bos|mask|boundar|doc|reset|first|segment|seq_start|cu_seqlens)", re.I)
+
+
+@dataclass(frozen=True)
+class PrevTokenMix:
+    """The first unmasked blend of one function: where the shifted state is made and blended."""
+
+    qualname: str
+    path: str
+    line: int
+    steps: tuple[Step, ...]
+
+
+def unmasked_prev_token_mixes(ctx) -> list[PrevTokenMix]:  # type: ignore[no-untyped-def]
+    """Every function that blends the previous position into the current one with no BOS mask."""
+    def build() -> list[PrevTokenMix]:
+        units = [u for u in code_units(ctx) if u.parsed.tree is not None]
+        out = []
+        for fn in target_flow(ctx, units).functions:
+            for steps in _unmasked_mixes(fn):
+                out.append(PrevTokenMix(fn.qualname, fn.path, steps[-1].line, tuple(steps)))
+        return out
+    return ctx.memo("patterns.prev_token_mixes", build)
+
+
+def _is_head_slice(node: ast.AST) -> bool:
+    """`X[:, :-1]` / `X[..., :-1, :]`: every position but the last, along a non-leading axis."""
+    if not isinstance(node, ast.Subscript) or not isinstance(node.slice, ast.Tuple):
+        return False
+    for elt in node.slice.elts[1:]:
+        if isinstance(elt, ast.Slice) and elt.lower is None and isinstance(elt.upper, ast.UnaryOp) \
+                and isinstance(elt.upper.op, ast.USub) and isinstance(elt.upper.operand, ast.Constant) \
+                and elt.upper.operand.value == 1:
+            return True
+    return False
+
+
+def _shift_sites(expr: ast.AST) -> list[ast.AST]:
+    out = []
+    for n in walk_nodes(expr):
+        if _is_head_slice(n):
+            out.append(n)
+        elif isinstance(n, ast.Call) and call_name(n) == "roll":
+            shifts = n.args[1] if len(n.args) > 1 else next((k.value for k in n.keywords if k.arg == "shifts"), None)
+            if isinstance(shifts, ast.Constant) and shifts.value == 1:
+                out.append(n)
+    return out
+
+
+def _has_hash(expr: ast.AST) -> bool:
+    return any(isinstance(n, ast.BinOp) and isinstance(n.op, (ast.BitXor, ast.Mod, ast.BitAnd, ast.FloorDiv))
+               or (isinstance(n, ast.Call) and call_name(n) in ("bitwise_xor", "remainder", "embed"))
+               for n in walk_nodes(expr))
+
+
+def _masked(expr: ast.AST, mask_vars: set[str]) -> bool:
+    return any(n in mask_vars or MASK_NAME.search(n.split(".")[-1]) for n in names_in(expr))
+
+
+def _mask_vars(fn: Function) -> set[str]:
+    """Names computed from BOS/document-boundary facts (`keep = input_ids != bos_id`)."""
+    out: set[str] = set()
+    for _ in range(3):
+        for a in fn.assigns:
+            if _masked(a.value, out):
+                out.update(a.names)
+    return out
+
+
+def _unmasked_mixes(fn: Function) -> list[list[Step]]:
+    decoded = fn.unit.decoded_from is not None
+
+    def step(line: int, label: str) -> Step:
+        return Step(fn.path, line, label, fn.text(line), decoded)
+
+    masks = _mask_vars(fn)
+    prev_vars: dict[str, tuple[int, bool]] = {}  # name -> (line, masked at definition)
+    for a in fn.assigns:
+        if isinstance(a.node, (ast.For, ast.AsyncFor)):
+            continue
+        v = a.value
+        if _shift_sites(v) and not _has_hash(v) and not _is_head_slice(v):
+            for name in a.names:
+                prev_vars[name] = (a.line, _masked(v, masks))
+    found: list[list[Step]] = []
+    exprs = [(a.value, a.line) for a in fn.assigns if not isinstance(a.node, (ast.For, ast.AsyncFor))]
+    exprs += [(r.value, r.lineno) for r in fn.returns if r.value is not None]
+    for expr, line in exprs:
+        if _has_hash(expr):
+            continue
+        for n in walk_nodes(expr):
+            if not (isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Sub))) and \
+                    not (isinstance(n, ast.Call) and call_name(n) == "lerp"):
+                continue
+            operands = [n.left, n.right] if isinstance(n, ast.BinOp) else list(n.args[:2])
+            if len(operands) < 2:
+                continue
+            prev_side = next((o for o in operands if _shift_sites(o)
+                              or names_in(o) & prev_vars.keys()), None)
+            if prev_side is None:
+                continue
+            other = operands[1] if prev_side is operands[0] else operands[0]
+            if _shift_sites(other) and not (names_in(prev_side) & prev_vars.keys()):
+                continue  # both sides shifted: a difference of shifted tensors, not a blend
+            prev_names = names_in(prev_side) & prev_vars.keys()
+            if not prev_names and not _shift_sites(prev_side):
+                continue
+            if _masked(n, masks) or any(prev_vars[p][1] for p in prev_names):
+                continue
+            # Blends only: the previous term is scaled by a gate (a product), as in SmearGate.
+            if not any(isinstance(x, ast.BinOp) and isinstance(x.op, ast.Mult) for x in walk_nodes(n)) \
+                    and not (isinstance(n, ast.Call) and call_name(n) == "lerp"):
+                continue
+            steps = [step(prev_vars[p][0], f"`{p}` is the hidden state shifted by one position")
+                     for p in sorted(prev_names)]
+            steps.append(step(line, "previous position blended into the current one, no BOS mask"))
+            found.append(steps)
+            return found  # one finding per function: the first unmasked blend
+    return found

@@ -1,0 +1,72 @@
+"""Whether two program texts differ only in comments or formatting (asked by the log-source
+check for every log whose embedded source is not byte-identical to a shipped file). Texts are
+parsed only within the limit of shipped code, the submitted side once per folder, and the trees
+are compared node by node, stopping at the first difference (what `ast.dump` equality means,
+without printing both trees)."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import warnings
+
+from audit.analysis.parse import MAX_PARSE_CHARS
+from audit.analysis.sources import analysis_sources
+
+
+def same_syntax(ctx, embedded: str, submitted: str) -> bool:  # type: ignore[no-untyped-def]
+    """True when both texts parse to the same syntax tree (positions aside). Seeds' logs usually
+    embed the same text: each pair is answered once per folder."""
+    key = f"analysis.same_syntax:{_digest(embedded)}:{_digest(submitted)}"
+    return ctx.memo(key, lambda: _same(ctx, embedded, submitted))
+
+
+def _same(ctx, embedded: str, submitted: str) -> bool:  # type: ignore[no-untyped-def]
+    b = ctx.memo("analysis.submitted_tree:" + _digest(submitted), lambda: _shared_parse(ctx, submitted))
+    if b is None:
+        return False
+    a = _parse(embedded)
+    return a is not None and same_tree(a, b)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
+def _shared_parse(ctx, text: str) -> ast.AST | None:  # type: ignore[no-untyped-def]
+    """The folder's own parse of this text when an analysed source is exactly it (parsed as is)."""
+    for src in analysis_sources(ctx):
+        pm = src.parsed
+        if pm.tree is not None and not pm.downgraded_fstrings and pm.source == text:
+            return pm.tree
+    return _parse(text)
+
+
+def _parse(text: str) -> ast.AST | None:
+    if len(text) > MAX_PARSE_CHARS:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        return None
+
+
+def same_tree(a: ast.AST, b: ast.AST) -> bool:
+    """`ast.dump(a) == ast.dump(b)`, iteratively and with an early exit."""
+    todo: list[tuple[object, object]] = [(a, b)]
+    while todo:
+        x, y = todo.pop()
+        if isinstance(x, ast.AST) or isinstance(y, ast.AST):
+            if type(x) is not type(y):
+                return False
+            for field in x._fields:  # type: ignore[attr-defined]
+                todo.append((getattr(x, field, None), getattr(y, field, None)))
+        elif isinstance(x, list) or isinstance(y, list):
+            if not (isinstance(x, list) and isinstance(y, list)) or len(x) != len(y):
+                return False
+            todo.extend(zip(x, y))
+        elif type(x) is not type(y) or repr(x) != repr(y):
+            return False
+    return True

@@ -1,0 +1,139 @@
+"""Convention (b) of R-ARTIFACT-CODE-COUNT: minify a readable script, compress it and measure the
+self-extracting wrapper that would carry it (see codesize.py for the numbers it lands on)."""
+
+from __future__ import annotations
+
+import ast
+import base64
+import io
+import lzma
+import tokenize
+import warnings
+
+# The shell of the challenge's self-extracting scripts; its length is the fixed overhead added to
+# the base85 payload when estimating convention (b).
+WRAPPER_HEAD_LZMA = 'import lzma as L,base64 as B\nexec(L.decompress(B.b85decode("'
+WRAPPER_TAIL_LZMA = '"),format=L.FORMAT_RAW,filters=[{"id":L.FILTER_LZMA2}]))\n'
+WRAPPER_HEAD_BROTLI = 'import brotli as R,base64 as B\nexec(R.decompress(B.b85decode("'
+WRAPPER_TAIL_BROTLI = '")))\n'
+
+
+def minify_source(source: str, *, parses: bool | None = None) -> str:
+    """Strip comments, docstrings, other bare string statements and blank lines; 1-space indent;
+    a space between tokens only where two words would otherwise merge.
+
+    Token-level (stdlib `tokenize`): on a 150 KB script it takes ~0.15 s where a libcst
+    transform took 2.5-3.5 s, and its estimate lands within ~2% of the libcst one. The result
+    is valid Python with the same meaning (a block left empty gets `pass`). Unparseable source
+    is returned unchanged. `parses` is whether `ast.parse(source)` succeeds, when the caller knows.
+    """
+    if parses is False:
+        return source
+    try:
+        if parses is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ast.parse(source)
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (SyntaxError, ValueError, RecursionError, MemoryError, tokenize.TokenError):
+        return source
+    offsets = _line_offsets(source)
+    entries: list[tuple[int, str | None]] = []  # (depth, text); None = a dropped string statement
+    depth = 0
+    logical: list[str] = []
+    only_strings = True
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        kind = tok.type
+        if kind == tokenize.INDENT:
+            depth += 1
+        elif kind == tokenize.DEDENT:
+            depth -= 1
+        elif kind in (tokenize.NEWLINE, tokenize.ENDMARKER):
+            if logical:
+                entries.append((depth, None if only_strings else _join_words(logical)))
+            logical, only_strings = [], True
+        elif kind not in (tokenize.COMMENT, tokenize.NL, tokenize.ENCODING):
+            if kind == _FSTRING_START:  # Python 3.12+: keep the whole f-string as written
+                j, nest = i, 0
+                while j < len(tokens):
+                    nest += {_FSTRING_START: 1, _FSTRING_END: -1}.get(tokens[j].type, 0)
+                    if nest == 0:
+                        break
+                    j += 1
+                end = tokens[min(j, len(tokens) - 1)].end
+                logical.append(source[offsets[tok.start[0] - 1] + tok.start[1]:offsets[end[0] - 1] + end[1]])
+                only_strings, i = False, j + 1
+                continue
+            logical.append(tok.string)
+            only_strings = only_strings and kind == tokenize.STRING
+        i += 1
+    lines = []
+    for k, (d, text) in enumerate(entries):
+        if text is not None:
+            lines.append(" " * d + text)
+        elif not _block_has_code(entries, k):
+            lines.append(" " * d + "pass")
+    return "\n".join(lines) + "\n"
+
+
+_FSTRING_START = getattr(tokenize, "FSTRING_START", -1)
+_FSTRING_END = getattr(tokenize, "FSTRING_END", -1)
+
+
+def _line_offsets(source: str) -> list[int]:
+    offsets, total = [], 0
+    for line in io.StringIO(source):
+        offsets.append(total)
+        total += len(line)
+    offsets.append(total)
+    return offsets
+
+
+def _wordish(ch: str) -> bool:
+    return ch.isalnum() or ch == "_" or ord(ch) > 127
+
+
+def _join_words(parts: list[str]) -> str:
+    out: list[str] = []
+    prev = ""
+    for text in parts:
+        if prev and text and (
+            (_wordish(prev[-1]) and (_wordish(text[0]) or text[0] in "\"'"))
+            or (prev[-1] in "\"'" and _wordish(text[0]))
+        ):
+            out.append(" ")
+        out.append(text)
+        prev = text
+    return "".join(out)
+
+
+def _block_has_code(entries: list[tuple[int, str | None]], k: int) -> bool:
+    """Whether the block holding dropped statement k keeps some other statement at its depth."""
+    depth = entries[k][0]
+    for step in (-1, 1):
+        j = k + step
+        while 0 <= j < len(entries) and entries[j][0] >= depth:
+            if entries[j][0] == depth and entries[j][1] is not None:
+                return True
+            j += step
+    return False
+
+
+def compressed_wrapper_size(minified: str) -> tuple[int, str]:
+    """Length of `exec(decompress(b85decode("...")))` around the minified source; best codec wins."""
+    data = minified.encode("utf-8", errors="surrogatepass")
+    lzma_payload = lzma.compress(data, format=lzma.FORMAT_RAW,
+                                 filters=[{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}])
+    best = (len(WRAPPER_HEAD_LZMA) + len(base64.b85encode(lzma_payload)) + len(WRAPPER_TAIL_LZMA), "lzma")
+    try:
+        import brotli
+
+        br_payload = brotli.compress(data, quality=11, lgwin=24)
+        size = len(WRAPPER_HEAD_BROTLI) + len(base64.b85encode(br_payload)) + len(WRAPPER_TAIL_BROTLI)
+        if size < best[0]:
+            best = (size, "brotli")
+    except ImportError:
+        pass
+    return best
