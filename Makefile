@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) bench/reference_eval.py
 	$(PY) bench/time_margins.py
 	$(PY) bench/accuracy.py
+	$(PY) bench/probe_bench.py mutants --static-shapes --json $(OUT)/probe-mutants.json
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -56,6 +56,8 @@ __all__ = [
     "default_off_flags", "logged_flags",
     # execution evidence, multi-epoch TTT, normalisation proofs, target gates
     "execution_state", "last_epoch_kept", "unproven_normalisation", "target_metadata_gates",
+    # the probes: the call behind the claimed score
+    "score_call",
 ]
 
 
@@ -184,3 +186,23 @@ def target_metadata_gates(ctx):
     """Gates/experts whose weight reads metadata of the token being scored (target_gates.py)."""
     from audit.analysis.target_gates import target_gates
     return target_gates(ctx)
+
+
+def score_call(ctx):
+    """The evaluator call in main behind the claimed score (for the probes), or None.
+
+    Returns (Source, ScoreCall): the source holding main (a decoded wrapper text when the script
+    is packed) and the call. Asked by audit/probes; see audit/analysis/score_call.py.
+    """
+    from audit.analysis.score_call import find_score_call
+
+    def build():
+        for src in analysis_sources(ctx):
+            tree = src.parsed.tree
+            if tree is None:
+                continue
+            found = find_score_call(src.path, tree, src.parsed.source)
+            if found is not None:
+                return src, found
+        return None
+    return ctx.memo("analysis.score_call", build)

@@ -38,6 +38,8 @@ def add_parser(subparsers, common: argparse.ArgumentParser) -> argparse.Argument
     check.add_argument("--changed-since", metavar="GIT_REF",
                        help="audit the record folders this branch adds since GIT_REF (git diff GIT_REF...HEAD), "
                        "and check that it adds exactly one folder (R-SUB-FOLDER)")
+    check.add_argument("--probe", action="store_true",
+                       help="also run the Kraft-sum and byte-accounting probes (needs the [torch] extra; issue 11)")
     check.add_argument("--rule-timeout", type=float, default=None, metavar="S",
                        help="seconds one rule may spend on one folder before it is recorded as an internal error "
                        "(default 120; see README, Resource limits)")
@@ -58,7 +60,15 @@ def run(args: argparse.Namespace) -> list[TargetResult] | int:
     if args.rule_timeout is not None:
         options.rule_timeout = args.rule_timeout
     job = Job(tuple(rules), options, tuple(select), tuple(ignore))
-    return results + audit_folders(targets, job, args.jobs)
+    results = results + audit_folders(targets, job, args.jobs)
+    if args.probe:  # the probes' findings join the same report; loaded like a subcommand (torch extra)
+        import importlib
+
+        probes = importlib.import_module("audit.probes.cli")
+        if probes.missing_message():
+            raise UsageError(f"--probe: {probes.missing_message()}")
+        probes.attach_probes(results)
+    return results
 
 
 def select_rules(select: list[str], ignore: list[str]) -> list[type[Rule]]:
