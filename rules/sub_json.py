@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from audit.claims import Claims
 from audit.context import AuditContext
+from audit.enforcement import enforce
 from audit.findings import Evidence, Finding, Severity
 from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
 from audit.seeds import seed_table, submission_claims
@@ -65,6 +66,9 @@ class SubJson(Rule):
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        yield from enforce(ctx, self._check(ctx))
+
+    def _check(self, ctx: AuditContext) -> Iterable[Finding]:
         seed_table(ctx)
         sub = ctx.submission
         path = sub.json_path
