@@ -130,7 +130,10 @@ def _run_in_scratch(folder, scratch, ctx, src, call, out, timeout_s, vocab, n, a
                {"label": "one window", "overrides": {"seq_len": n + 8, "stride": n + 8, "chunk": CHUNK}},
                {"label": "short windows, stride 1", "overrides": {"seq_len": 8, "stride": 1, "chunk": CHUNK}},
                {"label": "unit windows", "overrides": {"seq_len": 1, "stride": 1, "chunk": CHUNK}}]
-    if call.steps or call.trains:  # adapting code trims to whole seq_len sequences: use 1-token windows first
+    # main's own val steps (pre-quant TTT in main) train only on whole seq_len sequences: 1-token windows
+    # first. (Not for evaluators that adapt inside: their chunking keeps the candidate, and 1-token
+    # sequences would make their V+1 runs far slower.)
+    if call.steps:
         configs = configs[::-1]
     first = max(configs, key=lambda c: c["overrides"]["seq_len"])["overrides"]
     # DATA_PATH is a scratch copy whose validation shard the driver rewrites with each probe stream,
