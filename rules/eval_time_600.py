@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from audit.context import AuditContext
 from audit.enforcement import applies, enforce
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
+from audit.rule import FILE, README_RULE_DATE, Invalid, Rule, RuleDoc, Valid
 from audit.seeds import TIME_CAP_MS, excerpt, score_eval_ms, seed_runs, seed_table
 from rules._meta_examples import SEEDS, folder, log
 
@@ -24,9 +24,7 @@ class EvalTime600(Rule):
             "minutes.",
         ruling="README (FAQ evaluation restrictions). Enforcement: cocohearts on #1972 (\"eval "
                "operations around 688s, over the 600s eval cap\").",
-        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
-             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
-             "or for the rulings that enforce it",
+        date=README_RULE_DATE,
         sources=(
             "README",
             "https://github.com/openai/parameter-golf/pull/1972",

@@ -8,7 +8,7 @@ from audit.context import AuditContext
 from audit.enforcement import enforce
 from audit.findings import Evidence, Finding, Severity
 from audit.read_problems import ReadProblem, ReadProblemKind
-from audit.rule import FILE, FOLDER, Invalid, Rule, RuleDoc, Valid
+from audit.rule import FILE, FOLDER, README_RULE_DATE, Invalid, Rule, RuleDoc, Valid
 from audit.seeds import claimed_seeds, run_seed, seed_runs, seed_table
 from audit.submission import Submission
 from rules._meta_examples import SCRIPT, folder, log
@@ -47,9 +47,7 @@ class SubFiles(Rule):
             " are not accepted.",
         ruling="README; RULING (cocohearts #561: PRs without `submission.json` or without the "
                "logs backing a 3-seed claim are \"not leaderboard-ready\").",
-        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
-             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
-             "or for the rulings that enforce it",
+        date=README_RULE_DATE,
         sources=(
             "README 'Submission Process'",
             "https://github.com/openai/parameter-golf/pull/561",

@@ -8,7 +8,7 @@ from audit.context import AuditContext
 from audit.enforcement import applies, enforce
 from audit.findings import Evidence, Finding, Severity
 from audit.logs import SeedRun
-from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
+from audit.rule import FILE, README_RULE_DATE, Invalid, Rule, RuleDoc, Valid
 from audit.seeds import TIME_CAP_MS, excerpt, seed_runs, seed_table
 from rules._meta_examples import SEEDS, folder, log
 
@@ -67,9 +67,7 @@ class TrainTime600(Rule):
                "SXM variant\"). Enforcement: #1945 was counted only at commit `70067534`, after "
                "its seed-42 run at 602.048 s was redone strictly under 600 s; PR #1956 documents "
                "#1908's `FORCE_STOP_STEP` run at 601,153 ms as over cap.",
-        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
-             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
-             "or for the rulings that enforce it",
+        date=README_RULE_DATE,
         sources=(
             "README",
             "https://github.com/openai/parameter-golf/pull/2146",
