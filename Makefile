@@ -33,6 +33,9 @@ test-quick: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/static_speed.py
 	$(PY) bench/reference_eval.py
+	$(PY) bench/time_margins.py
+	$(PY) bench/accuracy.py
+	$(PY) bench/probe_bench.py mutants --static-shapes --json $(OUT)/probe-mutants.json
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .mypy_cache .ruff_cache

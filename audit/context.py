@@ -26,6 +26,7 @@ class Options:
     changed_files: tuple[tuple[str, str], ...] | None = None
     rule_timeout: float = RULE_TIMEOUT_S
     folder_budget: float = FOLDER_BUDGET_S
+    as_of: str | None = None  # --as-of YYYY-MM-DD: judge under the rulings made by then (audit/enforcement.py)
 
 
 @dataclass

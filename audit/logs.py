@@ -108,6 +108,12 @@ class SeedRun:
     scores: list[ScoreLine] = field(default_factory=list)  # every labelled score line, in order
     eval_times_ms: dict[str, float] = field(default_factory=dict)  # score label -> its eval_time
     artifact_label: str | None = None  # e.g. "int6+lzma", "quantized+brotli", "budget"
+    # Every artifact total the run printed (bytes, line, label): a concatenated grep of several
+    # logs, or a re-serialisation, prints more than one; the cap binds each.
+    logged_totals: list[tuple[int, int, str]] = field(default_factory=list)
+    # Timed phases after training that the score depends on, outside the scoring timer
+    # (label, seconds, line): pre-quant TTT, precompute, eval-time calibration, eval compilation.
+    eval_phases: list[tuple[str, float, int]] = field(default_factory=list)
     raw_total_bytes: int | None = None  # the informational "Total submission size: N bytes" (raw .pt)
     raw_model_bytes: int | None = None  # "Serialized model: N bytes" (raw torch.save)
     code_line: int | None = None
@@ -174,8 +180,11 @@ _ELAPSED_S = re.compile(r"\belapsed=\s*(" + _NUM + r")\s*s\b")
 _LABEL_OK = re.compile(r"^[A-Za-z][\w.+\-:= /]*$")
 _SEED_LINE = re.compile(r"^\s*seed\s*[:=]\s*(-?\d+)\s*$", re.IGNORECASE)
 _SEED_TOKEN = re.compile(r"(?:^|\s)seed[:=](-?\d+)(?=\s|$)")
-_TOTAL_SIZE = re.compile(r"^Total submission size(?:\s*([^:]*?))?\s*:\s*(\d+)\s*bytes")
-_SERIALIZED = re.compile(r"^Serialized model(?:\s*([^:]*?))?\s*:\s*(\d+)\s*bytes")
+# Size lines may stand anywhere in a line: concatenated `grep` output puts "path:" or "path:123:"
+# before each, and some drivers prefix a rank or a tag. What follows the phrase is still exact.
+_SIZE_PREFIX = r"(?:^|(?<=[\s:|>\]\)]))"
+_TOTAL_SIZE = re.compile(_SIZE_PREFIX + r"Total submission size(?:\s*([^:]*?))?\s*:\s*(\d+)\s*bytes")
+_SERIALIZED = re.compile(_SIZE_PREFIX + r"Serialized model(?:\s*([^:]*?))?\s*:\s*(\d+)\s*bytes")
 _MLX_SERIALIZED = re.compile(r"^serialized_model_(\w+):\s*(\d+)\s*bytes")
 _CODE_SIZE = re.compile(r"^Code size(?:\s*\((\w+)\))?\s*:\s*(\d+)\s*bytes(?:\s*\((\w+) compressed; raw (\d+) bytes\))?")
 _CODE_IN_SERIALIZED = re.compile(r"\bCode:\s*(\d+)\s*bytes")
@@ -194,6 +203,18 @@ _KV_EQUALS = re.compile(r"^([A-Za-z_][\w.]*)=(\S*)$")
 _GPTQ_RESERVE = re.compile(r"^gptq:reserving\s+(" + _NUM + r")\s*(ms|s)\b")
 _HESSIANS = re.compile(r"^GPTQ:collected \d+ Hessians in\s+(" + _NUM + r")s")
 _WALLCLOCK_KV = re.compile(r"^(serialize_wallclock|artifact_production_wallclock):\s*(" + _NUM + r")s")
+# Timed phases after training that the reported score depends on and that the scoring pass's own
+# timer does not include: pre-quantisation TTT, n-gram / PPM precompute, eval-time calibration of a
+# knob (temperature), compilation for evaluation. Progress lines (per epoch, chunk, batch) are not
+# phases; score lines carry their own eval_time.
+_EVAL_PHASE = re.compile(
+    r"^(?!.*\b(?:epoch|chunk|step)\b)"
+    r"(?P<label>(?:prequant_ttt|pre_quant_ttt|\w*precompute\w*|\w+:precompute|temp_scaling|eval_compile\w*|"
+    r"compile_eval\w*)(?::\w+)?)\b.*?"
+    r"(?:\b(?:elapsed|total_time|time|eval_time)[=:]\s*|\bin\s+)(?P<value>" + _NUM + r")\s*(?P<unit>ms|s)\b")
+_HESSIANS_ALT = re.compile(r"^gptq:hessians collected\b.*?\btime[=:]\s*(" + _NUM + r")\s*s\b")
+_CALIBRATION_START = re.compile(r"^(?:GPTQ:collecting Hessians|gptq:(?:collecting|calibrat)|calibrat\w*:start)",
+                                re.IGNORECASE)
 _PEAK_MEM = re.compile(r"^peak memory allocated:\s*(\d+)\s*MiB")
 _NAME_SEED = (
     re.compile(r"seed[_\-]?(\d{1,10})(?!\d)", re.IGNORECASE),
@@ -387,6 +408,8 @@ class _Segment:
     scores: list[ScoreLine] = field(default_factory=list)
     seeds: list[tuple[int, int]] = field(default_factory=list)  # (seed, line)
     artifact: tuple[int, int, str] | None = None  # bytes, line, label
+    totals: list[tuple[int, int, str]] = field(default_factory=list)  # every labelled total, in order
+    eval_phases: list[tuple[str, float, int]] = field(default_factory=list)  # label, seconds, line
     artifact_fallback: tuple[int, int, str] | None = None
     raw_total: int | None = None
     model: int | None = None
@@ -436,6 +459,8 @@ class _Segment:
         art = self.artifact or self.artifact_fallback
         if art is not None:
             run.artifact_bytes, run.artifact_line, run.artifact_label = art
+        run.logged_totals = list(self.totals) or ([art] if art is not None else [])
+        run.eval_phases = list(self.eval_phases)
         run.raw_total_bytes, run.model_bytes, run.raw_model_bytes = self.raw_total, self.model, self.raw_model
         if self.code is not None:
             run.code_bytes, run.code_line = self.code
@@ -650,19 +675,21 @@ def _score_line(line: str, n: int) -> ScoreLine | None:
 
 
 def _size_line(out: _Segment, line: str, n: int) -> bool:
-    m = _TOTAL_SIZE.match(line)
+    m = _TOTAL_SIZE.search(line) if "Total submission size" in line else None
     if m:
         label, value = (m.group(1) or "").strip(), int(m.group(2))
         if label:
             out.artifact = (value, n, label)
+            out.totals.append((value, n, label))
             out.saw_int6 = out.saw_int6 or "int6" in label
         elif out.model_label is not None and out.artifact is None:
             # An unlabelled total printed after the quantised model line is the quantised total.
             out.artifact = (value, n, out.model_label)
+            out.totals.append((value, n, out.model_label))
         else:
             out.raw_total = value
         return True
-    m = _SERIALIZED.match(line)
+    m = _SERIALIZED.search(line) if "Serialized model" in line else None
     if m:
         label, value = (m.group(1) or "").strip(), int(m.group(2))
         if label:
@@ -731,11 +758,18 @@ def _misc_line(out: _Segment, line: str, n: int, before_training: bool) -> None:
         v = _float(m.group(1))
         if v is not None:
             out.timings["gptq_reserve"] = v / 1000.0 if m.group(2) == "ms" else v
-    m = _HESSIANS.match(line)
+    m = _HESSIANS.match(line) or _HESSIANS_ALT.match(line)
     if m:
         v = _float(m.group(1))
         if v is not None:
             out.timings["gptq_hessians"] = v
+    if _CALIBRATION_START.match(line):
+        out.timings.setdefault("calibration_started_line", float(n))
+    m = _EVAL_PHASE.match(line)
+    if m and "val_bpb" not in line:
+        v = _float(m.group("value"))
+        if v is not None:
+            out.eval_phases.append((m.group("label"), v / 1000.0 if m.group("unit") == "ms" else v, n))
     m = _WALLCLOCK_KV.match(line)
     if m:
         v = _float(m.group(2))

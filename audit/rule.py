@@ -102,6 +102,14 @@ def line_of(content: str | bytes | None, needle: str, path: str = MAIN_SCRIPT) -
     return hits[0]
 
 
+# The date line of every rule that rests on the challenge README alone (RULES.md gives none).
+README_RULE_DATE = (
+    "README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
+    "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
+    "or for the rulings that enforce it"
+)
+
+
 @dataclass(frozen=True)
 class RuleDoc:
     """A rule's documentation under fixed headings, as ruff's are: What it checks / Why (the

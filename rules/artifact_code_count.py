@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from audit.artifact import counted_code
 from audit.context import AuditContext
+from audit.enforcement import enforce
 from audit.findings import Evidence, Finding, Severity
 from audit.logs import SeedRun
 from audit.read_problems import ReadProblemKind
@@ -77,6 +78,9 @@ class ArtifactCodeCount(Rule):
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        yield from enforce(ctx, self._check(ctx))
+
+    def _check(self, ctx: AuditContext) -> Iterable[Finding]:
         seed_table(ctx)
         for problem in ctx.submission.problems:  # a wrapper the reader could not decode
             if problem.kind == ReadProblemKind.WRAPPER_UNDECODABLE:

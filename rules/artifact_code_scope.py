@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from audit.analysis.api import local_imports, native_builds, runtime_units
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import Invalid, Rule, RuleDoc, Valid
+from audit.rule import README_RULE_DATE, Invalid, Rule, RuleDoc, Valid
 
 _SINGLE = '''
 import torch
@@ -58,9 +58,7 @@ class ArtifactCodeScope(Rule):
         why="Counted code should live in the single `train_gpt.py`; imported third-party "
             "libraries are free but must not be used to smuggle capability, compute or code size.",
         ruling="README (FAQ on artifact size; FAQ \"Can I import XYZ package?\").",
-        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
-             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
-             "or for the rulings that enforce it",
+        date=README_RULE_DATE,
         sources=(
             "README FAQ 'What exactly counts toward the 16MB artifact size?'",
             "https://github.com/openai/parameter-golf/pull/2135",

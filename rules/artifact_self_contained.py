@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from audit.analysis.api import network_calls, train_reads_at_eval
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import Invalid, Rule, RuleDoc, Valid
+from audit.rule import README_RULE_DATE, Invalid, Rule, RuleDoc, Valid
 
 # Calls that fetch from the network, by their last name, when made on a module of this set
 _GOOD = '''
@@ -80,9 +80,7 @@ class ArtifactSelfContained(Rule):
             " to training data (unless those bits are paid for inside the 16 MB). The artifact "
             "must be fully self-contained and reproducible.",
         ruling="README (FAQ artifact size; FAQ evaluation restrictions).",
-        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
-             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
-             "or for the rulings that enforce it",
+        date=README_RULE_DATE,
         sources=(
             "README FAQ: artifact size; evaluation restrictions",
         ),
@@ -173,9 +171,7 @@ class DataNoTrainAtEval(Rule):
         why="Eval may not read training shards unless the bits are paid for in the 16 MB (e.g. "
             "n-gram tables packed into the artifact).",
         ruling="README; RULING (valerio-oai on #593/#609 GPTQ calibration, second-hand).",
-        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
-             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
-             "or for the rulings that enforce it",
+        date=README_RULE_DATE,
         sources=(
             "README FAQ: evaluation restrictions",
             "https://github.com/openai/parameter-golf/issues/677",

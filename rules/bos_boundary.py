@@ -9,18 +9,16 @@ Integer hash embeddings over (t[i-1], t[i]) are not this pattern and are not rep
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from audit.analysis.api import unmasked_prev_token_mixes
 from audit.context import AuditContext
+from audit.enforcement import enforce
 from audit.findings import Finding, Severity
 from audit.rule import Invalid, Rule, RuleDoc, Valid
 
-# cocohearts' audit of #1797 (late April 2026) made the mask a requirement for later rows; records
-# dated before it were not re-judged, so for them the finding is a note.
-RULING_DATE = "2026-04-25"
-_DATE = re.compile(r"(20\d\d-\d\d-\d\d)")
+# cocohearts' audit of #1797 (late April 2026) made the mask a requirement for later rows; folders
+# merged before it were not re-judged: audit/enforcement.py lowers the error to a warning for them.
 
 _SMEAR = '''
 import torch
@@ -89,7 +87,7 @@ def bigram_hash(t, mod):
 class BosBoundary(Rule):
     ID = "R-BOS-BOUNDARY"
     TITLE = "Previous-token mixing without a mask at document boundaries (BOS)"
-    SEVERITY = Severity.WARNING
+    SEVERITY = Severity.ERROR
     KIND = "static"
     SOURCE = (
         "RULES.md E R-BOS-BOUNDARY: https://github.com/openai/parameter-golf/pull/1797#issuecomment-4322526174 ; "
@@ -104,9 +102,9 @@ class BosBoundary(Rule):
         ruling="RULING (cocohearts audit on #1797, comment 4322526174: would not merge/rebank "
                "#1797 as-is; fix applied in #1851/#1855 via a `not_bos` mask in both eval and TTT"
                " forward paths; #1902 added the \"BOS-fixed\" rows).",
-        date="RULES.md gives no date for this ruling; the rule module takes 2026-04-25 "
-             "(RULING_DATE) as the date of cocohearts' audit of #1797 and reports earlier records"
-             " as notes",
+        date="RULES.md gives no date for this ruling; audit/enforcement.py dates it to the #1902 "
+             "leaderboard update that enforced the #1797 audit (merged 2026-04-29): folders merged by "
+             "then get a warning, later ones an error; non-record folders (not leaderboard rows) a warning",
         sources=(
             "https://github.com/openai/parameter-golf/pull/1797#issuecomment-4322526174",
             "https://github.com/openai/parameter-golf/pull/1851",
@@ -122,12 +120,14 @@ class BosBoundary(Rule):
     INVALID = [
         Invalid(_SMEAR, "SmearGate module with no BOS mask", line=12),
         Invalid(_SMEAR_INLINE, "inline smear that ignores input_ids", line=7),
+        Invalid(_SMEAR, "the same module in a folder merged before the ruling took effect: a warning",
+                severity=Severity.WARNING, options={"as_of": "2026-04-20"}, line=12),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
-        date = _submission_date(ctx)
-        before_ruling = date is not None and date < RULING_DATE
-        note = f" This submission is dated {date}, before the ruling, so this is a note." if before_ruling else ""
+        yield from enforce(ctx, self._check(ctx))
+
+    def _check(self, ctx: AuditContext) -> Iterable[Finding]:
         for mix in unmasked_prev_token_mixes(ctx):
             yield self.finding(
                 f"R-BOS-BOUNDARY: `{mix.qualname}` blends the previous position's hidden state into the "
@@ -135,18 +135,8 @@ class BosBoundary(Rule):
                 "position of a document then carries information from the end of the previous "
                 "document. Zero the previous-token term wherever the current input token is BOS "
                 "(e.g. multiply by `(input_ids != BOS_ID)`) in every forward used for scoring and TTT. "
-                "(Contested in issue #1988, hence a warning.)" + note,
+                "(Disputed in issue #1988, but no maintainer reversed the ruling; audit/enforcement.py dates "
+                "it to the #1797 audit.)",
                 path=mix.path, line=mix.line, evidence=list(mix.steps),
-                severity=Severity.INFO if before_ruling else None,
                 key=f"{mix.qualname}:smear",
             )
-
-
-def _submission_date(ctx: AuditContext) -> str | None:
-    """The submission's date: submission.json `date`, else a YYYY-MM-DD folder-name prefix."""
-    data = ctx.submission.json_data or {}
-    for value in (data.get("date"), ctx.submission.name):
-        m = _DATE.search(str(value)) if value else None
-        if m:
-            return m.group(1)
-    return None

@@ -8,9 +8,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from audit.context import AuditContext
+from audit.enforcement import adjust, enforce
 from audit.findings import Evidence, Finding, Severity
 from audit.logs import SeedRun
 from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
+from audit.seedconfig import odd_run_ids
 from audit.seeds import (
     claimed_seeds,
     excerpt,
@@ -31,7 +33,6 @@ MIN_DECIMALS = 3  # a claim written with fewer decimals is held to 3 (tolerance 
 MAX_COMBINATIONS = 256
 # Naming the line or run a claim came from needs a claim precise enough not to match by chance.
 PRECISE_DECIMALS = 4
-RELABEL_DECIMALS = 6  # seeds logged more than once: try each choice of one run per seed
 
 
 def decimals(value: float) -> int:
@@ -91,7 +92,8 @@ class ClaimsMatchLogs(Rule):
         ruling="RULES.md R-SUB-JSON edge case and R-ARTIFACT-CAP: the README asks for "
                "submission.json with the score; reviewers (#2124) and the leaderboard updates "
                "(#1902) compared it with the logs.",
-        date="RULES.md gives no date for this ruling",
+        date="README rule (claims no log supports: always an error); a claim that is one seed's line is "
+             "dated by audit/enforcement.py to #1902 (merged 2026-04-29), when the seed mean became the rule",
         sources=(
             "https://github.com/openai/parameter-golf/pull/2124",
             "https://github.com/openai/parameter-golf/pull/1902",
@@ -107,9 +109,25 @@ class ClaimsMatchLogs(Rule):
             folder(json_extra={"seed_results": {str(s): {"val_bpb": bpb(v)} for s, v in SEEDS}}),
             "per-seed results equal their logs",
         ),
+        Valid(
+            folder({**{f"train_seed{s}.log": log(s, v) for s, v in SEEDS},
+                    "train_seed7.log": log(7, 2.0600, iterations=9_000)}),
+            "the claim is the mean of the three seeds of the submitted configuration; a fourth run of another "
+            "configuration (iterations 9,000) is not part of it",
+        ),
     ]
     INVALID = [
-        Invalid(folder(json_extra={"val_bpb": 1.2101}), "claimed val_bpb better than the logs' mean", path="submission.json", line=FILE),
+        Invalid(folder(json_extra={"val_bpb": 1.2101}), "claimed val_bpb better than every logged line: no log "
+                "supports it", severity=Severity.ERROR, path="submission.json", line=FILE),
+        Invalid(folder(json_extra={"val_bpb": bpb(2.0718)}), "the claim is the best seed's line while the other "
+                "two seeds' logs are in the folder (cherry-pick)", severity=Severity.ERROR, path="submission.json",
+                line=FILE),
+        Invalid(folder(json_extra={"val_bpb": bpb(2.0718), "track": "non-record-16mb"}),
+                "the same claim on the non-record track: a warning", severity=Severity.WARNING,
+                path="submission.json", line=FILE),
+        Invalid(folder(json_extra={"val_bpb": bpb(2.0718)}), "the same claim in a folder merged in March, before "
+                "#1902 made the seed mean the rule: a warning", severity=Severity.WARNING,
+                options={"as_of": "2026-03-20"}, path="submission.json", line=FILE),
         Invalid(
             folder(json_extra={"seed_results": {"1337": {"val_bpb": 1.2001}, "42": {"val_bpb": bpb(2.0739)},
                                                 "2025": {"val_bpb": bpb(2.0718)}}}),
@@ -134,6 +152,9 @@ class ClaimsMatchLogs(Rule):
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        yield from enforce(ctx, self._check(ctx))
+
+    def _check(self, ctx: AuditContext) -> Iterable[Finding]:
         seed_table(ctx)
         claims = submission_claims(ctx)
         runs = scored_runs(ctx)
@@ -155,30 +176,49 @@ class ClaimsMatchLogs(Rule):
         pool = [r for r in runs if run_seed(r) in seeds] if seeds else list(runs)
         if seeds and {run_seed(r) for r in pool} != set(seeds):
             return  # some claimed seed has no log under that seed: R-SUB-FILES.seed-logs says so
+        # The mean is over the seeds of the submitted configuration: runs of another configuration
+        # (R-SUB-SEEDS-SAME-CONFIG reports them) are left out when the claim names no seeds.
+        odd = odd_run_ids(ctx)
+        if not seeds and any(id(r) not in odd for r in pool):
+            pool = [r for r in pool if id(r) not in odd]
         tol = tolerance(claimed)
         means = [math.fsum(r.val_bpb or 0.0 for r in c) / len(c) for c in _one_run_per_seed(pool)]
         best = min(means, key=lambda m: abs(m - claimed))
         if abs(best - claimed) <= tol:
             return
-        explained = self._explained(path, key, claimed, best, pool, runs, len(seeds), tol)
+        explained = self._explained(ctx, path, key, claimed, best, pool, runs, len(seeds), tol)
         if explained is not None:
-            yield explained
+            # A claim that is one seed's line was how March records reported; the seed mean became
+            # the rule with the #1902 leaderboard update, so the error is dated by that ruling.
+            yield (adjust(ctx, explained, ruling="three-seeds") or explained) if explained.key == "cherry-pick" \
+                else explained
             return
         inflated = claimed < best
+        lines = [sl.val_bpb for r in runs for sl in r.scores if sl.rank > 0] or [best]
+        unsupported = claimed < min(lines) - tol
+        evidence = [Evidence(f"seed {run_seed(r)}: {r.score_label} val_bpb {r.val_bpb}", r.log_path, r.score_line,
+                             excerpt(ctx, r.log_path, r.score_line)) for r in pool[:8]]
+        if unsupported:
+            yield self.finding(
+                f"{path}: claimed {key} = {claimed} is better than every score line in the logs (best "
+                f"{min(lines):.8f}; mean of the {len(pool)} final score(s) {best:.8f}): no log supports the claim "
+                "(R-SUB-JSON). The claim must be the mean of the per-seed final lines of the shipped logs; ship "
+                "the logs it came from or correct it.",
+                path=path, key="unsupported", severity=Severity.ERROR, evidence=evidence,
+            )
+            return
         yield self.finding(
             f"{path}: claimed {key} = {claimed}, but the mean of the {len(pool)} logged final score(s) is "
             f"{best:.8f} (difference {claimed - best:+.8f}, tolerance {tol:.1e} for a claim written with "
             f"{decimals(claimed)} decimals), and no logged line or set of runs gives the claim (R-SUB-JSON). "
-            + ("The claim is better than the logs show; reviewers rejected such mismatches (#2124). "
-               if inflated else "The claim is worse than the logs show, so it does not overstate the result. ")
-            + "The claim must be the mean of the per-seed final lines of the shipped logs: recompute it, or ship "
-            "the logs it came from.",
-            path=path, key="mean", severity=Severity.ERROR if inflated else Severity.WARNING,
-            evidence=[Evidence(f"seed {run_seed(r)}: {r.score_label} val_bpb {r.val_bpb}", r.log_path, r.score_line,
-                               excerpt(ctx, r.log_path, r.score_line)) for r in pool[:8]],
+            + ("The claim is better than the logs' mean, though some logged line is as good; a reviewer must "
+               "reconcile it. " if inflated else "The claim is worse than the logs show, so it does not overstate "
+               "the result. ")
+            + "The claim must be the mean of the per-seed final lines of the shipped logs: recompute it.",
+            path=path, key="mean", severity=Severity.WARNING, evidence=evidence,
         )
 
-    def _explained(self, path: str | None, key: str, claimed: float, best: float, pool: list[SeedRun],
+    def _explained(self, ctx: AuditContext, path: str | None, key: str, claimed: float, best: float, pool: list[SeedRun],
                    runs: list[SeedRun], n_claimed_seeds: int, tol: float) -> Finding | None:
         """A claim that is in the logs, but not as the mean of the final lines of the claimed seeds."""
         for label, m in _label_means(pool).items():
@@ -191,15 +231,19 @@ class ClaimsMatchLogs(Rule):
                 )
         if decimals(claimed) < PRECISE_DECIMALS:
             return None  # a short claim matches too many lines by chance to name one
+        other_seeds = {run_seed(r) for r in pool}
         for r in runs:
             for sl in r.scores:
-                if abs(sl.val_bpb - claimed) <= tol and len(pool) > 1:
+                if sl.rank > 0 and abs(sl.val_bpb - claimed) <= tol and len(other_seeds - {run_seed(r)}) >= 1:
                     return self.finding(
                         f"{path}: {key} = {claimed} is one run's `{sl.label}` line ({r.log_path}, seed {run_seed(r)}), "
-                        f"not the mean over the {len(pool)} logged runs ({best:.8f}) (R-SUB-JSON). The leaderboard "
-                        "compares seed means; report the mean and list the per-seed values.",
-                        path=path, severity=Severity.WARNING, key="single-run",
-                        evidence=[Evidence("matching line", r.log_path, sl.line)],
+                        f"while the logs of {len(other_seeds - {run_seed(r)})} other seed(s) are in the folder: the "
+                        f"claim cherry-picks one seed instead of the mean over the seeds ({best:.8f}) (R-SUB-JSON). "
+                        "The leaderboard compares seed means; report the mean and list the per-seed values.",
+                        path=path, severity=Severity.ERROR, key="cherry-pick",
+                        evidence=[Evidence("matching line", r.log_path, sl.line, excerpt(ctx, r.log_path, sl.line)),
+                                  *(Evidence(f"seed {run_seed(o)}: {o.val_bpb}", o.log_path, o.score_line)
+                                    for o in pool if o is not r)],
                     )
         k = n_claimed_seeds or 0
         if 1 < k < len(runs) and math.comb(len(runs), k) <= MAX_COMBINATIONS * 16:
@@ -233,8 +277,7 @@ class ClaimsMatchLogs(Rule):
             if any(abs(v - value) <= tol for v in _logged_values(mine)):
                 continue
             r = mine[0]
-            elsewhere = [o for o in runs if o not in mine and decimals(value) >= RELABEL_DECIMALS
-                         and any(abs(v - value) <= tol for v in _logged_values([o]))]
+            elsewhere = [o for o in runs if o not in mine and any(abs(v - value) <= tol for v in _logged_values([o]))]
             if elsewhere:
                 o = elsewhere[0]
                 yield self.finding(
@@ -248,10 +291,11 @@ class ClaimsMatchLogs(Rule):
             inflated = r.val_bpb is not None and value < r.val_bpb
             yield self.finding(
                 f"{path}: seed {seed} is claimed at val_bpb {value}, but its log {r.log_path} shows {r.val_bpb} "
-                f"({r.score_label}) and no score line within {tol:.1e} of the claim (R-SUB-JSON). "
-                + ("The claim is better than the log. " if inflated else "")
+                f"({r.score_label}) and no score line of any log is within {tol:.1e} of the claim (R-SUB-JSON). "
+                + ("The claim is better than the log, and no log supports it. " if inflated else "")
                 + "Per-seed results must be copied from the logs.",
-                path=path, key=f"seed:{seed}", severity=Severity.ERROR if inflated else Severity.WARNING,
+                path=path, key=f"unsupported:seed:{seed}" if inflated else f"seed:{seed}",
+                severity=Severity.ERROR if inflated else Severity.WARNING,
                 evidence=[Evidence(f"claimed seed {seed}: {value}", path),
                           Evidence("logged score", r.log_path, r.score_line, excerpt(ctx, r.log_path, r.score_line))],
             )

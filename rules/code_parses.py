@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from audit.analysis.api import MAX_ANALYSED_CHARS, code_units
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
+from audit.rule import FILE, README_RULE_DATE, Invalid, Rule, RuleDoc, Valid
 
 _GOOD = "import torch\n\n\ndef main():\n    print(f\"{', '.join(['a', 'b'])}\")\n"
 
@@ -29,9 +29,7 @@ class CodeParses(Rule):
             " folder. Code that does not parse cannot be the code that produced the logs.",
         ruling="README; RULING (cocohearts #561: PRs without `submission.json` or without the "
                "logs backing a 3-seed claim are \"not leaderboard-ready\").",
-        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
-             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
-             "or for the rulings that enforce it",
+        date=README_RULE_DATE,
         sources=(
             "README 'Submission Process'",
             "https://github.com/openai/parameter-golf/pull/561",

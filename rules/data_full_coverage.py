@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.logs import SeedRun
-from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
+from audit.rule import FILE, README_RULE_DATE, Invalid, Rule, RuleDoc, Valid
 from audit.seeds import seed_runs, seed_table
 from audit.tokfamily import FULL_VAL_TOKENS, TRUNCATION_SLACK, any_known_count, family, log_body
 from rules._meta_examples import SEEDS, folder, log
@@ -47,9 +47,7 @@ class DataFullCoverage(Rule):
         ruling="README (\"Validation always runs on the full fineweb_val_* split\"); DE-FACTO (PPM "
                "mixtures reported on 3M/5M/8M-token subsets were challenged and excluded; "
                "cocohearts checked `val_tokens` in #2146).",
-        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
-             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
-             "or for the rulings that enforce it",
+        date=README_RULE_DATE,
         sources=(
             "https://github.com/openai/parameter-golf/pull/1785",
             "https://github.com/openai/parameter-golf/pull/1881",

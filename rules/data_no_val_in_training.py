@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from audit.analysis.api import chain_evidence, display, evidence_line, primary, val_sinks, valflow, where_note
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
-from audit.rule import Invalid, Rule, RuleDoc, Valid
+from audit.rule import README_RULE_DATE, Invalid, Rule, RuleDoc, Valid
 from rules._ttt_examples import TRAINING_WITH_PERIODIC_VAL, program
 
 
@@ -26,9 +26,7 @@ class DataNoValInTraining(Rule):
             "on it.",
         ruling="README (FAQ evaluation restrictions). Paid-prefix PRs #168/#262/#275 were ruled "
                "out of scope (0hq, quoted by participants).",
-        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
-             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
-             "or for the rulings that enforce it",
+        date=README_RULE_DATE,
         sources=(
             "README",
             "https://github.com/openai/parameter-golf/pull/168",

@@ -9,7 +9,7 @@ from pathlib import PurePosixPath
 from audit.analysis.api import imported_packages
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import Invalid, Rule, RuleDoc, Valid
+from audit.rule import README_RULE_DATE, Invalid, Rule, RuleDoc, Valid
 from rules._meta_examples import SCRIPT, folder
 
 # The repository's requirements.txt at HEAD (import names), plus triton which ships with torch.
@@ -33,9 +33,7 @@ class Libraries(Rule):
         why="Any package may be imported; include `requirements.txt` in the record folder and "
             "setup notes in the README.",
         ruling="README (FAQ imports).",
-        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
-             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
-             "or for the rulings that enforce it",
+        date=README_RULE_DATE,
         sources=(
             "README FAQ 'Can I import XYZ package?'",
         ),

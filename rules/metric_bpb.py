@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from audit.analysis.api import LoadedTable, byte_table_issues
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
-from audit.rule import Invalid, Rule, RuleDoc, Valid
+from audit.rule import README_RULE_DATE, Invalid, Rule, RuleDoc, Valid
 
 _REFERENCE_LUT = '''
 import numpy as np
@@ -99,9 +99,7 @@ class MetricBpbByteLut(Rule):
                "Precedents (RULES.md R-METRIC-TOKENIZER): the Scylla submissions (#1143, #1184) were "
                "withdrawn for byte-accounting errors and cocohearts removed the merged #1184 row "
                "(\"invalid Scylla record\", PR #1806).",
-        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
-             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
-             "or for the rulings that enforce it",
+        date=README_RULE_DATE,
         sources=(
             "README",
             "https://github.com/openai/parameter-golf/pull/1806",

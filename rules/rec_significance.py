@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from audit.context import AuditContext
+from audit.enforcement import applies, enforce
 from audit.findings import Evidence, Finding, Severity
 from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
 from audit.run_stats import new_runset, significance_of
@@ -81,8 +82,11 @@ class RecSignificance(Rule):
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        yield from enforce(ctx, self._check(ctx))
+
+    def _check(self, ctx: AuditContext) -> Iterable[Finding]:
         sig = significance_of(ctx)  # computed by the engine (audit.run_stats) for the report
-        if sig is None:
+        if sig is None or not applies(ctx, self.ID):
             return
         new, evidence = new_runset(ctx)
         where = _Where(ctx.submission.json_path, evidence)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from audit.context import AuditContext
+from audit.enforcement import enforce
 from audit.findings import Evidence, Finding, Severity
 from audit.read_problems import ReadProblem, ReadProblemKind
-from audit.rule import FILE, FOLDER, Invalid, Rule, RuleDoc, Valid
-from audit.seeds import claimed_seeds, is_non_record, run_seed, seed_runs, seed_table
+from audit.rule import FILE, FOLDER, README_RULE_DATE, Invalid, Rule, RuleDoc, Valid
+from audit.seeds import claimed_seeds, run_seed, seed_runs, seed_table
 from audit.submission import Submission
 from rules._meta_examples import SCRIPT, folder, log
 
@@ -46,9 +47,7 @@ class SubFiles(Rule):
             " are not accepted.",
         ruling="README; RULING (cocohearts #561: PRs without `submission.json` or without the "
                "logs backing a 3-seed claim are \"not leaderboard-ready\").",
-        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
-             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
-             "or for the rulings that enforce it",
+        date=README_RULE_DATE,
         sources=(
             "README 'Submission Process'",
             "https://github.com/openai/parameter-golf/pull/561",
@@ -84,10 +83,13 @@ class SubFiles(Rule):
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        # What the reader could not see is about the audit, not a track's practice: not enforced by date.
+        yield from self.reader_findings(ctx.submission)
+        yield from enforce(ctx, self._check(ctx))
+
+    def _check(self, ctx: AuditContext) -> Iterable[Finding]:
         seed_table(ctx)
         sub = ctx.submission
-        yield from self.reader_findings(sub)
-        non_record = is_non_record(ctx)
         if sub.readme is None:
             others = sorted(p for p in sub.files if "readme" in p.lower() and p.lower().endswith((".md", ".txt")))
             yield self._missing(
@@ -100,7 +102,6 @@ class SubFiles(Rule):
         if not sub.logs:
             yield self._missing(
                 "train logs", "the train log(s) the script wrote, enough to show the claimed score (usually 3 seeds)",
-                severity=Severity.WARNING if non_record else Severity.ERROR,
             )
         yield from self._main_script(ctx)
         yield from self._seed_logs(ctx)
@@ -167,7 +168,6 @@ class SubFiles(Rule):
             f"{', '.join(map(str, missing))} (R-SUB-FILES: the logs must back each claimed seed; #561). "
             "Add those train logs, or remove the seeds from the claim and recompute the mean.",
             path=path, rule_id="R-SUB-FILES.seed-logs", key="seed-logs",
-            severity=Severity.WARNING if is_non_record(ctx) else Severity.ERROR,
             evidence=[Evidence(f"claimed seeds {claimed}", path),
                       Evidence(f"seeds found in logs: {sorted(s for s in logged if s is not None)}")],
         )

@@ -7,8 +7,9 @@ from collections.abc import Iterable
 
 from audit.claims import Claims
 from audit.context import AuditContext
+from audit.enforcement import enforce
 from audit.findings import Evidence, Finding, Severity
-from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
+from audit.rule import FILE, README_RULE_DATE, Invalid, Rule, RuleDoc, Valid
 from audit.seeds import seed_table, submission_claims
 from audit.strict_json import JsonProblemKind
 from audit.submission import Submission
@@ -33,9 +34,7 @@ class SubJson(Rule):
                "`track_10min_16mb`): `author`, `github_id`, `name`, `date`, `val_bpb` (53–54 of "
                "them); `blurb`, `val_loss`, `bytes_total` (~40); `track`, `seeds`, "
                "`seed_results`, `bytes_code`, `hardware`, `val_bpb_std` (~20–27).",
-        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
-             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
-             "or for the rulings that enforce it",
+        date=README_RULE_DATE,
         sources=(
             "README 'Submission Process'",
             "https://github.com/openai/parameter-golf/pull/561",
@@ -65,6 +64,9 @@ class SubJson(Rule):
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        yield from enforce(ctx, self._check(ctx))
+
+    def _check(self, ctx: AuditContext) -> Iterable[Finding]:
         seed_table(ctx)
         sub = ctx.submission
         path = sub.json_path

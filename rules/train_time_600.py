@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from audit.context import AuditContext
+from audit.enforcement import applies, enforce
 from audit.findings import Evidence, Finding, Severity
 from audit.logs import SeedRun
-from audit.rule import FILE, Invalid, Rule, RuleDoc, Valid
-from audit.seeds import TIME_CAP_MS, excerpt, is_non_record, seed_runs, seed_table
+from audit.rule import FILE, README_RULE_DATE, Invalid, Rule, RuleDoc, Valid
+from audit.seeds import TIME_CAP_MS, excerpt, seed_runs, seed_table
 from rules._meta_examples import SEEDS, folder, log
 
 # The reference loop checks the clock after each step, so the last step overshoots the cap: the
@@ -18,6 +19,12 @@ from rules._meta_examples import SEEDS, folder, log
 # 1.1-2 s over (#1908 at 601,153 ms, #1945 seed 42 at 602,048 ms), which stay outside.
 MIN_TOLERANCE_MS = 250.0
 MAX_TOLERANCE_MS = 1_000.0
+# Calibration after the timed loop (GPTQ Hessians on training batches, or self-generated samples)
+# builds the artifact, so it counts toward the 600 s (RULES.md R-TRAIN-TIME-SCOPE, R-GPTQ-CALIB).
+# In practice the maintainers accepted rows whose loop plus calibration ran a few seconds over:
+# #1855 (599.6 s + 4.7 s) and #2135 (599.7 s + 6.9 s = 606.6 s). So loop + calibration over 600 s is
+# a warning up to the largest accepted overshoot, and an error beyond it.
+ACCEPTED_CALIBRATION_OVERSHOOT_S = 6.6
 # Knobs that end training on a step count instead of the clock.
 FORCED_STOP_KEYS = ("force_stop_step", "stop_step", "force_steps")
 
@@ -60,9 +67,7 @@ class TrainTime600(Rule):
                "SXM variant\"). Enforcement: #1945 was counted only at commit `70067534`, after "
                "its seed-42 run at 602.048 s was redone strictly under 600 s; PR #1956 documents "
                "#1908's `FORCE_STOP_STEP` run at 601,153 ms as over cap.",
-        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
-             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
-             "or for the rulings that enforce it",
+        date=README_RULE_DATE,
         sources=(
             "README",
             "https://github.com/openai/parameter-golf/pull/2146",
@@ -70,7 +75,7 @@ class TrainTime600(Rule):
             "https://github.com/openai/parameter-golf/pull/1956",
         ),
     )
-    ALSO_REPORTS = ("R-TRAIN-TIME-600.clock-bypassed",)
+    ALSO_REPORTS = ("R-TRAIN-TIME-600.clock-bypassed", "R-TRAIN-TIME-SCOPE")
     VALID = [
         Valid(folder(), "baseline-like: 600,038 ms, a sub-step overshoot of the cap"),
         Valid(
@@ -82,6 +87,12 @@ class TrainTime600(Rule):
             {**folder({f"train_seed{s}.log": log(s, v, train_time_ms=3_600_000, max_wallclock="0.000")
                        for s, v in SEEDS}, json_extra={"track": "non-record-unlimited-compute-16mb"})},
             "non-record track: no time limit",
+        ),
+        Valid(
+            folder({f"train_seed{s}.log": log(s, v, train_time_ms=588_050, extra=("gptq:reserving 12s, "
+                                              "effective=588000ms",)).replace(
+                "Code size:", "GPTQ:collected 67 Hessians in 11.3s\nCode size:") for s, v in SEEDS}),
+            "12 s reserved from the loop for 11.3 s of Hessians: 599.4 s in all",
         ),
     ]
     INVALID = [
@@ -103,11 +114,26 @@ class TrainTime600(Rule):
             "2,400 s on 2 GPUs: the same GPU-time, but not the 8xH100 timing the rule asks for",
             severity=Severity.WARNING, path="train_seed1337.log", line="stopping_early",
         ),
+        Invalid(
+            folder({f"train_seed{s}.log": log(s, v, train_time_ms=599_592, extra=()).replace(
+                "Code size:", "GPTQ:collected 67 Hessians in 4.7s\nCode size:") for s, v in SEEDS}),
+            "loop 599.6 s + 4.7 s of Hessians after it (#1855's shape, accepted): a warning",
+            rule_id="R-TRAIN-TIME-SCOPE", severity=Severity.WARNING, path="train_seed1337.log", line="stopping_early",
+        ),
+        Invalid(
+            folder({f"train_seed{s}.log": log(s, v, train_time_ms=599_700).replace(
+                "Code size:", "GPTQ:collected 67 Hessians in 45.2s\nCode size:") for s, v in SEEDS}),
+            "loop 599.7 s + 45.2 s of Hessians on training data after it: far over the budget",
+            rule_id="R-TRAIN-TIME-SCOPE", severity=Severity.ERROR, path="train_seed1337.log", line="stopping_early",
+        ),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
+        yield from enforce(ctx, self._check(ctx))
+
+    def _check(self, ctx: AuditContext) -> Iterable[Finding]:
         seed_table(ctx)
-        if is_non_record(ctx):
+        if not applies(ctx, self.ID):
             return
         for run in seed_runs(ctx):
             yield from self._check_run(ctx, run)
@@ -141,6 +167,7 @@ class TrainTime600(Rule):
                                        excerpt(ctx, path, run.train_time_line))],
                     key=f"over:{path}",
                 )
+        yield from self._calibration(ctx, run)
         bypass = self._clock_bypass(run)
         if bypass and scaled_cap is not None and (run.max_wallclock_seconds or 0) * 1000.0 <= scaled_cap:
             bypass = None  # the cap was scaled to the GPU count: reported above with the train time
@@ -153,6 +180,45 @@ class TrainTime600(Rule):
                 evidence=[Evidence("configuration in the log", path)],
                 key=f"bypass:{path}",
             )
+
+    def _calibration(self, ctx: AuditContext, run: SeedRun) -> Iterable[Finding]:
+        """Loop time + calibration after the loop (the phases the log times), against 600 s."""
+        if run.train_time_ms is None:
+            return
+        path = run.log_path
+        hessians = run.timings_s.get("gptq_hessians")
+        reserve = run.timings_s.get("gptq_reserve")
+        started = run.timings_s.get("calibration_started_line")
+        if hessians is None:
+            if started is not None:
+                yield self.finding(
+                    f"{path}: calibration after the timed loop is logged but not timed, so the training budget "
+                    f"(loop {run.train_time_ms / 1000.0:,.1f} s + calibration) cannot be summed from the log "
+                    "(R-TRAIN-TIME-SCOPE). Print the calibration's duration.",
+                    path=path, line=int(started), rule_id="R-TRAIN-TIME-SCOPE", severity=Severity.INFO,
+                    key=f"calib-untimed:{path}",
+                )
+            return
+        counted = run.train_time_ms / 1000.0 + hessians
+        over = counted - TIME_CAP_MS / 1000.0
+        if over <= _step_tolerance_ms(run) / 1000.0:
+            return
+        res = f"; the loop reserved {reserve:g} s for it (gptq_reserve_seconds)" if reserve else ""
+        error = over > ACCEPTED_CALIBRATION_OVERSHOOT_S
+        yield self.finding(
+            f"{path}: training loop {run.train_time_ms / 1000.0:,.1f} s + calibration after it {hessians:,.1f} s = "
+            f"{counted:,.1f} s, {over:,.1f} s over the 600 s training budget{res} (R-TRAIN-TIME-SCOPE, "
+            "R-GPTQ-CALIB: work the artifact depends on counts as training). "
+            + (f"That is beyond the largest overshoot maintainers accepted ({ACCEPTED_CALIBRATION_OVERSHOOT_S} s, "
+               "#2135). " if error else "Maintainers accepted such overshoots (#1855 4.3 s, #2135 6.6 s), so a "
+               "reviewer decides. ")
+            + "Raise GPTQ_RESERVE_SECONDS so that loop and calibration end within 600 s.",
+            path=path, line=run.train_time_line, rule_id="R-TRAIN-TIME-SCOPE",
+            severity=Severity.ERROR if error else Severity.WARNING, key=f"calib:{path}",
+            evidence=[Evidence("logged train time", path, run.train_time_line,
+                               excerpt(ctx, path, run.train_time_line)),
+                      Evidence(f"calibration: {hessians:,.1f} s")],
+        )
 
     @staticmethod
     def _clock_bypass(run: SeedRun) -> str | None:

@@ -15,7 +15,7 @@ from audit.analysis.api import (
 )
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
-from audit.rule import Invalid, Rule, RuleDoc, Valid
+from audit.rule import README_RULE_DATE, Invalid, Rule, RuleDoc, Valid
 from rules._ttt_examples import (
     ACCUMULATION_SHAPES,
     MAIN_SCORE_FIRST,
@@ -154,9 +154,7 @@ class TTTScoreFirst(Rule):
                "(participant report) with 0hq's ruling, quoted by participants as allowing use of"
                " any preceding eval tokens already tested on; issue #1082 (participant legality "
                "check of PR #672's 30-epoch train-then- score TTT) restates it.",
-        date="README rule, as RULES.md quotes it from the README at HEAD (4908dc46f, 2026-05-02; the "
-             "challenge ran 2026-03-18 to 2026-04-30); RULES.md gives no date for when it was written "
-             "or for the rulings that enforce it",
+        date=README_RULE_DATE,
         sources=(
             "README FAQ: evaluation restrictions",
             "https://github.com/openai/parameter-golf/issues/402",

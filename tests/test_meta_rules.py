@@ -56,15 +56,22 @@ def test_model_file_on_disk_over_cap(tmp_path: Path):
     assert hits and hits[0].path == "final_model.int8.ptz"
 
 
-def test_over_cap_log_that_fits_when_code_is_packed_is_a_warning():
-    """#1412's shape: the log counted readable code; the model plus the packed code fits."""
+def test_over_cap_log_that_fits_when_code_is_packed_is_dated():
+    """#1412's shape: the log counted readable code; the model plus the packed code fits. Before
+    #1835 (2026-04-26) that was accepted (a warning); since then the log's total decides (an error)."""
+    from audit.context import Options
+
     big = SCRIPT + "".join(f"\ndef helper_{i}(x):\n    return x + {i}\n" for i in range(3000))
     code = len(big.encode())
     logs = {f"train_seed{s}.log": log(s, v, source=big, model_bytes=15_990_000, code_bytes=code) for s, v in SEEDS}
-    sub = Submission.from_files(folder(logs, script=big))
-    report = audit_submission(sub, rules=[rule_by_id("R-ARTIFACT-CAP")], kinds=("meta",))
-    hits = _loud(report, "R-ARTIFACT-CAP")
-    assert hits and all(f.severity == Severity.WARNING for f in hits)
+    severities = {}
+    for as_of in ("2026-04-09", "2026-04-27"):
+        sub = Submission.from_files(folder(logs, script=big))
+        report = audit_submission(sub, Options(as_of=as_of), rules=[rule_by_id("R-ARTIFACT-CAP")], kinds=("meta",))
+        hits = _loud(report, "R-ARTIFACT-CAP")
+        assert hits
+        severities[as_of] = {f.severity for f in hits}
+    assert severities == {"2026-04-09": {Severity.WARNING}, "2026-04-27": {Severity.ERROR}}
 
 
 def test_launcher_counts_the_file_it_runs():

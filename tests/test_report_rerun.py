@@ -137,9 +137,12 @@ def test_sarif_and_html_use_harness_titles():
 def test_without_the_harness_rule_metadata_still_works(monkeypatch):
     import sys
 
-    from rules.sub_files import SubFiles  # R-SUB-FILES is a registered rule, not a built-in row
+    from rules.sub_files import (
+        SubFiles,  # R-SUB-FILES and R-SUB-FOLDER are registered rules, not built-in rows
+    )
+    from rules.sub_folder import SubFolder
 
-    monkeypatch.setattr("audit.registry.all_rules", lambda: [*TEST_RULES, SubFiles])
+    monkeypatch.setattr("audit.registry.all_rules", lambda: [*TEST_RULES, SubFiles, SubFolder])
     monkeypatch.setitem(sys.modules, "audit.harness.checks", None)
     known = {r.id: r for r in registered()}
     assert "R-SUB-FILES.rerun-runs" not in known and "R-SUB-FOLDER" in known

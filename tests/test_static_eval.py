@@ -298,17 +298,20 @@ def test_script_too_large_to_read_is_an_error_of_the_main_script(tmp_path):
     assert any(f.rule_id == "R-NGRAM-CACHE" for f in report.findings)  # the rest still ran
 
 
-def test_unmasked_smear_in_a_record_dated_before_the_ruling_is_a_note():
+def test_unmasked_smear_is_dated_by_when_the_folder_was_merged():
+    """R-BOS-BOUNDARY is a ruling: an error, except for folders merged before it (a warning);
+    the date is the folder's landing date or --as-of (audit/enforcement.py), not its own claim."""
+    from audit.context import Options
     from rules.bos_boundary import _SMEAR
 
     files = {"train_gpt.py": textwrap.dedent(_SMEAR).lstrip("\n"),
              "submission.json": '{"date": "2026-03-20", "val_bpb": 1.2}'}
-    report = audit_submission(Submission.from_files(files), rules=[rule_by_id("R-BOS-BOUNDARY")], kinds=("static",))
-    severities = {f.severity for f in report.findings if f.rule_id == "R-BOS-BOUNDARY"}
-    assert severities == {Severity.INFO}
-    files["submission.json"] = '{"date": "2026-04-29", "val_bpb": 1.2}'
-    report = audit_submission(Submission.from_files(files), rules=[rule_by_id("R-BOS-BOUNDARY")], kinds=("static",))
-    assert {f.severity for f in report.findings if f.rule_id == "R-BOS-BOUNDARY"} == {Severity.WARNING}
+    severities = {}
+    for as_of in ("2026-03-20", "2026-05-01"):
+        report = audit_submission(Submission.from_files(files), Options(as_of=as_of),
+                                  rules=[rule_by_id("R-BOS-BOUNDARY")], kinds=("static",))
+        severities[as_of] = {f.severity for f in report.findings if f.rule_id == "R-BOS-BOUNDARY"}
+    assert severities == {"2026-03-20": {Severity.WARNING}, "2026-05-01": {Severity.ERROR}}
 
 
 @pytest.mark.parametrize("read", ["full_counts.gather(0, key)", "torch.gather(full_counts, 0, key)",

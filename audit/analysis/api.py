@@ -56,6 +56,8 @@ __all__ = [
     "default_off_flags", "logged_flags",
     # execution evidence, multi-epoch TTT, normalisation proofs, target gates
     "execution_state", "last_epoch_kept", "unproven_normalisation", "target_metadata_gates",
+    # the probes: the call behind the claimed score
+    "score_call",
 ]
 
 
@@ -104,6 +106,58 @@ def site_evidence(ctx, ev: Event, label: str, site: Site | None = None) -> Evide
     return evidence_line(ctx, ev.path, s.line, label)
 
 
+def seed_derived_names(ctx) -> set[str]:
+    """Lower-cased names and attributes the script assigns from the seed (`data_seed = seed + 1`,
+    `self.shuffle_seed = int(os.environ.get("SEED", 0)) * 7`): logged values that differ between
+    seeds of one configuration because the seed does. A value derives from the seed when it reads
+    a name or attribute called like a seed, the `SEED` environment variable, or a name derived so.
+    """
+    import ast
+
+    def build() -> set[str]:
+        assigns: list[tuple[list[str], ast.AST]] = []
+        for s in analysis_sources(ctx):
+            tree = s.parsed.tree
+            if tree is None or s.too_large:
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    names = [t.id if isinstance(t, ast.Name) else t.attr for t in targets
+                             if isinstance(t, (ast.Name, ast.Attribute))]
+                    if names:
+                        assigns.append((names, node.value))
+        derived: set[str] = set()
+        for _ in range(3):  # a short fixpoint: seed -> data_seed -> loader_seed
+            before = len(derived)
+            for names, value in assigns:
+                if _reads_seed(value, derived):
+                    derived.update(n.lower() for n in names)
+            if len(derived) == before:
+                break
+        return derived
+
+    return ctx.memo("analysis.seed_derived_names", build)
+
+
+def _reads_seed(value, derived: set[str]) -> bool:
+    import ast
+
+    # `torch.manual_seed(x)` calls a seed function, and `cfg.lr` reads `lr`, not `cfg`: neither
+    # the called name nor the object an attribute hangs on is a value read.
+    skip = {id(n.func) for n in ast.walk(value) if isinstance(n, ast.Call)}
+    skip |= {id(n.value) for n in ast.walk(value) if isinstance(n, ast.Attribute)}
+    for n in ast.walk(value):
+        if id(n) in skip:
+            continue
+        name = n.id if isinstance(n, ast.Name) else n.attr if isinstance(n, ast.Attribute) else None
+        if name is not None and ("seed" in name.lower() or name.lower() in derived):
+            return True
+        if isinstance(n, ast.Constant) and n.value == "SEED":
+            return True
+    return False
+
+
 # -- execution evidence, multi-epoch TTT, normalisation proofs, target gates ----------------------
 def execution_state(ctx, path: str | None, line: int | None):
     """Did the code at `path:line` run in the submitted runs? `Execution(state, reason, evidence)`
@@ -132,3 +186,23 @@ def target_metadata_gates(ctx):
     """Gates/experts whose weight reads metadata of the token being scored (target_gates.py)."""
     from audit.analysis.target_gates import target_gates
     return target_gates(ctx)
+
+
+def score_call(ctx):
+    """The evaluator call in main behind the claimed score (for the probes), or None.
+
+    Returns (Source, ScoreCall): the source holding main (a decoded wrapper text when the script
+    is packed) and the call. Asked by audit/probes; see audit/analysis/score_call.py.
+    """
+    from audit.analysis.score_call import find_score_call
+
+    def build():
+        for src in analysis_sources(ctx):
+            tree = src.parsed.tree
+            if tree is None:
+                continue
+            found = find_score_call(src.path, tree, src.parsed.source)
+            if found is not None:
+                return src, found
+        return None
+    return ctx.memo("analysis.score_call", build)

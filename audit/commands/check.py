@@ -26,6 +26,9 @@ def add_parser(subparsers, common: argparse.ArgumentParser) -> argparse.Argument
     check.add_argument("--sota", metavar="FILE|DIR",
                        help="reference run set for the significance tests: a JSON file of per-seed val_bpb/"
                        "val_loss, or a submission folder")
+    check.add_argument("--as-of", metavar="YYYY-MM-DD", type=_iso_date,
+                       help="judge under the rulings made by this date (default: the folder's landing date on "
+                       "main when it sits in a checkout of the challenge repository, else today)")
     check.add_argument("--select", action="append", default=[], metavar="RULE_IDS",
                        help="only these rule ID prefixes (comma list, repeatable), e.g. R-TTT,R-EVAL")
     check.add_argument("--ignore", action="append", default=[], metavar="RULE_IDS",
@@ -35,6 +38,8 @@ def add_parser(subparsers, common: argparse.ArgumentParser) -> argparse.Argument
     check.add_argument("--changed-since", metavar="GIT_REF",
                        help="audit the record folders this branch adds since GIT_REF (git diff GIT_REF...HEAD), "
                        "and check that it adds exactly one folder (R-SUB-FOLDER)")
+    check.add_argument("--probe", action="store_true",
+                       help="also run the Kraft-sum and byte-accounting probes (needs the [torch] extra; issue 11)")
     check.add_argument("--rule-timeout", type=float, default=None, metavar="S",
                        help="seconds one rule may spend on one folder before it is recorded as an internal error "
                        "(default 120; see README, Resource limits)")
@@ -51,11 +56,19 @@ def run(args: argparse.Namespace) -> list[TargetResult] | int:
     targets, results = _targets(args, rules, select, ignore)
     if targets is None:
         return EXIT_OK
-    options = Options(sota=args.sota)
+    options = Options(sota=args.sota, as_of=args.as_of)
     if args.rule_timeout is not None:
         options.rule_timeout = args.rule_timeout
     job = Job(tuple(rules), options, tuple(select), tuple(ignore))
-    return results + audit_folders(targets, job, args.jobs)
+    results = results + audit_folders(targets, job, args.jobs)
+    if args.probe:  # the probes' findings join the same report; loaded like a subcommand (torch extra)
+        import importlib
+
+        probes = importlib.import_module("audit.probes.cli")
+        if probes.missing_message():
+            raise UsageError(f"--probe: {probes.missing_message()}")
+        probes.attach_probes(results)
+    return results
 
 
 def select_rules(select: list[str], ignore: list[str]) -> list[type[Rule]]:
@@ -148,3 +161,13 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _iso_date(text: str) -> str:
+    """--as-of: a YYYY-MM-DD date (argparse turns the error into a usage error, exit 2)."""
+    import datetime
+
+    try:
+        return datetime.date.fromisoformat(text.strip()).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None

@@ -52,7 +52,7 @@ def registered() -> list[RuleInfo]:
             if rid not in out:
                 title = rule.TITLE if rid == rule.ID else f"{rule.TITLE} (reported as {rid})"
                 out[rid] = RuleInfo(rid, title, rule.SEVERITY, rule.KIND, rule.SOURCE, plain, markdown)
-    for rid, info in {**BUILTIN, **harness_checks()}.items():
+    for rid, info in {**BUILTIN, **harness_checks(), **probe_checks()}.items():
         out.setdefault(rid, info)
     return [out[k] for k in sorted(out)]
 
@@ -61,6 +61,15 @@ def harness_checks() -> dict[str, RuleInfo]:
     """The harness's finding IDs (kind "runtime"); empty when audit.harness is not installed."""
     try:
         from audit.harness.checks import CHECKS
+    except ImportError:
+        return {}
+    return {c.id: RuleInfo(c.id, c.title, c.severity, "runtime", c.source) for c in CHECKS.values()}
+
+
+def probe_checks() -> dict[str, RuleInfo]:
+    """The probes' rule IDs (kind "runtime", issue 11); audit.probes.findings needs no torch."""
+    try:
+        from audit.probes.findings import CHECKS
     except ImportError:
         return {}
     return {c.id: RuleInfo(c.id, c.title, c.severity, "runtime", c.source) for c in CHECKS.values()}
