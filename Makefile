@@ -25,7 +25,7 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 test: lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2
 
 test-quick: $(STAMP)
 	$(VENV)/bin/pytest -q -m "not slow"
