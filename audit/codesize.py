@@ -1,5 +1,8 @@
 """Code-byte conventions of RULES.md R-ARTIFACT-CODE-COUNT, measured without executing anything.
 
+(Over 450 lines on purpose: it is also the one decoder of packed code, and the sizes and the
+decoder share the static mini-interpreter and the per-folder decode budget.)
+
 Three numbers matter for a script:
 - raw: its UTF-8 bytes (what the baseline's `Code size:` line counts);
 - whether it is a self-extracting wrapper (`exec(lzma.decompress(base64.b85decode("...")))`,

@@ -1,5 +1,7 @@
 """Small evaluation programs (our own) shared by the eval-legality rules' examples and fixtures.
 
+(Over 450 lines on purpose: it is data, legal and illegal twin programs, not logic.)
+
 Each is a complete `eval_val(model, val_tokens, seq_len, luts)` in the shape of a record's scorer,
 written to show one pattern. The model exposes `emb` and `mlp` (see the fixture template).
 """

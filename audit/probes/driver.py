@@ -1,5 +1,8 @@
 """Runs inside the sandbox (a child process): import the ported module, build its model, drive its evaluator.
 
+(Over 450 lines on purpose: it is the whole in-sandbox side, loaded as one file by a child with a
+minimal import path, so it imports nothing of the auditor beyond the standard library and torch.)
+
     python -m audit.probes.driver SPEC.json RESULT.json
 
 Never run in the auditor's own process: importing a submission executes its top-level code.
