@@ -44,6 +44,7 @@ from audit.minify import (  # noqa: F401 - re-exported: convention (b) lives in 
     WRAPPER_TAIL_LZMA,
     compressed_wrapper_size,
     minify_source,
+    quick_wrapper_size,
 )
 
 # Decoded sources larger than this are refused (real inner scripts are < 200 KB).
@@ -105,6 +106,11 @@ class WrapperInfo:
 
 
 _UNKNOWN: Any = object()
+# The full estimate (tokenize-minify, lzma 9e, brotli 11) costs ~0.4 s on a 150 KB script and
+# minutes on a hostile 8 MB one; real scripts are at most ~220 KB. Above this size the estimate is
+# the zlib-9 wrapper of the unminified text: seconds at most, and in practice larger than what a
+# minifier plus lzma/brotli give (nothing stripped, a weaker codec), so it errs towards the cap.
+MAX_FULL_ESTIMATE_BYTES = 1 << 20
 
 
 def code_sizes(source: str, *, estimate: bool = True, wrapper: WrapperInfo | None = _UNKNOWN,
@@ -121,6 +127,10 @@ def code_sizes(source: str, *, estimate: bool = True, wrapper: WrapperInfo | Non
                          wrapper_codec=info.codec, decode_error=info.error)
     if not estimate:
         return CodeSizes(raw=raw, wrapper=False, inner_source=None, compressed_estimate=None)
+    if raw > MAX_FULL_ESTIMATE_BYTES:
+        size = quick_wrapper_size(source)
+        return CodeSizes(raw=raw, wrapper=False, inner_source=None, compressed_estimate=size,
+                         estimate_codec="zlib, not minified (script too large for the full estimate)")
     minified = minify_source(source, parses=parses)
     size, codec = compressed_wrapper_size(minified)
     return CodeSizes(raw=raw, wrapper=False, inner_source=None, compressed_estimate=size,

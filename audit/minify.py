@@ -9,6 +9,7 @@ import io
 import lzma
 import tokenize
 import warnings
+import zlib
 
 # The shell of the challenge's self-extracting scripts; its length is the fixed overhead added to
 # the base85 payload when estimating convention (b).
@@ -137,3 +138,10 @@ def compressed_wrapper_size(minified: str) -> tuple[int, str]:
     except ImportError:
         pass
     return best
+
+
+def quick_wrapper_size(source: str) -> int:
+    """Length of a zlib-9 `exec(...)` wrapper around the unminified source: the bounded-cost
+    estimate for scripts too large for the full one (codesize.MAX_FULL_ESTIMATE_BYTES)."""
+    payload = zlib.compress(source.encode("utf-8", errors="surrogatepass"), 9)
+    return len(WRAPPER_HEAD_LZMA) + len(base64.b85encode(payload)) + len(WRAPPER_TAIL_LZMA)

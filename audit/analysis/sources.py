@@ -20,7 +20,7 @@ from audit.codesize import DecodeBudget, WrapperInfo, decoded_blobs, find_wrappe
 
 # Real scripts reach ~230 KB; far larger sources are not parsed or walked for the val-flow
 # analysis (parsing alone takes many seconds) and are reported as not analysed instead.
-MAX_ANALYSED_BYTES = MAX_PARSE_CHARS
+MAX_ANALYSED_BYTES = min(MAX_PARSE_CHARS, 1 << 20)  # the same bound as eval_code.MAX_ANALYSED_CHARS
 
 
 @dataclass(frozen=True)
