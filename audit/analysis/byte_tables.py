@@ -9,9 +9,8 @@ import re
 from dataclasses import dataclass
 
 from audit.analysis.code_functions import Function
-from audit.analysis.imports import runtime_units
+from audit.analysis.imports import runtime_functions
 from audit.analysis.syntax import call_name, names_in, walk_nodes
-from audit.analysis.targets import functions_of, target_flow
 
 LUT_NAME = re.compile(r"(base_bytes|bytes_lut|token_bytes|bytes_per_token|has_leading_space|is_boundary)", re.I)
 LOAD_CALLS = {"load", "fromfile", "loadtxt", "read_bytes", "memmap", "genfromtxt"}
@@ -36,12 +35,9 @@ class HandBuiltTable:
 def byte_table_issues(ctx) -> list[LoadedTable | HandBuiltTable]:  # type: ignore[no-untyped-def]
     """Per function of the run-time code: a loaded table, then a hand-built one (at most one each)."""
     def build() -> list[LoadedTable | HandBuiltTable]:
-        flow = target_flow(ctx)
         out: list[LoadedTable | HandBuiltTable] = []
-        for unit in runtime_units(ctx):
-            if unit.parsed.tree is None:
-                continue
-            for fn in functions_of(flow, unit.path):
+        for _unit, fns in runtime_functions(ctx):
+            for fn in fns:
                 loaded = _loaded(fn)
                 if loaded is not None:
                     out.append(loaded)

@@ -12,6 +12,7 @@ import ast
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from audit.analysis.code_functions import Function
 from audit.analysis.eval_code import CodeUnit, code_units
 from audit.analysis.syntax import walk_nodes
 from audit.analysis.targets import TargetFlow, functions_of, target_flow
@@ -51,6 +52,12 @@ def runtime_units(ctx) -> list[CodeUnit]:  # type: ignore[no-untyped-def]
             todo.extend(edges.get(p, ()))
         return [units[p] for p in sorted(seen) if p in units]
     return ctx.memo("analysis.runtime_units", build)
+
+
+def runtime_functions(ctx) -> list[tuple[CodeUnit, list[Function]]]:  # type: ignore[no-untyped-def]
+    """Each parsed run-time unit with its functions: what the pattern questions walk."""
+    flow = target_flow(ctx)
+    return [(u, functions_of(flow, u.path)) for u in runtime_units(ctx) if u.parsed.tree is not None]
 
 
 def _local_imports(units: list[CodeUnit], flow: TargetFlow) -> list[LocalImport]:

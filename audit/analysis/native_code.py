@@ -9,9 +9,8 @@ import re
 from dataclasses import dataclass
 
 from audit.analysis.eval_code import CodeUnit
-from audit.analysis.imports import runtime_units
+from audit.analysis.imports import runtime_functions
 from audit.analysis.syntax import call_name, walk_nodes
-from audit.analysis.targets import functions_of, target_flow
 
 NATIVE_SRC = re.compile(r"\.(c|cc|cpp|cu|cuh|h|hpp|so)\b")
 
@@ -26,10 +25,9 @@ class NativeBuild:
 def native_builds(ctx) -> list[NativeBuild]:  # type: ignore[no-untyped-def]
     """Every call of the run-time code that compiles or loads native code, in source order."""
     def build() -> list[NativeBuild]:
-        flow = target_flow(ctx)
         out = []
-        for unit in runtime_units(ctx):
-            for fn in functions_of(flow, unit.path):
+        for unit, fns in runtime_functions(ctx):
+            for fn in fns:
                 for call in fn.calls:
                     what = _native_build(call)
                     if what is not None:

@@ -9,9 +9,8 @@ import re
 from dataclasses import dataclass
 
 from audit.analysis.eval_code import CodeUnit
-from audit.analysis.imports import runtime_units
+from audit.analysis.imports import runtime_functions
 from audit.analysis.syntax import walk_nodes
-from audit.analysis.targets import functions_of, target_flow
 
 NET_MODULES = {"requests", "urllib", "request", "urllib3", "httpx", "aiohttp", "socket", "http", "client",
                "huggingface_hub", "hub", "datasets", "wget", "ftplib", "paramiko", "boto3", "gdown"}
@@ -34,12 +33,8 @@ class NetworkCall:
 def network_calls(ctx) -> list[NetworkCall]:  # type: ignore[no-untyped-def]
     """Every network-reaching call of the run-time code, per file in line order."""
     def build() -> list[NetworkCall]:
-        flow = target_flow(ctx)
         out = []
-        for unit in runtime_units(ctx):
-            if unit.parsed.tree is None:
-                continue
-            fns = functions_of(flow, unit.path)
+        for unit, fns in runtime_functions(ctx):
             aliases = _import_aliases([i for f in fns for i in f.imports])
             for node in sorted((c for f in fns for c in f.calls), key=lambda c: c.lineno):
                 what = _network_call(node, aliases)

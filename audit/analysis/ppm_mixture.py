@@ -9,9 +9,8 @@ import re
 from dataclasses import dataclass
 
 from audit.analysis.eval_code import CodeUnit
-from audit.analysis.imports import runtime_units
+from audit.analysis.imports import runtime_functions
 from audit.analysis.syntax import call_name, names_in, walk_nodes
-from audit.analysis.targets import functions_of, target_flow
 
 PPM_NAME = re.compile(r"ppm|prediction_by_partial", re.I)
 SCORE_NAME = re.compile(r"(^|_)(lp|logp|log_p|logprob|nll|nlp|ptl|loss|lprob)s?($|_)", re.I)
@@ -31,12 +30,8 @@ class PpmMixture:
 def ppm_byte_mixtures(ctx) -> list[PpmMixture]:  # type: ignore[no-untyped-def]
     """Every called PPM-named function of the run-time code that spreads token scores over bytes."""
     def build() -> list[PpmMixture]:
-        flow = target_flow(ctx)
         out = []
-        for unit in runtime_units(ctx):
-            if unit.parsed.tree is None:
-                continue
-            fns = functions_of(flow, unit.path)
+        for unit, fns in runtime_functions(ctx):
             ppm_defs = [f.node for f in fns if PPM_NAME.search(f.name)
                         and isinstance(f.node, (ast.FunctionDef, ast.AsyncFunctionDef))]
             called = {call_name(c) for f in fns for c in f.calls}

@@ -8,9 +8,8 @@ import re
 from dataclasses import dataclass
 
 from audit.analysis.eval_code import CodeUnit
-from audit.analysis.imports import runtime_units
+from audit.analysis.imports import runtime_functions
 from audit.analysis.syntax import walk_nodes
-from audit.analysis.targets import functions_of, target_flow
 
 TRAIN_REF = re.compile(r"(train_files|fineweb_train|train_loader|train_tokens|train_shards|train_pattern|train_stream)")
 EVAL_FN = re.compile(r"(eval|ttt|score|slot|test_time)", re.I)
@@ -28,10 +27,9 @@ class TrainReadAtEval:
 def train_reads_at_eval(ctx) -> list[TrainReadAtEval]:  # type: ignore[no-untyped-def]
     """The first training-data reference of every evaluation-time function of the run-time code."""
     def build() -> list[TrainReadAtEval]:
-        flow = target_flow(ctx)
         out = []
-        for unit in runtime_units(ctx):
-            for fn in functions_of(flow, unit.path):
+        for unit, fns in runtime_functions(ctx):
+            for fn in fns:
                 if not EVAL_FN.search(fn.name) or (re.search("train", fn.name, re.I) and "ttt" not in fn.name.lower()):
                     continue
                 hit = _train_reference(fn.node)
