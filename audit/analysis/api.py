@@ -188,6 +188,28 @@ def target_metadata_gates(ctx):
     return target_gates(ctx)
 
 
+def _logged_scores(runs, claim: float | None):
+    """The score labels the logs prove: the lines showing the claimed val_bpb; else, when the
+    runs' final scores agree with the claim (a mean over seeds), their labels; else none (the
+    logs are of another run than the claim, so they cannot say which evaluation produced it)."""
+    from statistics import mean
+
+    from audit.analysis.score_call import LoggedScores
+
+    seen = frozenset(s.label for r in runs for s in r.scores)
+    finals = [r for r in runs if r.score_label and r.val_bpb is not None]
+    if claim is not None:
+        matching = tuple(m.label for r in runs for m in [r.score_matching(claim)] if m is not None)
+        if matching:
+            return LoggedScores(matching, seen)
+        if not finals or abs(mean(r.val_bpb for r in finals) - claim) > CLAIM_AGREES:
+            return LoggedScores((), frozenset())
+    return LoggedScores(tuple(r.score_label for r in finals), seen)
+
+
+CLAIM_AGREES = 1e-3  # a claimed mean over seeds vs the runs' final scores (printed to 4-8 decimals)
+
+
 def score_call(ctx):
     """The evaluator call in main behind the claimed score (for the probes), or None.
 
@@ -197,11 +219,12 @@ def score_call(ctx):
     from audit.analysis.score_call import find_score_call
 
     def build():
+        logged = _logged_scores(ctx.runs, ctx.claims.val_bpb if ctx.claims is not None else None)
         for src in analysis_sources(ctx):
             tree = src.parsed.tree
             if tree is None:
                 continue
-            found = find_score_call(src.path, tree, src.parsed.source)
+            found = find_score_call(src.path, tree, src.parsed.source, logged)
             if found is not None:
                 return src, found
         return None

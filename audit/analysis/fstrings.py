@@ -87,3 +87,56 @@ def _scan_string(src: str, j: int, quote: str, is_f: bool, raw: bool) -> int:
             depth -= 1
         j += 1
     return n
+
+
+def fstring_parts(line: str) -> list[tuple[str, list[tuple[bool, str]]]]:
+    """The f-strings starting on one line of the original source, each as (the plain string
+    `downgrade_fstrings` made of it, its parts: (is a replacement field, text)). Lets a reader of
+    the downgraded tree recover what a log line formats (`f"{label} val_bpb:{v}"`)."""
+    out: list[tuple[str, list[tuple[bool, str]]]] = []
+    i, n = 0, len(line)
+    while i < n:
+        m = _START.match(line, i) if (line[i].isalpha() or line[i] in "\"'") else None
+        if m is None or (i > 0 and (line[i - 1].isalnum() or line[i - 1] == "_")):
+            i += 1
+            continue
+        prefix, quote = m.group(1).lower(), m.group(2)
+        end = _scan_string(line, m.end(), quote, "f" in prefix, "r" in prefix)
+        if "f" in prefix:
+            body = line[m.end():max(m.end(), end - len(quote))]
+            out.append((_DROP.sub("", body), _split_fields(body)))
+        i = max(end, i + 1)
+    return out
+
+
+def _split_fields(body: str) -> list[tuple[bool, str]]:
+    parts: list[tuple[bool, str]] = []
+    lit: list[str] = []
+    j, n = 0, len(body)
+    while j < n:
+        if body.startswith("{{", j) or body.startswith("}}", j):
+            lit.append(body[j])
+            j += 2
+            continue
+        if body[j] != "{":
+            lit.append(body[j])
+            j += 1
+            continue
+        depth, k = 1, j + 1
+        while k < n and depth:
+            ch = body[k]
+            m = _START.match(body, k) if ch in "\"'" else None
+            if m is not None:
+                k = _scan_string(body, m.end(), m.group(2), False, False)
+                continue
+            depth += ch == "{"
+            depth -= ch == "}"
+            k += 1
+        if lit:
+            parts.append((False, "".join(lit)))
+            lit = []
+        parts.append((True, body[j + 1:k - 1]))
+        j = k
+    if lit:
+        parts.append((False, "".join(lit)))
+    return parts

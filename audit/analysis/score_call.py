@@ -9,6 +9,7 @@ Everything here is read from the syntax tree; nothing is imported or executed.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 
 SCORE_WORDS = ("val_bpb", "val_loss")
@@ -52,35 +53,231 @@ class ScoreCall:
     luts: Binding | None = None  # `base_bytes_lut, has_leading_space_lut, ... = build_sentencepiece_luts(sp, ...)`
     sp_names: tuple[str, ...] = ()  # names main binds to a SentencePieceProcessor
     notes: tuple[str, ...] = field(default=())
+    hp_aliases: tuple[str, ...] = ()  # other names the Hyperparameters go by where the model is built
+    objects: tuple[Binding, ...] = ()  # `val_data = ValidationData(h, device)` handed to the evaluator
 
 
-def find_score_call(path: str, tree: ast.Module, source: str) -> ScoreCall | None:
-    """The score call of one module's main function, or None when it has none."""
+@dataclass(frozen=True)
+class LoggedScores:
+    """What the logs say was scored: the claimed (canonical) labels and every label logged.
+
+    The claimed score's log line names the evaluation that produced it; a block whose score
+    lines appear in no log did not run (a switched-off SLOT block printing the same final label)."""
+
+    claimed: tuple[str, ...] = ()
+    seen: frozenset[str] = frozenset()
+
+
+@dataclass
+class _Candidate:
+    """One place where a score is logged: the evaluator call whose result the log line formats."""
+
+    order: tuple[int, ...]  # execution order: call-site lines from main down to this statement
+    scope: ast.FunctionDef  # the function holding the evaluator call
+    chain: tuple[tuple[ast.FunctionDef, ast.Call], ...]  # (caller, call of the next function) from main
+    stmt: ast.stmt  # the statement holding the evaluator call
+    func: ast.expr  # the evaluator
+    args: list[ast.expr]
+    keywords: list[ast.keyword]
+    label: str | None  # the label as written (placeholders kept as `{...}`)
+    pattern: re.Pattern[str] | None  # the label as a regex over logged labels
+    siblings: tuple[re.Pattern[str], ...] = ()  # other score lines formatting the same result
+    via: str | None = None  # the logging wrapper (`timed_eval`) the call goes through
+
+
+def find_score_call(path: str, tree: ast.Module, source: str, logged: LoggedScores | None = None) -> ScoreCall | None:
+    """The score call behind the claimed score, or None when no evaluator call is logged as a score.
+
+    Score lines are looked for in main and in the functions it calls (a `train_and_eval(h)`
+    helper), and through logging wrappers (`timed_eval(label, fn, *args)` calls `fn(*args)` and
+    logs `{label} val_loss:... val_bpb:...`): the evaluator is then `fn`, its arguments the rest.
+    With logs, the candidate whose label is the claimed one (and whose block ran) wins; otherwise
+    the score logged last. A scalar conversion (`(loss_sum / n).item()`) is never the evaluator:
+    the call it converts is, and a score computed inline (no call) is not a candidate."""
     main = _main_function(tree)
     if main is None:
         return None
-    stmts = sorted((n for n in ast.walk(main) if isinstance(n, ast.stmt)), key=lambda n: (n.lineno, n.col_offset))
+    funcs = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
+    lines = None if _parses(source) else source.splitlines()
+    ctx = _Module(tree, funcs, _wrappers(funcs, lines), _imported_names(tree), lines)
+    cands = _candidates(ctx, main, (), (), set())
+    if not cands:
+        return None
+    best = _choose(cands, logged)
+    return _score_call_at(path, tree, source, ctx, main, best)
+
+
+@dataclass
+class _Module:
+    tree: ast.Module
+    funcs: dict[str, ast.FunctionDef]
+    wrappers: dict[str, tuple[int, int, str | None]]  # name -> (label index, fn index, label param)
+    imported: frozenset[str]
+    lines: list[str] | None = None  # the original source, when the tree is of a downgraded text
+
+
+def _choose(cands: list[_Candidate], logged: LoggedScores | None) -> _Candidate:
+    """The claimed label's candidate (of several, one whose other score lines were logged too: a
+    switched-off block can print the same final label); else the last logged one; else the last."""
+    cands = sorted(cands, key=lambda c: c.order)
+    if logged is None or not logged.seen:
+        return cands[-1]
+
+    def seen(p: re.Pattern[str] | None) -> bool:
+        return p is not None and any(p.fullmatch(lab) for lab in logged.seen)
+    claimed = [c for c in cands if c.pattern is not None and any(c.pattern.fullmatch(lab) for lab in logged.claimed)]
+    if claimed:
+        return ([c for c in claimed if all(seen(s) for s in c.siblings)] or claimed)[-1]
+    return ([c for c in cands if seen(c.pattern)] or cands)[-1]
+
+
+MAX_DEPTH = 3
+
+
+def _candidates(ctx: _Module, fn: ast.FunctionDef, order: tuple[int, ...], chain, visiting: set[str]) -> list[_Candidate]:
+    """Score candidates of fn and of the module functions it calls, in execution order."""
+    visiting = visiting | {fn.name}
+    stmts = sorted((n for n in ast.walk(fn) if isinstance(n, ast.stmt)), key=lambda n: (n.lineno, n.col_offset))
     assigns = [(s, _assigned_names(s)) for s in stmts if isinstance(s, (ast.Assign, ast.AnnAssign)) and s.value is not None]
-    best: tuple[ast.stmt, ast.Call, str | None] | None = None
-    for log in stmts:
-        label, names = _score_log(log)
-        if label is None:
-            continue
+    logs = [(s, *_score_log_full(s, ctx.lines)) for s in stmts]
+    logs = [(s, label, names, pat) for s, label, names, pat in logs if label is not None]
+    out: list[_Candidate] = []
+    for log, label, names, pat in logs:
         for s, targets in reversed(assigns):
             if s.lineno < log.lineno and targets & names and isinstance(_call_of(s), ast.Call):
-                best = (s, _call_of(s), label)  # type: ignore[assignment]
+                call = _evaluator_call(ctx, s, assigns)
+                if call is not None:
+                    st, c = call
+                    sibs = tuple(p for other, _lab, onames, p in logs if other is not log and p is not None
+                                 and onames & targets and other.lineno > s.lineno)
+                    out.append(_Candidate((*order, log.lineno), fn, chain, st, c.func, list(c.args), list(c.keywords),
+                                          label, pat, sibs))
                 break
-    if best is None:
+    for s in stmts:
+        value = _call_of(s) if isinstance(s, (ast.Expr, ast.Assign, ast.AnnAssign)) else None
+        if not isinstance(value, ast.Call) or not isinstance(value.func, ast.Name):
+            continue
+        name = value.func.id
+        if name in ctx.wrappers:
+            cand = _wrapper_candidate(ctx, fn, chain, s, value, (*order, s.lineno))
+            if cand is not None:
+                out.append(cand)
+        elif name in ctx.funcs and name not in visiting and len(order) < MAX_DEPTH:
+            out += _candidates(ctx, ctx.funcs[name], (*order, s.lineno), (*chain, (fn, value)), visiting)
+    return out
+
+
+def _wrapper_candidate(ctx: _Module, fn, chain, stmt: ast.stmt, call: ast.Call, order) -> _Candidate | None:
+    w = ctx.funcs[call.func.id]  # type: ignore[union-attr]
+    label_i, fn_i, _ = ctx.wrappers[w.name]
+    params = [a.arg for a in (*w.args.posonlyargs, *w.args.args)]
+    pos = list(call.args)
+    kws = {k.arg: k.value for k in call.keywords if k.arg is not None}
+    if any(isinstance(a, ast.Starred) for a in pos[: max(label_i, fn_i) + 1]):
         return None
-    stmt, call, label = best
-    seg = lambda n: ast.get_source_segment(source, n) or ast.unparse(n)  # noqa: E731
+    label_node = pos[label_i] if label_i < len(pos) else kws.get(params[label_i])
+    fn_node = pos[fn_i] if fn_i < len(pos) else kws.get(params[fn_i])
+    if fn_node is None:
+        return None
+    label = label_node.value if isinstance(label_node, ast.Constant) and isinstance(label_node.value, str) else None
+    own = set(params)
+    rest = [a for i, a in enumerate(pos) if i > max(label_i, fn_i)]
+    kw_rest = [k for k in call.keywords if k.arg is None or k.arg not in own]
+    pat = re.compile(re.escape(label.strip())) if label else None
+    return _Candidate(order, fn, chain, stmt, fn_node, rest, kw_rest, label, pat, (), via=w.name)
+
+
+def _wrappers(funcs: dict[str, ast.FunctionDef], lines: list[str] | None = None) -> dict[str, tuple[int, int, str | None]]:
+    """Module functions that call a parameter (`fn(*args)`) and log its result as a score under a
+    label parameter: `def timed_eval(label, fn, *args): v = fn(*args); log(f"{label} val_bpb:{v}")`."""
+    out = {}
+    for f in funcs.values():
+        params = [a.arg for a in (*f.args.posonlyargs, *f.args.args)]
+        called = [n.func.id for n in ast.walk(f) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                  and n.func.id in params]
+        if not called or f.args.vararg is None:
+            continue
+        for st in ast.walk(f):
+            if not isinstance(st, ast.stmt):
+                continue
+            label, names, _ = _score_log_full(st, lines)
+            lab_params = [p for p in params if p in names and p not in called]
+            if label is not None and lab_params:
+                out[f.name] = (params.index(lab_params[0]), params.index(called[0]), lab_params[0])
+                break
+    return out
+
+
+CONVERSIONS = ("item", "tolist", "cpu", "detach", "float", "double", "numpy")
+
+
+def _evaluator_call(ctx: _Module, stmt: ast.stmt, assigns) -> tuple[ast.stmt, ast.Call] | None:
+    """The evaluator call behind an assignment: itself, or, for a scalar conversion or a library
+    call (`v = (loss_sum / n).item()`, `float(x)`), the call that assigned what it converts."""
+    seen: set[int] = set()
+    todo = [stmt]
+    while todo:
+        s = todo.pop(0)
+        if id(s) in seen or len(seen) > 8:
+            continue
+        seen.add(id(s))
+        call = _call_of(s)
+        if not isinstance(call, ast.Call):
+            continue
+        if not _is_conversion(ctx, call):
+            return s, call
+        used = {n.id for n in ast.walk(call) if isinstance(n, ast.Name)} - ctx.imported
+        for prev, targets in reversed(assigns):
+            if prev.lineno < s.lineno and targets & used:
+                todo.append(prev)
+    return None
+
+
+def _is_conversion(ctx: _Module, call: ast.Call) -> bool:
+    func = call.func
+    if isinstance(func, ast.Attribute) and func.attr in CONVERSIONS:
+        return True
+    if isinstance(func, ast.Name):
+        return func.id in ("float", "int", "round", "abs", "sum", "max", "min", "len") or func.id in ctx.imported
+    root = func
+    while isinstance(root, (ast.Attribute, ast.Call, ast.Subscript)):
+        root = root.value if not isinstance(root, ast.Call) else root.func
+    return isinstance(root, ast.Name) and root.id in ctx.imported
+
+
+def _imported_names(tree: ast.Module) -> frozenset[str]:
+    out: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for a in node.names:
+                out.add((a.asname or a.name).split(".")[0])
+    return frozenset(out)
+
+
+def _score_call_at(path: str, tree: ast.Module, source: str, ctx: _Module, main: ast.FunctionDef,
+                   best: _Candidate) -> ScoreCall:
+    scope = best.scope
+    stmts = sorted((n for n in ast.walk(scope) if isinstance(n, ast.stmt)), key=lambda n: (n.lineno, n.col_offset))
+    assigns = [(s, _assigned_names(s)) for s in stmts if isinstance(s, (ast.Assign, ast.AnnAssign)) and s.value is not None]
+    stmt = best.stmt
+    call = ast.Call(func=best.func, args=best.args, keywords=best.keywords)
+    if ctx.lines is None:
+        seg = lambda n: ast.get_source_segment(source, n) or ast.unparse(n)  # noqa: E731
+    else:  # columns of the downgraded text differ from the original's after an f-string
+        seg = ast.unparse
     classes = {c.name for c in tree.body if isinstance(c, ast.ClassDef)}
+    hparams, hp_aliases = _hparams_for(best, assigns, classes, seg)
+    model = _model_binding(call, assigns, classes, tree, stmt.lineno, seg)
     model_node = _model_node(call, assigns, classes, tree, stmt.lineno)
+    notes: list[str] = []
+    if model is None:
+        found = _model_via_factory(ctx, call, assigns, stmt.lineno, seg)
+        if found is not None:
+            model, model_node, aliases = found
+            hp_aliases = tuple(dict.fromkeys((*hp_aliases, *aliases)))
+            notes.append(f"model built inside {model.source.split('(')[0]} as main's factory does")
     needed = [call.func, *call.args, *(k.value for k in call.keywords), *([model_node] if model_node is not None else [])]
     bindings = _bindings_for(needed, assigns, stmt.lineno, seg)
-    hparams = tuple(Binding(n, s.lineno, seg(s.value)) for s, names in assigns for n in names
-                    if isinstance(s.value, ast.Call) and _is_hparams_ctor(s.value, classes))
-    model = _model_binding(call, assigns, classes, tree, stmt.lineno, seg)
     hp_names = {b.name for b in hparams}
     bindings = tuple(b for b in bindings if b.name not in hp_names and (model is None or b.name != model.name))
     args = tuple((None, seg(a)) for a in call.args) + tuple((k.arg, seg(k.value)) for k in call.keywords)
@@ -90,11 +287,106 @@ def find_score_call(path: str, tree: ast.Module, source: str) -> ScoreCall | Non
                      if isinstance(s.value, ast.Call) and "SentencePiece" in ast.unparse(s.value.func))
     val_names = _val_aliases({n.id for a in (*call.args, *(k.value for k in call.keywords)) for n in ast.walk(a)
                               if isinstance(n, ast.Name) and _is_tokens_name(n.id)}, assigns)
-    logged = frozenset().union(*(_score_log(x)[1] for x in stmts))
-    steps = _val_steps(main, val_names, model.line if model else 0, stmt.lineno, logged, seg)
+    objects = _object_bindings(call, assigns, tree, stmt.lineno, seg)
+    evals = _evaluation_lines(ctx, scope, stmts, assigns)
+    steps = _val_steps(scope, val_names, model.line if model else 0, stmt.lineno, evals, seg)
     trains = _trains(tree, [call.func, *(ast.parse(st.source.strip()).body[0] for st in steps if _parses(st.source))])
-    return ScoreCall(path, stmt.lineno, seg(call.func), args, label, bindings, hparams[:1], model, main.name,
-                     steps, trains, val_names, luts, sp_names)
+    if best.via:
+        notes.append(f"score logged by {best.via}({best.label!r}, {seg(best.func)}, ...)")
+    return ScoreCall(path, stmt.lineno, seg(call.func), args, best.label, bindings, hparams[:1], model, scope.name,
+                     steps, trains, val_names, luts, sp_names, tuple(notes), hp_aliases, objects)
+
+
+def _hparams_for(best: _Candidate, assigns, classes: set[str], seg) -> tuple[tuple[Binding, ...], tuple[str, ...]]:
+    """The Hyperparameters construction: in the scope itself, or in a caller (main builds `h` and
+    hands it to `train_and_eval(h, device)`); then the names it goes by on the way down."""
+    own = tuple(Binding(n, s.lineno, seg(s.value)) for s, names in assigns for n in names
+                if isinstance(s.value, ast.Call) and _is_hparams_ctor(s.value, classes))
+    if own:
+        return own, ()
+    for depth in range(len(best.chain) - 1, -1, -1):
+        caller, _ = best.chain[depth]
+        c_assigns = [(s, _assigned_names(s)) for s in ast.walk(caller) if isinstance(s, (ast.Assign, ast.AnnAssign))
+                     and s.value is not None]
+        found = [(n, s) for s, names in c_assigns for n in names
+                 if isinstance(s.value, ast.Call) and _is_hparams_ctor(s.value, classes)]
+        if not found:
+            continue
+        name, s = found[0]
+        names = {name}
+        for _caller, callsite in best.chain[depth:]:  # follow the argument down to the scope
+            callee = next((f for f, _c in best.chain if f.name == getattr(callsite.func, "id", None)), None) or best.scope
+            names = _param_names_for(callee, callsite, names)
+        if not names:
+            continue
+        first = sorted(names)[0]
+        return (Binding(first, s.lineno, seg(s.value)),), tuple(sorted(names - {first}))
+    return (), ()
+
+
+def _param_names_for(callee: ast.FunctionDef, call: ast.Call, names: set[str]) -> set[str]:
+    params = [a.arg for a in (*callee.args.posonlyargs, *callee.args.args)]
+    out = {params[i] for i, a in enumerate(call.args) if i < len(params) and isinstance(a, ast.Name) and a.id in names}
+    out |= {k.arg for k in call.keywords if k.arg and isinstance(k.value, ast.Name) and k.value.id in names}
+    return out
+
+
+def _model_via_factory(ctx: _Module, call: ast.Call, assigns, before: int, seg):
+    """`eval_model = deserialize(h, device)` / `model, compiled = train_model(h, ...)`: the model is
+    built inside a module function; its construction there (`GPT(h)`) is what the probe evaluates,
+    bound to the name the evaluator call uses. Returns (binding, node, that function's hparams names)."""
+    passed = {n.id for a in (*call.args, *(k.value for k in call.keywords)) for n in ast.walk(a) if isinstance(n, ast.Name)}
+    modules = {c.name for c in ctx.tree.body if isinstance(c, ast.ClassDef) and _looks_like_module(c)}
+    for s, names in reversed(assigns):
+        if s.lineno >= before or not (names & passed) or not any("model" in n.lower() for n in names & passed):
+            continue
+        v = _call_of(s)
+        if not (isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id in ctx.funcs):
+            continue
+        factory = ctx.funcs[v.func.id]
+        for node in ast.walk(factory):
+            c = node
+            while isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute) and isinstance(c.func.value, ast.Call):
+                c = c.func.value
+            if isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id in modules:
+                name = sorted(n for n in names & passed if "model" in n.lower())[0]
+                params = {a.arg for a in (*factory.args.posonlyargs, *factory.args.args)}
+                return Binding(name, s.lineno, seg(c)), c, tuple(sorted(params))
+    return None
+
+
+def _object_bindings(call: ast.Call, assigns, tree: ast.Module, before: int, seg) -> tuple[Binding, ...]:
+    """Names handed to the evaluator that main binds to a plain class of the script holding the
+    validation data (`val_data = ValidationData(h, device)`): the probe builds one and swaps in its
+    own tokens and byte tables, by attribute name."""
+    plain = {c.name for c in tree.body if isinstance(c, ast.ClassDef) and not _looks_like_module(c)}
+    passed = {n.id for a in (*call.args, *(k.value for k in call.keywords)) for n in ast.walk(a) if isinstance(n, ast.Name)}
+    out = []
+    for s, names in reversed(assigns):
+        hit = names & passed
+        v = s.value
+        if s.lineno < before and len(names) == 1 and hit and isinstance(v, ast.Call) and isinstance(v.func, ast.Name) \
+                and v.func.id in plain and not any(w in v.func.id.lower() for w in HPARAM_WORDS) \
+                and not any(b.name in hit for b in out):
+            out.append(Binding(next(iter(hit)), s.lineno, seg(v)))
+    return tuple(out)
+
+
+def _evaluation_lines(ctx: _Module, scope: ast.FunctionDef, stmts, assigns) -> frozenset[int]:
+    """Lines of the scope's other evaluations that do not adapt the model (no backward reachable):
+    replaying them before every probe run would only cost time."""
+    out = set()
+    for s in stmts:
+        v = _call_of(s) if isinstance(s, (ast.Expr, ast.Assign, ast.AnnAssign)) else None
+        if not isinstance(v, ast.Call):
+            continue
+        target = None
+        if isinstance(v.func, ast.Name) and v.func.id in ctx.wrappers:
+            _, fn_i, _ = ctx.wrappers[v.func.id]
+            target = v.args[fn_i] if fn_i < len(v.args) else None
+        if target is not None and not _trains(ctx.tree, [target]):
+            out.add(s.lineno)
+    return frozenset(out)
 
 
 def _parses(src: str) -> bool:
@@ -149,7 +441,7 @@ def _val_aliases(names: set[str], assigns) -> tuple[str, ...]:
 LOG_FUNCS = ("log", "print", "logger", "log0", "info", "warn")
 
 
-def _val_steps(main: ast.FunctionDef, val_names: tuple[str, ...], after: int, before: int, logged: frozenset[str],
+def _val_steps(main: ast.FunctionDef, val_names: tuple[str, ...], after: int, before: int, evals: frozenset[int],
                seg) -> tuple[Step, ...]:
     """Statement-level calls of main (reached through `if`s only, not loops) after the model is built
     and before the score call, that take the validation tokens or what an earlier such step made,
@@ -177,7 +469,7 @@ def _val_steps(main: ast.FunctionDef, val_names: tuple[str, ...], after: int, be
             binds = _assigned_names(st) if not isinstance(st, ast.Expr) else frozenset()
             # earlier evaluations are replayed too: one that adapts the model (TTT) changes what the
             # claimed score is computed with (re-scoring after TTT)
-            if used & tainted:
+            if used & tainted and st.lineno not in evals:
                 out.append(Step(st.lineno, seg(st), guards, tuple(sorted(binds))))
                 tainted.update(binds)
 
@@ -218,18 +510,70 @@ def _call_of(s: ast.stmt) -> ast.expr | None:
     return value
 
 
-def _score_log(stmt: ast.stmt) -> tuple[str | None, frozenset[str]]:
-    """(label, names formatted) when stmt logs an f-string mentioning val_bpb/val_loss."""
+def _score_log_full(stmt: ast.stmt, lines: list[str] | None = None
+                    ) -> tuple[str | None, frozenset[str], re.Pattern[str] | None]:
+    """(label, names formatted, label as a regex over logged labels) when stmt logs a score.
+    `lines`: the original source when the tree was parsed with its f-strings downgraded to plain
+    strings (Python 3.12 syntax); the f-string is then read back from its line."""
     if not isinstance(stmt, ast.Expr) or not isinstance(stmt.value, ast.Call):
-        return None, frozenset()
+        return None, frozenset(), None
     for arg in stmt.value.args:
+        parts = _string_parts(arg, lines)
+        if parts is None:
+            continue
+        text = "".join(t for is_field, t in parts if not is_field)
+        if not any(w in text for w in SCORE_WORDS):
+            continue
+        names = frozenset(n for is_field, t in parts if is_field for n in _IDENT.findall(t))
         if isinstance(arg, ast.JoinedStr):
-            text = "".join(v.value for v in arg.values if isinstance(v, ast.Constant) and isinstance(v.value, str))
-            if any(w in text for w in SCORE_WORDS):
-                names = frozenset(n.id for n in ast.walk(arg) if isinstance(n, ast.Name))
-                first = text.split()[0].rstrip(":") if text.split() else None
-                return first, names
-    return None, frozenset()
+            names = frozenset(n.id for n in ast.walk(arg) if isinstance(n, ast.Name))
+        template: list[str] = []  # literal text, with "\0" where a value is formatted
+        shown: list[str] = []
+        for is_field, t in parts:
+            if not is_field:
+                cut = min((t.find(w) for w in SCORE_WORDS if w in t), default=-1)
+                piece = t if cut < 0 else t[:cut]
+                template.append(piece)
+                shown.append(piece)
+                if cut >= 0:
+                    break
+            else:
+                template.append("\0")
+                shown.append("{" + t + "}")
+        label = _log_label("".join(shown))
+        text = _log_label("".join(template))
+        pattern = re.compile(".*?".join(re.escape(p) for p in text.split("\0"))) if text.strip("\0") else None
+        return label or None, names, pattern
+    return None, frozenset(), None
+
+
+_IDENT = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
+
+
+def _string_parts(arg: ast.expr, lines: list[str] | None) -> list[tuple[bool, str]] | None:
+    """A formatted string's parts (is a replacement field, text), or None for anything else."""
+    if isinstance(arg, ast.JoinedStr):
+        return [(False, v.value) if isinstance(v, ast.Constant) else
+                (True, ast.unparse(v.value if isinstance(v, ast.FormattedValue) else v)) for v in arg.values]
+    if lines is None or not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
+        return None
+    from audit.analysis.fstrings import fstring_parts
+
+    line = lines[arg.lineno - 1] if 0 < arg.lineno <= len(lines) else ""
+    for plain, parts in fstring_parts(line):
+        if plain == arg.value:
+            return parts
+    # an f-string joined to a plain literal (`"label " f"val_bpb:{v}"`): its words, all literal,
+    # and every identifier among them a candidate name
+    return [(False, arg.value), *((True, n) for n in _IDENT.findall(arg.value))]
+
+
+def _log_label(text: str) -> str:
+    """The label as audit/logs.py reads it: the words before val_loss, trailing `key:value` words dropped."""
+    tokens = text.split()
+    while len(tokens) > 1 and (":" in tokens[-1] or "=" in tokens[-1]):
+        tokens.pop()
+    return " ".join(tokens).rstrip(":,")
 
 
 def _bindings_for(nodes: list[ast.expr], assigns, before: int, seg) -> tuple[Binding, ...]:

@@ -105,6 +105,8 @@ def build(spec: dict, module):
     # settings are applied to the Hyperparameters only for the evaluator runs.
     _override(hp, max(spec["configs"], key=lambda c: c["overrides"]["seq_len"])["overrides"])
     ns[hp_b["name"]] = hp
+    for alias in call.get("hp_aliases", []):  # the name a factory building the model calls them by
+        ns[alias] = hp
     if not call.get("model"):
         raise NotApplicable("unusual signature or construction", "main constructs no nn.Module from its Hyperparameters")
     _bind(call, ns, before=call["model"]["line"])
@@ -186,6 +188,8 @@ def bind_args(fn, call: dict, values: dict, hp_name: str, model_name: str):
         value = _MISSING
         if src is not None and src in values.get("replayed", ()):  # made by a replayed step (a new model, ...)
             value = values["ns"][src]
+        if value is _MISSING and src is not None and src in values.get("objects", {}):
+            value = values["objects"][src]  # main's validation-data object, holding our stream
         if value is _MISSING:
             value = _value_for(name, values, hp_name, model_name)
         if value is _MISSING and src is not None:
@@ -294,12 +298,33 @@ class Evaluator:
         self.luts = (base, torch.zeros(vocab, dtype=torch.bool), torch.zeros(vocab, dtype=torch.bool))
         self.runs = 0
 
-    def replay(self, call: dict, tokens) -> set[str]:
+    def data_object(self, binding: dict, values: dict):
+        """Main's validation-data object (`ValidationData(h, device)`) holding this stream and the
+        probe's byte tables: built by main's expression (or, when that reads files we do not
+        lay out, without its __init__), then every attribute named like tokens or byte tables
+        (those __init__ assigns, found in its source) set to the probe's."""
+        try:
+            obj = eval(binding["source"], self.ns)  # noqa: S307 - main's own expression, in the sandbox
+        except Exception:  # noqa: BLE001
+            cls = eval(binding["source"].split("(")[0], self.ns)  # noqa: S307
+            obj = cls.__new__(cls)
+        for attr in _init_attributes(type(obj)) | set(vars(obj)):
+            if not any(w in attr.lower() for w in ("token", "lut", "byte", "space", "boundary")) or attr.lower() in ("sp",):
+                continue
+            value = _value_for(attr, values, "", "")
+            if value is not _MISSING:
+                try:
+                    setattr(obj, attr, value)
+                except Exception:  # noqa: BLE001 - a read-only property
+                    pass
+        return obj
+
+    def replay(self, call: dict, tokens, objects: dict | None = None) -> set[str]:
         """Main's steps between the model and the score that consume the validation tokens
         (pre-quant TTT, calibration on val, ...), on this stream and the fresh model."""
         ns = self.ns
         for name in call.get("val_names", []):
-            ns[name] = tokens
+            ns[name] = (objects or {}).get(name, tokens)
         ns[call["model"]["name"]] = self.model
         replayed: set[str] = set()
         for step in call.get("steps", []):
@@ -328,7 +353,8 @@ class Evaluator:
                   "tokens": tokens, "stride": self.overrides.get("stride", 1),
                   "seq_len": self.overrides.get("seq_len", 1), "ns": self.ns}
         call = self.spec["score_call"]
-        replayed = self.replay(call, tokens)
+        values["objects"] = {b["name"]: self.data_object(b, values) for b in call.get("objects", [])}
+        replayed = self.replay(call, tokens, values["objects"])
         values["replayed"] = replayed
         args, kwargs = bind_args(self.fn, call, values, call["hparams"][0]["name"], call["model"]["name"])
         torch.manual_seed(0)
@@ -340,6 +366,19 @@ class Evaluator:
         total = bpb * math.log(2.0) * marker_bytes
         count = total / loss if loss else None
         return total, count
+
+
+def _init_attributes(cls) -> set[str]:
+    """`self.X = ...` targets of a class's __init__, read from its source (stdlib ast only)."""
+    import ast
+
+    try:
+        tree = ast.parse(inspect.getsource(cls).strip())
+    except Exception:  # noqa: BLE001 - no source (a builtin, a dynamically made class)
+        return set()
+    return {t.attr for node in ast.walk(tree) if isinstance(node, (ast.Assign, ast.AnnAssign))
+            for tgt in (node.targets if isinstance(node, ast.Assign) else [node.target])
+            for t in ast.walk(tgt) if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"}
 
 
 def write_shard(path: str, tokens: list[int]) -> None:

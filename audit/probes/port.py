@@ -12,6 +12,7 @@ shift every line below it). Rewrites:
 - torch.bfloat16 / torch.float16 -> torch.float32; .bfloat16() / .half() -> .float()
 - torch.cuda.<fn>(...) -> a no-op returning 0 (synchronize, empty_cache, memory stats, ...);
   torch.cuda.is_available() -> False; x.cuda(...) -> x.cpu()
+- a Python 3.12 f-string reusing its quote inside a field -> the same f-string in other quotes
 Each rewrite is recorded (line, kind, before, after) for the probe report.
 """
 
@@ -56,6 +57,14 @@ def port_source(source: str) -> Ported:
     if text.count("\n") != source.count("\n"):  # the promise of this module; never hand out a shifted port
         raise ValueError("CPU port changed the number of lines")
     return Ported(text, tuple(sorted(transformer.rewrites, key=lambda r: r.line)), tuple(transformer.blockers))
+
+
+def _compiles(expr: str) -> bool:
+    try:
+        compile(f"(\n{expr}\n)", "<f-string>", "eval")
+        return True
+    except SyntaxError:
+        return False
 
 
 def _make_transformer(cst, PositionProvider):  # noqa: N803 - libcst is imported lazily
@@ -151,6 +160,19 @@ def _make_transformer(cst, PositionProvider):  # noqa: N803 - libcst is imported
             if body == "nccl":
                 self._log(original, "NCCL -> gloo", f"{quote}gloo{quote}")
                 return updated.with_changes(value=f"{quote}gloo{quote}")
+            return updated
+
+        def leave_FormattedString(self, original, updated):
+            """A Python 3.12 f-string (PEP 701: the outer quote reused inside a field,
+            `f"{", ".join(x)}"`) re-quoted so the interpreter running the probe can import it."""
+            if _compiles(code(updated)):
+                return updated
+            prefix = updated.start.rstrip("'\"")
+            for q in ("'''", '"""', "'", '"'):
+                new = updated.with_changes(start=prefix + q, end=q)
+                if _compiles(code(new)):
+                    self._log(original, "3.12 f-string -> other quotes", f"{prefix}{q}...{q}")
+                    return new
             return updated
 
         # -- dtypes ----------------------------------------------------------------------------

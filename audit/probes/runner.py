@@ -197,7 +197,7 @@ def _call_dict(call) -> dict:
     d = asdict(call)
     d["callee"] = _ported_expr(call.callee)
     d["call_args"] = [[kw, _ported_expr(src)] for kw, src in call.call_args]
-    for key in ("hparams", "bindings"):
+    for key in ("hparams", "bindings", "objects"):
         d[key] = [{**b, "source": _ported_expr(b["source"])} for b in d[key]]
     d["steps"] = [{**st, "source": _ported_expr(st["source"]).strip(),
                    "guards": [_ported_expr(g) for g in st["guards"]]} for st in d["steps"]]
