@@ -1,7 +1,7 @@
 """Probe bench (issue 11): the mutant table, coverage on real submissions, and the probe's cost.
 
     python bench/probe_bench.py mutants [--all] [--json out/probe-mutants.json]
-    python bench/probe_bench.py corpus [--limit N] [--json out/probe-corpus.json]
+    python bench/probe_bench.py corpus [--limit N] [--match pr1413/ ...] [--workers 2] [--json out/probe-corpus.json]
     python bench/probe_bench.py table out/probe-mutants.json      # re-print a saved run as Markdown
 
 `mutants`: every base mutant of fixtures/mutants (`--all`: every renaming/indirection variant too)
@@ -125,7 +125,7 @@ def mutant_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def corpus_folders(limit: int | None, only: str | None = None) -> list[tuple[Path, str, str]]:
+def corpus_folders(limit: int | None, only: str | None = None, match: list[str] | None = None) -> list[tuple[Path, str, str]]:
     out = []
     with (CORPUS / "dev.tsv").open() as fh:
         for row in csv.DictReader(fh, delimiter="\t"):
@@ -137,6 +137,8 @@ def corpus_folders(limit: int | None, only: str | None = None) -> list[tuple[Pat
             out.append((folder, "merged", "legal (merged)"))
     if only is not None:
         out = [o for o in out if (o[1] == "merged") == (only == "head")]
+    if match:  # a folder is kept when any pattern is a substring of its corpus path (`pr1413/`, `VarLenAttn`)
+        out = [o for o in out if any(m in str(o[0].relative_to(CORPUS)) + "/" for m in match)]
     return out[:limit] if limit else out
 
 
@@ -152,25 +154,40 @@ def saved_static(folder: Path, saved: Path) -> tuple[str, list[str]] | None:
     return data.get("verdict", "?"), rules
 
 
+def _corpus_row(item: tuple[Path, str, str, float, Path | None]) -> dict:
+    folder, origin, label, timeout, static_from = item
+    saved = saved_static(folder, static_from) if static_from else None
+    verdict, rules = saved or static_verdict(folder)
+    return {"folder": str(folder.relative_to(CORPUS)), "origin": origin, "label": label, "static": verdict,
+            "static_rules": rules, **probe_row(folder, timeout)}
+
+
 def run_corpus(limit: int | None, timeout: float, jsonl: Path | None = None, static_from: Path | None = None,
-               only: str | None = None) -> list[dict]:
-    rows = []
+               only: str | None = None, match: list[str] | None = None, workers: int = 1) -> list[dict]:
+    """One row per folder; `workers` folders probed at once (each probe is one single-threaded child)."""
     done = {}
     if jsonl is not None and jsonl.is_file():  # resume a stopped run
         done = {r["folder"]: r for r in map(json.loads, jsonl.read_text().splitlines()) if r}
-    for folder, origin, label in corpus_folders(limit, only):
-        if str(folder.relative_to(CORPUS)) in done:
-            rows.append(done[str(folder.relative_to(CORPUS))])
-            continue
-        saved = saved_static(folder, static_from) if static_from else None
-        verdict, rules = saved or static_verdict(folder)
-        row = {"folder": str(folder.relative_to(CORPUS)), "origin": origin, "label": label, "static": verdict,
-               "static_rules": rules, **probe_row(folder, timeout)}
-        rows.append(row)
+    folders = corpus_folders(limit, only, match)
+    todo = [(f, o, lab, timeout, static_from) for f, o, lab in folders if str(f.relative_to(CORPUS)) not in done]
+    fresh: dict[str, dict] = {}
+
+    def report(row: dict) -> None:
+        fresh[row["folder"]] = row
         _append(jsonl, row)
-        print(f"{origin:8s} {folder.name[:48]:48s} label={label:15s} static={verdict:6s} "
-              f"kraft={kraft_cell(row)[:60]:60s} bytes={row['bytes']} {row['wall_s']:.0f}s", flush=True)
-    return rows
+        print(f"{row['origin']:8s} {Path(row['folder']).name[:48]:48s} label={row['label']:15s} "
+              f"static={row['static']:6s} kraft={kraft_cell(row)[:60]:60s} bytes={row['bytes']} {row['wall_s']:.0f}s",
+              flush=True)
+    if workers > 1:
+        from concurrent.futures import ThreadPoolExecutor  # the probe itself runs in a child process
+
+        with ThreadPoolExecutor(workers) as pool:
+            for row in pool.map(_corpus_row, todo):
+                report(row)
+    else:
+        for item in todo:
+            report(_corpus_row(item))
+    return [done.get(str(f.relative_to(CORPUS))) or fresh[str(f.relative_to(CORPUS))] for f, _o, _lab in folders]
 
 
 def corpus_table(rows: list[dict]) -> str:
@@ -214,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("corpus")
     c.add_argument("--limit", type=int)
     c.add_argument("--only", choices=("dev", "head"), help="only the dev.tsv PRs or only the merged folders")
+    c.add_argument("--match", nargs="+", metavar="TEXT",
+                   help="only folders whose corpus path contains one of these (e.g. pr1413/ VarLenAttn)")
+    c.add_argument("--workers", type=int, default=1, help="folders probed at once")
     c.add_argument("--static-from", type=Path, metavar="DIR",
                    help="static verdicts from a bench/snapshot.py directory instead of auditing again")
     t = sub.add_parser("table")
@@ -233,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         print(mutant_table(data["rows"]) if data["kind"] == "mutants" else corpus_table(data["rows"]))
         print(cost_line(data["rows"]))
         return 0
-    rows = run_mutants(a.all, a.timeout, a.jsonl) if a.cmd == "mutants" else run_corpus(a.limit, a.timeout, a.jsonl, a.static_from, a.only)
+    rows = run_mutants(a.all, a.timeout, a.jsonl) if a.cmd == "mutants" else run_corpus(a.limit, a.timeout, a.jsonl, a.static_from, a.only, a.match, a.workers)
     print()
     print(mutant_table(rows) if a.cmd == "mutants" else corpus_table(rows))
     print(cost_line(rows))

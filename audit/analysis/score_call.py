@@ -238,7 +238,8 @@ def _is_conversion(ctx: _Module, call: ast.Call) -> bool:
     if isinstance(func, ast.Attribute) and func.attr in CONVERSIONS:
         return True
     if isinstance(func, ast.Name):
-        return func.id in ("float", "int", "round", "abs", "sum", "max", "min", "len") or func.id in ctx.imported
+        # a bare imported function (`from eval_helpers import eval_val`) may well be the evaluator
+        return func.id in ("float", "int", "round", "abs", "sum", "max", "min", "len")
     root = func
     while isinstance(root, (ast.Attribute, ast.Call, ast.Subscript)):
         root = root.value if not isinstance(root, ast.Call) else root.func

@@ -85,6 +85,9 @@ def kraft_finding(outcome) -> Finding:
     steps = tuple(Evidence("replayed before the evaluator: main's step that consumes the validation tokens",
                            r["path"], r["line"]) for r in getattr(outcome, "replayed", []))
     steps += tuple(Evidence(f"not replayed: {s}") for s in getattr(outcome, "skipped_steps", []))
+    if getattr(outcome, "env_from_logs", None):
+        steps += (Evidence("set as the logs' hyperparameters show: " + ", ".join(
+            f"{k}={v}" for k, v in sorted(outcome.env_from_logs.items()))),)
     evidence = (call, measured, setup, *steps, *_rewrites(outcome))
     if k["violated"]:
         return Finding(KRAFT, Severity.ERROR,

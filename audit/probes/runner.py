@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -47,6 +48,7 @@ class ProbeOutcome:
     timings: dict = field(default_factory=dict)
     replayed: list[dict] = field(default_factory=list)  # main's val-consuming steps run before the evaluator
     skipped_steps: list[str] = field(default_factory=list)
+    env_from_logs: dict[str, str] = field(default_factory=dict)  # switches the logs prove were set
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -143,7 +145,8 @@ def _run_in_scratch(folder, scratch, ctx, src, call, out, timeout_s, vocab, n, a
     for shard in sorted(data.data_path.glob("fineweb_train_*.bin"))[:1]:
         shutil.copyfile(shard, probe_dir / shard.name)
     shutil.copyfile(data.data_path / "fineweb_val_000000.bin", probe_dir / "fineweb_val_000000.bin")
-    env = {**_readme_env(ctx), **TINY_ENV, **data.env(), "DATA_PATH": str(probe_dir), "TRAIN_SEQ_LEN": str(first["seq_len"]),
+    out.env_from_logs = _logged_env(ctx, src.parsed.source)
+    env = {**_readme_env(ctx), **out.env_from_logs, **TINY_ENV, **data.env(), "DATA_PATH": str(probe_dir), "TRAIN_SEQ_LEN": str(first["seq_len"]),
            "EVAL_SEQ_LEN": str(first["seq_len"]), "EVAL_STRIDE": str(first["stride"]), "TTT_CHUNK_TOKENS": str(CHUNK)}
     for c in configs:
         c["overrides"]["val_batch"] = 65536
@@ -190,6 +193,35 @@ def _readme_env(ctx) -> dict[str, str]:
     except Exception:  # noqa: BLE001 - an unreadable README leaves the script's defaults
         return {}
     return {k: v for k, v in declared.items() if "/" not in v and k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+
+
+_ENV_READ = re.compile(r"""(\w+)\s*(?::\s+[\w\[\], .|]+?)?\s*=[^\n;]*?os\.(?:environ\.get|getenv)\(\s*['"](\w+)['"]\s*,\s*['"]?([^'")]*)""")
+
+
+def _logged_env(ctx, text: str) -> dict[str, str]:
+    """On/off switches that every log's hyperparameter dump shows (`ttt_enabled: True`), as the
+    environment variables the script reads them from: the probe measures what ran, not the
+    script's defaults (a TTT off by default but on in the scored runs). Only switches: sizes and
+    lengths stay tiny."""
+    from audit.analysis.flags import logged_flags
+
+    try:
+        flags = logged_flags(ctx.runs)
+    except Exception:  # noqa: BLE001 - unreadable logs prove nothing
+        return {}
+    reads = {m.group(1).lower(): (m.group(2), m.group(3).strip().lower()) for m in _ENV_READ.finditer(text)}
+    out: dict[str, str] = {}
+    for key, value in flags.items():
+        if key not in reads:
+            continue
+        var, default = reads[key]
+        switch = isinstance(value, bool) or (
+            value in (0.0, 1.0) and any(w in key for w in ("enable", "use_", "_on")) and default in ("0", "1"))
+        if not switch:
+            continue
+        on = bool(value)
+        out[var] = ("1" if on else "0") if default in ("0", "1", "") else ("true" if on else "false")
+    return out
 
 
 def _call_dict(call) -> dict:
