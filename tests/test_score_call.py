@@ -206,3 +206,119 @@ def test_the_cpu_port_requotes_python_312_fstrings_and_keeps_lines():
     exec(compile(ported.source, "ported.py", "exec"), ns)  # noqa: S102 - our own text
     assert ns["msg"] == "a 1" and ns["ok"] == "a"
     assert [r.line for r in ported.rewrites if "f-string" in r.kind] == [2]
+
+
+HANDED_IN = HEADER + '''
+def timed_eval(label, fn, *args, **kwargs):
+    val_loss, val_bpb = fn(*args, **kwargs)
+    log(f"{label} val_loss:{val_loss:.8f} val_bpb:{val_bpb:.8f}")
+    return val_loss, val_bpb
+
+def run_evals(h, device, val_data, eval_model):
+    timed_eval("final_sliding", eval_adapting, h, eval_model, device, val_data)
+
+def train_and_eval(h, device):
+    val_data = ValidationData(h, device)
+    eval_model = deserialize(h, device); run_evals(h, device, val_data, eval_model)
+
+def main():
+    h = Hyperparameters()
+    train_and_eval(h, "cpu")
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def test_the_model_and_the_data_handed_in_by_a_caller_are_followed_to_where_they_are_built():
+    call = _find(HANDED_IN)
+    assert call is not None and call.callee == "eval_adapting" and call.main_name == "run_evals"
+    assert call.model is not None and call.model.name == "eval_model" and call.model.source.startswith("Net(cfg)")
+    assert [(b.name, b.source) for b in call.objects] == [("val_data", "ValidationData(h, device)")]
+    assert call.hparams[0].source == "Hyperparameters()"
+
+
+PRE_QUANT = HEADER + '''
+def adapt_on(model, tokens, epochs):
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(epochs):
+        model(tokens).sum().backward()
+        opt.step()
+
+def main():
+    args = Hyperparameters()
+    base_model = Net(args)
+    tokens = torch.zeros(10, dtype=torch.long)
+    d_loss, d_bpb = eval_plain(args, "cpu", tokens, base_model)
+    log(f"diagnostic val_loss:{d_loss:.4f} val_bpb:{d_bpb:.4f}")
+    epochs = 3
+    if args.vocab_size > 0:
+        adapt_on(base_model, tokens, epochs)
+    state = base_model.state_dict()
+    eval_model = Net(args)
+    eval_model.load_state_dict(state)
+    if args.vocab_size > 1:
+        f_loss, f_bpb = eval_plain(args, "cpu", tokens, eval_model)
+        log(f"final_exact val_loss:{f_loss:.8f} val_bpb:{f_bpb:.8f}")
+
+if __name__ == "__main__":
+    main()
+'''
+
+
+def test_adaptation_of_the_trained_model_before_a_fresh_scored_copy_is_replayed():
+    call = _find(PRE_QUANT)
+    assert call is not None and call.callee == "eval_plain" and call.model.name == "eval_model"  # type: ignore[union-attr]
+    sources = [st.source for st in call.steps]
+    # the adaptation of base_model (whose weights the scored copy loads) is replayed, with the
+    # names it uses bound; the diagnostic evaluation, which trains nothing, is not
+    assert sources == ["adapt_on(base_model, tokens, epochs)"], sources
+    assert call.steps[0].guards == ("args.vocab_size > 0",)
+    assert "epochs" in {b.name for b in call.bindings}
+
+
+def test_an_if_around_the_score_call_is_not_a_guard_of_a_step_under_it():
+    text = PRE_QUANT.replace("    if args.vocab_size > 0:\n        adapt_on", "    if args.vocab_size > 1:\n        adapt_on")
+    text = text.replace("    state = base_model", "    if args.vocab_size > 1:\n        pass\n    state = base_model")
+    call = _find(text.replace("""    if args.vocab_size > 1:
+        adapt_on(base_model, tokens, epochs)
+    if args.vocab_size > 1:
+        pass
+    state = base_model.state_dict()
+    eval_model = Net(args)
+    eval_model.load_state_dict(state)
+    if args.vocab_size > 1:
+        f_loss""", """    state = base_model.state_dict()
+    eval_model = Net(args)
+    eval_model.load_state_dict(state)
+    if args.vocab_size > 1:
+        adapt_on(eval_model, tokens, epochs)
+        f_loss"""))
+    assert call is not None and [st.source for st in call.steps] == ["adapt_on(eval_model, tokens, epochs)"]
+    assert call.steps[0].guards == ()  # the score call ran under the same test
+
+
+def test_the_cpu_port_turns_inference_mode_into_no_grad():
+    from audit.probes.port import port_source
+
+    ported = port_source("import torch\nwith torch.inference_mode():\n    pass\n")
+    assert "torch.no_grad()" in ported.source and any("inference_mode" in r.kind for r in ported.rewrites)
+
+
+def test_switches_the_logs_show_become_the_environment_the_script_reads():
+    from types import SimpleNamespace
+
+    from audit.probes.runner import _logged_env
+
+    script = textwrap.dedent('''
+        class Hyperparameters:
+            ttt_enabled = bool(int(os.environ.get("TTT_ENABLED", "0")))
+            use_ema: bool = os.environ.get("USE_EMA", "false") == "true"
+            num_layers = int(os.environ.get("NUM_LAYERS", 11))
+    ''')
+    run = SimpleNamespace(hyperparameters={"ttt_enabled": "True", "use_ema": "True", "num_layers": "11"})
+    ctx = SimpleNamespace(runs=[run, run])
+    assert _logged_env(ctx, script) == {"TTT_ENABLED": "1", "USE_EMA": "true"}  # sizes stay the probe's
+    off = SimpleNamespace(hyperparameters={"ttt_enabled": "False"})
+    assert _logged_env(SimpleNamespace(runs=[off]), script) == {"TTT_ENABLED": "0"}
+    assert _logged_env(SimpleNamespace(runs=[]), script) == {}

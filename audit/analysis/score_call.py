@@ -55,6 +55,7 @@ class ScoreCall:
     notes: tuple[str, ...] = field(default=())
     hp_aliases: tuple[str, ...] = ()  # other names the Hyperparameters go by where the model is built
     objects: tuple[Binding, ...] = ()  # `val_data = ValidationData(h, device)` handed to the evaluator
+    defs: Binding | None = None  # functions the scope defines that the evaluator's arguments use
 
 
 @dataclass(frozen=True)
@@ -153,22 +154,23 @@ def _candidates(ctx: _Module, fn: ast.FunctionDef, order: tuple[int, ...], chain
                     out.append(_Candidate((*order, log.lineno), fn, chain, st, c.func, list(c.args), list(c.keywords),
                                           label, pat, sibs))
                 break
-    for s in stmts:
-        value = _call_of(s) if isinstance(s, (ast.Expr, ast.Assign, ast.AnnAssign)) else None
+    for st in stmts:
+        value = _call_of(st) if isinstance(st, (ast.Expr, ast.Assign, ast.AnnAssign)) else None
         if not isinstance(value, ast.Call) or not isinstance(value.func, ast.Name):
             continue
         name = value.func.id
         if name in ctx.wrappers:
-            cand = _wrapper_candidate(ctx, fn, chain, s, value, (*order, s.lineno))
+            cand = _wrapper_candidate(ctx, fn, chain, st, value, (*order, st.lineno))
             if cand is not None:
                 out.append(cand)
         elif name in ctx.funcs and name not in visiting and len(order) < MAX_DEPTH:
-            out += _candidates(ctx, ctx.funcs[name], (*order, s.lineno), (*chain, (fn, value)), visiting)
+            out += _candidates(ctx, ctx.funcs[name], (*order, st.lineno), (*chain, (fn, value)), visiting)
     return out
 
 
 def _wrapper_candidate(ctx: _Module, fn, chain, stmt: ast.stmt, call: ast.Call, order) -> _Candidate | None:
-    w = ctx.funcs[call.func.id]  # type: ignore[union-attr]
+    assert isinstance(call.func, ast.Name)
+    w = ctx.funcs[call.func.id]
     label_i, fn_i, _ = ctx.wrappers[w.name]
     params = [a.arg for a in (*w.args.posonlyargs, *w.args.args)]
     pos = list(call.args)
@@ -190,7 +192,7 @@ def _wrapper_candidate(ctx: _Module, fn, chain, stmt: ast.stmt, call: ast.Call, 
 def _wrappers(funcs: dict[str, ast.FunctionDef], lines: list[str] | None = None) -> dict[str, tuple[int, int, str | None]]:
     """Module functions that call a parameter (`fn(*args)`) and log its result as a score under a
     label parameter: `def timed_eval(label, fn, *args): v = fn(*args); log(f"{label} val_bpb:{v}")`."""
-    out = {}
+    out: dict[str, tuple[int, int, str | None]] = {}
     for f in funcs.values():
         params = [a.arg for a in (*f.args.posonlyargs, *f.args.args)]
         called = [n.func.id for n in ast.walk(f) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
@@ -277,10 +279,25 @@ def _score_call_at(path: str, tree: ast.Module, source: str, ctx: _Module, main:
             model, model_node, aliases = found
             hp_aliases = tuple(dict.fromkeys((*hp_aliases, *aliases)))
             notes.append(f"model built inside {model.source.split('(')[0]} as main's factory does")
-    needed = [call.func, *call.args, *(k.value for k in call.keywords), *([model_node] if model_node is not None else [])]
-    bindings = _bindings_for(needed, assigns, stmt.lineno, seg)
-    hp_names = {b.name for b in hparams}
-    bindings = tuple(b for b in bindings if b.name not in hp_names and (model is None or b.name != model.name))
+    objects = _object_bindings(call, assigns, tree, stmt.lineno, seg)
+    # the model or the validation data handed in by a caller (`run_evals(h, device, val_data, eval_model)`)
+    for caller, c_assigns, mapped, line in _up_the_chain(best):
+        if not (model is None or not objects):
+            break
+        there = ast.Call(func=ast.Name("_"), args=[ast.Name(n) for n in mapped], keywords=[])
+        if model is None:
+            found_b = _model_binding(there, c_assigns, classes, tree, line, seg)
+            found_f = _model_via_factory(ctx, there, c_assigns, line, seg) if found_b is None else None
+            if found_b is not None or found_f is not None:
+                b = found_b if found_b is not None else found_f[0]  # type: ignore[index]
+                if b.name in mapped:
+                    model = Binding(mapped[b.name], scope.lineno, b.source)
+                    if found_f is not None:
+                        hp_aliases = tuple(dict.fromkeys((*hp_aliases, *found_f[2])))
+                    notes.append(f"model handed in by {caller.name}() (line {line})")
+        if not objects:
+            objects = tuple(Binding(mapped[b.name], scope.lineno, b.source)
+                            for b in _object_bindings(there, c_assigns, tree, line, seg) if b.name in mapped)
     args = tuple((None, seg(a)) for a in call.args) + tuple((k.arg, seg(k.value)) for k in call.keywords)
     luts = next((Binding(",".join(sorted(names)), s.lineno, seg(s.value)) for s, names in assigns
                  if len(names) >= 2 and any("byte" in n.lower() for n in names) and isinstance(s.value, ast.Call)), None)
@@ -288,14 +305,59 @@ def _score_call_at(path: str, tree: ast.Module, source: str, ctx: _Module, main:
                      if isinstance(s.value, ast.Call) and "SentencePiece" in ast.unparse(s.value.func))
     val_names = _val_aliases({n.id for a in (*call.args, *(k.value for k in call.keywords)) for n in ast.walk(a)
                               if isinstance(n, ast.Name) and _is_tokens_name(n.id)}, assigns)
-    objects = _object_bindings(call, assigns, tree, stmt.lineno, seg)
     evals = _evaluation_lines(ctx, scope, stmts, assigns)
-    steps = _val_steps(scope, val_names, model.line if model else 0, stmt.lineno, evals, seg)
-    trains = _trains(tree, [call.func, *(ast.parse(st.source.strip()).body[0] for st in steps if _parses(st.source))])
+    # from the first model the scope builds: the scored model is often a fresh one loaded with the
+    # trained model's (quantized) weights, and what adapted the trained one on val shows in it
+    first = min((s.lineno for s, _n in assigns if s.lineno < stmt.lineno and _builds_module(s, tree)),
+                default=model.line if model else 0)
+    steps = _val_steps(scope, val_names, min(first, model.line) if model else first, stmt.lineno, evals, seg)
+    step_stmts = [ast.parse(st.source.strip()).body[0] for st in steps if _parses(st.source)]
+    step_nodes: list[ast.AST] = [*step_stmts, *(ast.parse(g, mode="eval").body for st in steps for g in st.guards
+                                                if _parses(g))]
+    trains = _trains(tree, [call.func, *step_stmts])
+    # what the evaluator, the model and the replayed steps use (a step's `ttt_epochs=ttt_epochs`)
+    needed: list[ast.AST] = [call.func, *call.args, *(k.value for k in call.keywords),
+                             *([model_node] if model_node is not None else []), *step_nodes]
+    bindings = _bindings_for(needed, assigns, stmt.lineno, seg)
+    hp_names = {b.name for b in hparams}
+    step_binds = {n for st in steps for n in st.binds}
+    bindings = tuple(b for b in bindings if b.name not in hp_names and b.name not in step_binds
+                     and (model is None or b.name != model.name))
     if best.via:
         notes.append(f"score logged by {best.via}({best.label!r}, {seg(best.func)}, ...)")
+    defs = _nested_defs(scope, stmt.lineno, [*needed, *(ast.parse(b.source, mode="eval").body for b in bindings
+                                                      if _parses(b.source))], assigns, seg)
     return ScoreCall(path, stmt.lineno, seg(call.func), args, best.label, bindings, hparams[:1], model, scope.name,
-                     steps, trains, val_names, luts, sp_names, tuple(notes), hp_aliases, objects)
+                     steps, trains, val_names, luts, sp_names, tuple(notes), hp_aliases, objects, defs)
+
+
+def _nested_defs(scope: ast.FunctionDef, before: int, nodes: list, assigns, seg) -> Binding | None:
+    """Functions the scope defines before the call that the evaluator's arguments use (`forward_ttt=
+    _fwd_ttt`), with the scope's assignments of their `nonlocal` names, as one block of source the
+    probe runs inside a function (so `nonlocal` stays valid); closures read the rest at call time."""
+    import textwrap
+
+    nested = {f.name: f for f in ast.walk(scope) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+              and f is not scope and f.lineno < before}
+    wanted = {n.id for node in nodes for n in ast.walk(node) if isinstance(n, ast.Name)} & set(nested)
+    todo, seen = list(wanted), set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        todo += [n.id for n in ast.walk(nested[name]) if isinstance(n, ast.Name) and n.id in nested]
+    if not seen:
+        return None
+    nonlocals = {n for name in seen for st in ast.walk(nested[name]) if isinstance(st, ast.Nonlocal) for n in st.names}
+    parts: list[tuple[int, str]] = []
+    for n in nonlocals:
+        prior = [s for s, targets in assigns if n in targets and s.lineno < before]
+        if prior:
+            parts.append((prior[0].lineno, f"{n} = {seg(prior[0].value)}"))
+    parts += [(nested[name].lineno, textwrap.dedent(ast.unparse(nested[name]))) for name in seen]
+    return Binding(",".join(sorted(seen | nonlocals)), min(p[0] for p in parts),
+                   "\n".join(src for _, src in sorted(parts)))
 
 
 def _hparams_for(best: _Candidate, assigns, classes: set[str], seg) -> tuple[tuple[Binding, ...], tuple[str, ...]]:
@@ -323,6 +385,31 @@ def _hparams_for(best: _Candidate, assigns, classes: set[str], seg) -> tuple[tup
         first = sorted(names)[0]
         return (Binding(first, s.lineno, seg(s.value)),), tuple(sorted(names - {first}))
     return (), ()
+
+
+def _up_the_chain(best: _Candidate):
+    """For each caller of the scope, innermost first: (caller, its assignments, {caller's name:
+    the scope's parameter it becomes}, line of the call) for the scope's parameters that the
+    evaluator call uses, followed through the arguments each caller passes."""
+    used = {n.id for a in (*best.args, *(k.value for k in best.keywords)) for n in ast.walk(a) if isinstance(n, ast.Name)}
+    fn = best.scope
+    current = {p: p for p in (a.arg for a in (*fn.args.posonlyargs, *fn.args.args)) if p in used}
+    out = []
+    for caller, callsite in reversed(best.chain):
+        params = [a.arg for a in (*fn.args.posonlyargs, *fn.args.args)]
+        mapped = {a.id: current[params[i]] for i, a in enumerate(callsite.args)
+                  if i < len(params) and params[i] in current and isinstance(a, ast.Name)}
+        mapped.update({k.value.id: current[k.arg] for k in callsite.keywords
+                       if k.arg in current and isinstance(k.value, ast.Name)})
+        if not mapped:
+            break
+        c_assigns = [(s, _assigned_names(s)) for s in ast.walk(caller) if isinstance(s, (ast.Assign, ast.AnnAssign))
+                     and s.value is not None]
+        # statements before the call; on its own line too (`m = deserialize(h); run_evals(h, m)`)
+        c_assigns = [(s, n) for s, n in c_assigns if (s.lineno, s.col_offset) < (callsite.lineno, callsite.col_offset)]
+        out.append((caller, sorted(c_assigns, key=lambda x: x[0].lineno), mapped, callsite.lineno + 1))
+        fn, current = caller, mapped
+    return out
 
 
 def _param_names_for(callee: ast.FunctionDef, call: ast.Call, names: set[str]) -> set[str]:
@@ -362,7 +449,7 @@ def _object_bindings(call: ast.Call, assigns, tree: ast.Module, before: int, seg
     own tokens and byte tables, by attribute name."""
     plain = {c.name for c in tree.body if isinstance(c, ast.ClassDef) and not _looks_like_module(c)}
     passed = {n.id for a in (*call.args, *(k.value for k in call.keywords)) for n in ast.walk(a) if isinstance(n, ast.Name)}
-    out = []
+    out: list[Binding] = []
     for s, names in reversed(assigns):
         hit = names & passed
         v = s.value
@@ -376,18 +463,31 @@ def _object_bindings(call: ast.Call, assigns, tree: ast.Module, before: int, seg
 def _evaluation_lines(ctx: _Module, scope: ast.FunctionDef, stmts, assigns) -> frozenset[int]:
     """Lines of the scope's other evaluations that do not adapt the model (no backward reachable):
     replaying them before every probe run would only cost time."""
+    scored = frozenset().union(*(_score_log_full(s, ctx.lines)[1] for s in stmts))
     out = set()
     for s in stmts:
         v = _call_of(s) if isinstance(s, (ast.Expr, ast.Assign, ast.AnnAssign)) else None
         if not isinstance(v, ast.Call):
             continue
         target = None
-        if isinstance(v.func, ast.Name) and v.func.id in ctx.wrappers:
+        if isinstance(v.func, ast.Name) and v.func.id in ctx.wrappers:  # timed_eval("label", fn, ...)
             _, fn_i, _ = ctx.wrappers[v.func.id]
             target = v.args[fn_i] if fn_i < len(v.args) else None
-        if target is not None and not _trains(ctx.tree, [target]):
+        elif isinstance(s, (ast.Assign, ast.AnnAssign)) and _assigned_names(s) & scored:  # v = eval_val(...); log(v)
+            target = v.func
+        # only a module function whose body (and callees) never back-propagates is known not to adapt
+        if isinstance(target, ast.Name) and target.id in ctx.funcs and not _trains(ctx.tree, [target]):
             out.add(s.lineno)
     return frozenset(out)
+
+
+def _builds_module(s: ast.stmt, tree: ast.Module) -> bool:
+    """`x = Net(...)` / `x = Net(...).to(device).bfloat16()` for an nn.Module class of the script."""
+    modules = {c.name for c in tree.body if isinstance(c, ast.ClassDef) and _looks_like_module(c)}
+    v = _call_of(s)
+    while isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) and isinstance(v.func.value, ast.Call):
+        v = v.func.value
+    return isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id in modules
 
 
 def _parses(src: str) -> bool:
@@ -449,12 +549,16 @@ def _val_steps(main: ast.FunctionDef, val_names: tuple[str, ...], after: int, be
     and whose results are not logged as scores (those are other evaluations)."""
     tainted = set(val_names)
     out: list[Step] = []
+    # the `if`s around the score call held in the scored run: a step under the same test needs no
+    # check (and the probe's own window settings must not decide it: `stride < seq_len`)
+    held = {id(n) for n in ast.walk(main) if isinstance(n, ast.If)
+            and any(getattr(x, "lineno", 0) == before for b in n.body for x in ast.walk(b))}
 
     def visit(body: list[ast.stmt], guards: tuple[str, ...]) -> None:
         for st in body:
             if isinstance(st, ast.If):
                 test = seg(st.test)
-                visit(st.body, (*guards, test))
+                visit(st.body, guards if id(st) in held else (*guards, test))
                 visit(st.orelse, (*guards, f"not ({test})"))
                 continue
             if not (after < st.lineno < before) or not isinstance(st, (ast.Expr, ast.Assign, ast.AnnAssign)):
@@ -554,7 +658,7 @@ _IDENT = re.compile(r"(?<![\w.])[A-Za-z_]\w*")
 def _string_parts(arg: ast.expr, lines: list[str] | None) -> list[tuple[bool, str]] | None:
     """A formatted string's parts (is a replacement field, text), or None for anything else."""
     if isinstance(arg, ast.JoinedStr):
-        return [(False, v.value) if isinstance(v, ast.Constant) else
+        return [(False, str(v.value)) if isinstance(v, ast.Constant) else
                 (True, ast.unparse(v.value if isinstance(v, ast.FormattedValue) else v)) for v in arg.values]
     if lines is None or not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
         return None
@@ -577,7 +681,7 @@ def _log_label(text: str) -> str:
     return " ".join(tokens).rstrip(":,")
 
 
-def _bindings_for(nodes: list[ast.expr], assigns, before: int, seg) -> tuple[Binding, ...]:
+def _bindings_for(nodes: list, assigns, before: int, seg) -> tuple[Binding, ...]:
     """Assignments in main (before the call) of the names these expressions use, transitively
     (the last assignment before the call wins)."""
     wanted = {n.id for node in nodes for n in ast.walk(node) if isinstance(n, ast.Name)}

@@ -203,8 +203,10 @@ def python_paths(python: str, env: dict[str, str]) -> list[str]:
 
 
 def plan_config(*, cwd: str, net: bool, keep_ro: list[str], writable: list[str], hide: list[str],
-                must_be_ro: list[str], facts: HostFacts) -> dict:
-    """The JSON the init reads: what to keep, what to hide, what to prove."""
+                must_be_ro: list[str], facts: HostFacts, private_tmp: tuple[str, ...] = ()) -> dict:
+    """The JSON the init reads: what to keep, what to hide, what to prove. `private_tmp`: hidden
+    directories left writable (an empty private tmpfs, nothing of the host's: a script's own
+    `/tmp/counter_<run>` file)."""
     real = lambda p: os.path.realpath(p)  # noqa: E731 - mounts act on real paths
     writable_r = [real(p) for p in writable]
     hide_r = list(dict.fromkeys(real(p) for p in hide if os.path.isdir(p)))
@@ -213,4 +215,5 @@ def plan_config(*, cwd: str, net: bool, keep_ro: list[str], writable: list[str],
               if p != "/" and not any(h == p or h.startswith(p.rstrip("/") + "/") for h in hide_r)]
     return {"cwd": real(cwd), "net": net, "keep_ro": keep_r, "writable": writable_r, "hide": hide_r,
             "must_be_ro": list(dict.fromkeys(real(p) for p in must_be_ro)), "sockets": list(facts.sockets),
-            "host_addrs": list(facts.addrs), "host_lo_ports": list(facts.lo_ports)}
+            "host_addrs": list(facts.addrs), "host_lo_ports": list(facts.lo_ports),
+            "private_tmp": [real(p) for p in private_tmp if real(p) in hide_r]}

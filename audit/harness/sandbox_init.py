@@ -117,8 +117,8 @@ def build_view(cfg: dict, notes: list) -> None:
             set_readonly(path, not writable, recursive=True)
     for fd in fds.values():
         os.close(fd)
-    for d in hidden:
-        set_readonly(d, True, recursive=False)
+    for d in hidden:  # a private tmp stays writable: an empty tmpfs of its own, 4 MB
+        set_readonly(d, d not in cfg.get("private_tmp", ()), recursive=False)
     for sock in cfg["sockets"]:
         if os.path.lexists(sock):  # still visible (not hidden, or inside a re-bound path)
             try:

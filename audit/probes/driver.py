@@ -56,8 +56,31 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def _where(exc: BaseException) -> str:
+    """` (file:line)` of the innermost frame outside the probe's own code, for the reason."""
+    tb = traceback.extract_tb(exc.__traceback__)
+    own = [f for f in tb if "audit/probes" not in f.filename and "site-packages" not in f.filename
+           and not f.filename.startswith("<")]  # the submission's frames
+    where = f"{Path(own[-1].filename).name}:{own[-1].lineno}" if own else ""
+    return f" ({where})" if where else ""
+
+
+def _launches_stub_kernel(exc: BaseException) -> bool:
+    """Whether a failing frame is a function that launches a stubbed Triton kernel (it failed on
+    the way to the launch: a device query, a tensor descriptor)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if any(isinstance(frame.f_globals.get(n), _Stub) and frame.f_globals[n]._kernel for n in frame.f_code.co_names):
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def _category(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
+    if _launches_stub_kernel(exc):
+        return "Triton kernel"
     if "triton" in text.lower():
         return "Triton kernel"
     if "cuda" in text.lower() or "nvcc" in text.lower():
@@ -77,6 +100,7 @@ def load_module(spec: dict):
 
     builtins._pgolf_cpu = cpu_shim  # type: ignore[attr-defined]
     os.environ.update(spec["env"])
+    _install_stubs(spec.get("stub_modules", []))
     torch.manual_seed(0)
     path = Path(spec["module_file"])
     sys.path.insert(0, str(path.parent))
@@ -85,6 +109,74 @@ def load_module(spec: dict):
     sys.modules[mod_spec.name] = module  # type: ignore[union-attr]
     mod_spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module
+
+
+class _Stub:
+    """Stands in for anything of a stubbed module (Triton): decorators and configs build fine; a
+    kernel launched (`kernel[grid](...)`) or called raises, naming it, so the probe reports it."""
+
+    def __init__(self, name: str, kernel: bool = False):
+        self._name, self._kernel = name, kernel
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return _Stub(f"{self._name}.{attr}")
+
+    def __call__(self, *args, **kwargs):
+        if self._kernel:
+            raise RuntimeError(f"Triton kernel {self._name} launched: it does not run on CPU")
+        if len(args) == 1 and not kwargs and isinstance(args[0], _Stub) and args[0]._kernel:
+            return args[0]  # @triton.autotune(...) over @triton.jit
+        if len(args) == 1 and not kwargs and callable(args[0]) and hasattr(args[0], "__name__"):
+            return _Stub(args[0].__name__, kernel=True)  # @triton.jit / @triton.autotune(...)
+        return _Stub(f"{self._name}()")
+
+    def __getitem__(self, item):
+        return _Stub(self._name, kernel=True) if self._kernel else _Stub(f"{self._name}[]")
+
+    def __mro_entries__(self, bases):
+        return (object,)
+
+
+def _module_getattr(module: str):
+    def getattr_(attr: str):
+        if attr.startswith("__"):  # __file__, __spec__ ...: a plain module without them
+            raise AttributeError(attr)
+        return _Stub(f"{module}.{attr}")
+    return getattr_
+
+
+def _install_stubs(names: list[str]) -> None:
+    """Stub modules for the names (and their parents) that are not installed (Triton on a CPU box)."""
+    import importlib.util
+    import types
+
+    if names:  # torch asks once (cached) whether Triton is there: it must keep hearing no
+        try:
+            from torch.utils import _triton
+
+            for check in ("has_triton_package", "has_triton", "has_triton_tma", "has_triton_tma_device"):
+                getattr(_triton, check, lambda: None)()
+        except Exception:  # noqa: BLE001
+            pass
+    for name in names:
+        parts = name.split(".")
+        try:
+            if importlib.util.find_spec(parts[0]) is not None:
+                continue
+        except (ImportError, ValueError):
+            pass
+        for i in range(1, len(parts) + 1):
+            full = ".".join(parts[:i])
+            if full in sys.modules:
+                continue
+            mod = types.ModuleType(full)
+            mod.__getattr__ = _module_getattr(full)  # type: ignore[attr-defined]
+            mod.__path__ = []  # type: ignore[attr-defined]
+            sys.modules[full] = mod
+            if i > 1:
+                setattr(sys.modules[".".join(parts[:i - 1])], parts[i - 1], mod)
 
 
 def build(spec: dict, module):
@@ -120,6 +212,7 @@ def build(spec: dict, module):
     ns[call["model"]["name"]] = model
     for name in MODEL_NAMES:
         ns.setdefault(name, model)
+    _define(call, ns)
     _bind(call, ns, after=call["model"]["line"])
     fn = eval(call["callee"], ns)  # noqa: S307
     return hp, model, fn, ns
@@ -138,6 +231,20 @@ def _bind(call: dict, ns: dict, before: int | None = None, after: int | None = N
             ns[b["name"]] = eval(b["source"], ns)  # noqa: S307 - the submission's own expression, in the sandbox
         except Exception:  # noqa: BLE001
             pass
+
+
+def _define(call: dict, ns: dict) -> None:
+    """The scope's own functions the evaluator's arguments use, defined inside a function (their
+    `nonlocal`s need one) whose locals then join the namespace; a failure leaves them undefined."""
+    block = call.get("defs")
+    if not block:
+        return
+    body = "\n".join("    " + line for line in block["source"].splitlines())
+    try:
+        exec(f"def _pgolf_scope():\n{body}\n    return dict(locals())\n", ns)  # noqa: S102 - the submission's own code
+        ns.update(ns.pop("_pgolf_scope")())
+    except Exception:  # noqa: BLE001
+        pass
 
 
 # Capped, never raised: training on a token before scoring it shows with one epoch; a multi-epoch
@@ -292,11 +399,26 @@ class Evaluator:
         self.torch = torch
         self.spec, self.fn, self.hp, self.model = spec, fn, hp, model
         self.state = copy.deepcopy(model.state_dict())
+        try:  # every run starts from this untouched copy: caches an earlier run left (a rotary table
+            # made under inference_mode) would break a replayed training step
+            self.pristine = copy.deepcopy(model)
+        except Exception:  # noqa: BLE001 - not copyable: weights are restored instead
+            self.pristine = None
         self.marker = marker
         base = torch.zeros(vocab, dtype=torch.int16)
         base[marker] = 1  # only the marker costs a byte: val_bpb * ln2 * 1 is the total NLL
         self.luts = (base, torch.zeros(vocab, dtype=torch.bool), torch.zeros(vocab, dtype=torch.bool))
         self.runs = 0
+
+    def _fresh_model(self) -> None:
+        if self.pristine is None:
+            self.model.load_state_dict(self.state)
+            return
+        fresh = copy.deepcopy(self.pristine)
+        for name, value in list(self.ns.items()):  # main's names for the model (base_model, compiled, ...)
+            if value is self.model:
+                self.ns[name] = fresh
+        self.model = fresh
 
     def data_object(self, binding: dict, values: dict):
         """Main's validation-data object (`ValidationData(h, device)`) holding this stream and the
@@ -331,8 +453,8 @@ class Evaluator:
             try:
                 if not all(eval(g, ns) for g in step["guards"]):  # noqa: S307 - main's own `if` tests
                     continue
-            except Exception:  # noqa: BLE001 - a guard we cannot decide: the step is not replayed
-                self.skipped.add(f"line {step['line']}: guard not decidable")
+            except Exception as exc:  # noqa: BLE001 - a guard we cannot decide: the step is not replayed
+                self.skipped.add(f"line {step['line']}: guard not decidable ({type(exc).__name__}: {str(exc)[:80]})")
                 continue
             try:
                 exec(step["source"], ns)  # noqa: S102 - main's own statement, in the sandbox
@@ -346,13 +468,19 @@ class Evaluator:
         torch = self.torch
         if self.spec.get("stream_shard"):
             write_shard(self.spec["stream_shard"], stream)
-        self.model.load_state_dict(self.state)
+        self._fresh_model()
         self.model.eval()
         tokens = torch.tensor(stream, dtype=torch.int64)
         values = {"hp": self.hp, "model": self.model, "device": torch.device("cpu"), "luts": self.luts,
                   "tokens": tokens, "stride": self.overrides.get("stride", 1),
                   "seq_len": self.overrides.get("seq_len", 1), "ns": self.ns}
         call = self.spec["score_call"]
+        lut_names = (call.get("luts") or {}).get("name", "").split(",")
+        for name in [b["name"] for b in call.get("bindings", [])] + [n for n in lut_names if n]:
+            # names main binds that the probe supplies (`sw_seq_len`, the byte tables): its own, for the steps
+            supplied = _value_for(name, values, "", "")
+            if supplied is not _MISSING:
+                self.ns[name] = supplied
         values["objects"] = {b["name"]: self.data_object(b, values) for b in call.get("objects", [])}
         replayed = self.replay(call, tokens, values["objects"])
         values["replayed"] = replayed
@@ -463,7 +591,7 @@ def probe(spec: dict, result: dict) -> None:
             category = exc.category
         except Exception as exc:  # noqa: BLE001 - this layout crashed; the next may not
             signal.alarm(0)
-            failures.append(f"{cfg['label']}: {type(exc).__name__}: {str(exc)[:200]}")
+            failures.append(f"{cfg['label']}: {type(exc).__name__}: {str(exc)[:200]}{_where(exc)}")
             category = _category(exc) if not isinstance(exc, ZeroDivisionError) else "window layout"
     if layout is None:
         raise NotApplicable(category, "; ".join(failures))

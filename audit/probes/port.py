@@ -12,6 +12,7 @@ shift every line below it). Rewrites:
 - torch.bfloat16 / torch.float16 -> torch.float32; .bfloat16() / .half() -> .float()
 - torch.cuda.<fn>(...) -> a no-op returning 0 (synchronize, empty_cache, memory stats, ...);
   torch.cuda.is_available() -> False; x.cuda(...) -> x.cpu()
+- torch.inference_mode -> torch.no_grad (the same scores; no inference tensors for a later TTT step)
 - a Python 3.12 f-string reusing its quote inside a field -> the same f-string in other quotes
 Each rewrite is recorded (line, kind, before, after) for the probe report.
 """
@@ -41,7 +42,8 @@ class Rewrite:
 class Ported:
     source: str
     rewrites: tuple[Rewrite, ...]
-    blockers: tuple[str, ...]  # what makes CPU driving impossible (Triton kernels, CUDA extensions)
+    blockers: tuple[str, ...]  # what makes CPU driving impossible (custom CUDA extensions)
+    stubbed: tuple[str, ...] = ()  # imported modules the driver stands stubs in for (Triton)
 
 
 def port_source(source: str) -> Ported:
@@ -56,7 +58,8 @@ def port_source(source: str) -> Ported:
     text = new.code
     if text.count("\n") != source.count("\n"):  # the promise of this module; never hand out a shifted port
         raise ValueError("CPU port changed the number of lines")
-    return Ported(text, tuple(sorted(transformer.rewrites, key=lambda r: r.line)), tuple(transformer.blockers))
+    return Ported(text, tuple(sorted(transformer.rewrites, key=lambda r: r.line)), tuple(transformer.blockers),
+                  tuple(dict.fromkeys(transformer.stubbed)))
 
 
 def _compiles(expr: str) -> bool:
@@ -88,6 +91,7 @@ def _make_transformer(cst, PositionProvider):  # noqa: N803 - libcst is imported
             super().__init__()
             self.rewrites: list[Rewrite] = []
             self.blockers: list[str] = []
+            self.stubbed: list[str] = []  # modules the driver replaces with stubs (Triton)
             self.guarded = 0  # inside `try:` (an optional import with a fallback is no blocker)
 
         def visit_Try(self, node) -> None:
@@ -121,7 +125,11 @@ def _make_transformer(cst, PositionProvider):  # noqa: N803 - libcst is imported
                 return
             root = name.split(".")[0]
             if root == "triton":
-                self.blockers.append(f"Triton kernel (import {name}, line {self._line(node)})")
+                # Triton kernels are often training-only (a fused MLP under `if self.training`): the
+                # driver stands in stub modules; a kernel launched on the probed path fails there
+                self.stubbed.append(name)
+                self._log(node, "Triton import -> stub (a kernel launched while probing: not applicable)",
+                          f"stub module {name}")
             elif name.startswith("torch.utils.cpp_extension"):
                 self.blockers.append(f"custom CUDA extension ({name}, line {self._line(node)})")
 
@@ -181,6 +189,11 @@ def _make_transformer(cst, PositionProvider):  # noqa: N803 - libcst is imported
             if name in ("torch.bfloat16", "torch.float16", "torch.half"):
                 self._log(original, "bf16/fp16 -> float32", "torch.float32")
                 return m.Attribute(value=m.Name("torch"), attr=m.Name("float32"))
+            if name == "torch.inference_mode":
+                # inference tensors (a rotary table cached while scoring) cannot enter a later training
+                # step; on GPU the lengths differ and the cache is rebuilt, at the probe's tiny lengths not
+                self._log(original, "inference_mode -> no_grad", "torch.no_grad")
+                return m.Attribute(value=m.Name("torch"), attr=m.Name("no_grad"))
             return updated
 
         # -- decorators ------------------------------------------------------------------------

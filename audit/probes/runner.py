@@ -78,8 +78,12 @@ def run_probe(folder: Path, *, timeout_s: float = 300.0, vocab: int = DEFAULT_VO
     ctx = AuditContext(Submission.load(folder))
     found = score_call(ctx)
     if found is None:
+        if not any(py.stat().st_size > 0 for py in folder.rglob("*.py") if py.is_file()):
+            return ProbeOutcome(str(folder), "not-applicable", "no script",
+                                "the folder ships no (non-empty) Python script to drive")
         return ProbeOutcome(str(folder), "not-applicable", "no claimed-score call",
-                            "the static analysis found no call in main whose result is logged as val_bpb/val_loss")
+                            "the static analysis found no evaluator call, in main, the functions it calls or a "
+                            "logging wrapper, whose result is logged as val_bpb/val_loss")
     src, call = found
     out = ProbeOutcome(str(folder), "not-applicable", evaluator=call.callee, path=src.decoded_from or src.path,
                        line=call.line, decoded=src.decoded_from is not None)
@@ -106,6 +110,7 @@ def _run_in_scratch(folder, scratch, ctx, src, call, out, timeout_s, vocab, n, a
     module_rel = module_rel.replace("/", "_") if src.decoded_from is not None else module_rel
     (work / module_rel).write_text(src.parsed.source, encoding="utf-8")
     blockers: list[str] = []
+    stubbed: list[str] = []
     for py in sorted(work.rglob("*.py")):
         try:
             ported = port_source(py.read_text(encoding="utf-8"))
@@ -119,6 +124,7 @@ def _run_in_scratch(folder, scratch, ctx, src, call, out, timeout_s, vocab, n, a
         shown = out.path if rel == module_rel else rel
         out.rewrites += [{**r.to_dict(), "path": shown} for r in ported.rewrites]
         blockers += list(ported.blockers)
+        stubbed += list(ported.stubbed)
     shutil.copyfile(Path(__file__).with_name("flash_shim.py"), work / "_pgolf_flash.py")
     if blockers:
         out.category, out.reason = blockers[0].split(" (")[0], "; ".join(blockers[:3])
@@ -154,7 +160,8 @@ def _run_in_scratch(folder, scratch, ctx, src, call, out, timeout_s, vocab, n, a
             "score_call": _call_dict(call), "vocab_size": vocab, "n": n, "bos": 1,
             "val_shard": str(data.data_path / "fineweb_val_000000.bin"), "tokenizer": str(data.tokenizer_path),
             "stream_shard": str(probe_dir / "fineweb_val_000000.bin"),
-            "sample_texts": sample_texts(), "bytes_probe": True, "threads": threads}
+            "sample_texts": sample_texts(), "bytes_probe": True, "threads": threads,
+            "stub_modules": sorted(set(stubbed))}
     result = _launch(scratch, work, spec, timeout_s, allow_network)
     layout = result.get("layout") or {}
     out.config = {"windows": layout.get("label", "none"), **layout.get("overrides", {}), "vocab": vocab, "n": n}
@@ -195,7 +202,7 @@ def _readme_env(ctx) -> dict[str, str]:
     return {k: v for k, v in declared.items() if "/" not in v and k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
 
 
-_ENV_READ = re.compile(r"""(\w+)\s*(?::\s+[\w\[\], .|]+?)?\s*=[^\n;]*?os\.(?:environ\.get|getenv)\(\s*['"](\w+)['"]\s*,\s*['"]?([^'")]*)""")
+_ENV_READ = re.compile(r"""(\w+)\s*(?::[ \t]+[\w\[\], .|]+?)?[ \t]*=[^\n;]*?os\.(?:environ\.get|getenv)\(\s*['"](\w+)['"]\s*,\s*['"]?([^'")]*)""")
 
 
 def _logged_env(ctx, text: str) -> dict[str, str]:
@@ -236,6 +243,13 @@ def _call_dict(call) -> dict:
     for key in ("model", "luts"):
         if d[key] is not None:
             d[key]["source"] = _ported_expr(d[key]["source"])
+    if d.get("defs") is not None:
+        from audit.probes.port import port_source
+
+        try:
+            d["defs"]["source"] = port_source(d["defs"]["source"] + "\n").source
+        except Exception:  # noqa: BLE001 - left as written
+            pass
     return d
 
 
@@ -274,7 +288,7 @@ def _launch(scratch: Path, work: Path, spec: dict, timeout_s: float, allow_netwo
         keep = [*python_paths(iso.python, env), str(REPO_ROOT), str(Path(spec["tokenizer"]).parent)]
         plan = plan_config(cwd=str(work), net=iso.network_cut, keep_ro=keep, writable=[str(scratch)],
                            hide=[*HIDDEN_DIRS, os.path.expanduser("~")], must_be_ro=[str(REPO_ROOT)],
-                           facts=HostFacts.gather())
+                           facts=HostFacts.gather(), private_tmp=("/tmp",))
         config = scratch / "sandbox.json"
         config.write_text(json.dumps(plan))
         report_fd, write_fd = os.pipe()
