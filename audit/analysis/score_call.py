@@ -308,9 +308,18 @@ def _score_call_at(path: str, tree: ast.Module, source: str, ctx: _Module, main:
     evals = _evaluation_lines(ctx, scope, stmts, assigns)
     # from the first model the scope builds: the scored model is often a fresh one loaded with the
     # trained model's (quantized) weights, and what adapted the trained one on val shows in it
-    first = min((s.lineno for s, _n in assigns if s.lineno < stmt.lineno and _builds_module(s, tree)),
+    first = min((s.lineno for s, _n in assigns if s.lineno < stmt.lineno and _builds_model(ctx, s)),
                 default=model.line if model else 0)
     steps = _val_steps(scope, val_names, min(first, model.line) if model else first, stmt.lineno, evals, seg)
+    # and in the callers, before they call down: `prequant_ttt(h, base_model, val_data)` in
+    # train_and_eval before run_evals(h, device, val_data, eval_model)
+    for caller, c_assigns, mapped, line in _up_the_chain(best):
+        c_stmts = sorted((n for n in ast.walk(caller) if isinstance(n, ast.stmt)), key=lambda n: (n.lineno, n.col_offset))
+        c_val = _val_aliases({n for n in mapped if _is_tokens_name(n)}, c_assigns)
+        c_first = min((s.lineno for s, _n in c_assigns if _builds_model(ctx, s)), default=caller.lineno)
+        outer = _val_steps(caller, c_val, c_first, line - 1, _evaluation_lines(ctx, caller, c_stmts, c_assigns), seg)
+        steps = (*outer, *steps)
+        val_names = tuple(sorted({*val_names, *c_val}))
     step_stmts = [ast.parse(st.source.strip()).body[0] for st in steps if _parses(st.source)]
     step_nodes: list[ast.AST] = [*step_stmts, *(ast.parse(g, mode="eval").body for st in steps for g in st.guards
                                                 if _parses(g))]
@@ -439,7 +448,10 @@ def _model_via_factory(ctx: _Module, call: ast.Call, assigns, before: int, seg):
             if isinstance(c, ast.Call) and isinstance(c.func, ast.Name) and c.func.id in modules:
                 name = sorted(n for n in names & passed if "model" in n.lower())[0]
                 params = {a.arg for a in (*factory.args.posonlyargs, *factory.args.args)}
-                return Binding(name, s.lineno, seg(c)), c, tuple(sorted(params))
+                params |= {t.id for st in ast.walk(factory) if isinstance(st, ast.Assign) and isinstance(st.value, ast.Name)
+                           and st.value.id in params for t in st.targets if isinstance(t, ast.Name)}  # `a = args`
+                used = {n.id for n in ast.walk(c) if isinstance(n, ast.Name)}  # GPT(h): h, not device
+                return Binding(name, s.lineno, seg(c)), c, tuple(sorted(params & used))
     return None
 
 
@@ -479,6 +491,18 @@ def _evaluation_lines(ctx: _Module, scope: ast.FunctionDef, stmts, assigns) -> f
         if isinstance(target, ast.Name) and target.id in ctx.funcs and not _trains(ctx.tree, [target]):
             out.add(s.lineno)
     return frozenset(out)
+
+
+def _builds_model(ctx: _Module, s: ast.stmt) -> bool:
+    """A construction of the script's model class, or a call of a module function that makes one
+    (`base_model, compiled = train_model(h, ...)`)."""
+    if _builds_module(s, ctx.tree):
+        return True
+    v = _call_of(s)
+    if not (isinstance(v, ast.Call) and isinstance(v.func, ast.Name) and v.func.id in ctx.funcs):
+        return False
+    return any(isinstance(n, (ast.Assign, ast.AnnAssign)) and n.value is not None and _builds_module(n, ctx.tree)
+               for n in ast.walk(ctx.funcs[v.func.id]))
 
 
 def _builds_module(s: ast.stmt, tree: ast.Module) -> bool:

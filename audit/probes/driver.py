@@ -28,6 +28,7 @@ import time
 import traceback
 from pathlib import Path
 
+LOGGERS = ("log0", "log", "print0", "logger", "log_fn", "logprint", "log_rank0", "rank0_print", "print_rank0")
 MODEL_NAMES = ("model", "net", "gpt", "m", "base_model", "eval_model")
 HP_NAMES = ("args", "h", "hp", "hparams", "config", "cfg", "hyperparameters", "a")
 
@@ -186,8 +187,13 @@ def build(spec: dict, module):
     ns: dict = dict(vars(module))
     ns.update({"device": torch.device("cpu"), "rank": 0, "local_rank": 0, "world_size": 1, "grad_accum_steps": 1,
                "master_process": True, "distributed": False})
-    for name in ("log0", "log", "print0", "logger", "log_fn", "logprint"):  # main's own loggers are local functions
+    for name in LOGGERS:  # main's own loggers are local functions
         ns.setdefault(name, _noop)
+        # a module-level logger that needs what main set up (`set_logging_hparams(h)`) is silenced:
+        # the probe reads the evaluator's return value, never its log
+        if inspect.isfunction(getattr(module, name, None)) and getattr(module, name).__module__ == module.__name__:
+            setattr(module, name, _noop)
+            ns[name] = _noop
     if not call.get("hparams"):
         raise NotApplicable("unusual signature or construction", "main builds no Hyperparameters-like object")
     hp_b = call["hparams"][0]
@@ -288,6 +294,7 @@ def bind_args(fn, call: dict, values: dict, hp_name: str, model_name: str):
     site = [src for kw, src in call["call_args"] if kw is None]
     site_kw = {kw: src for kw, src in call["call_args"] if kw is not None}
     args, kwargs = [], {}
+    by_keyword = False
     for i, (name, param) in enumerate(sig.parameters.items()):
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
@@ -308,16 +315,18 @@ def bind_args(fn, call: dict, values: dict, hp_name: str, model_name: str):
                 value = _MISSING
         if value is _MISSING:
             if param.default is not param.empty:
+                by_keyword = True  # a parameter left at its default: the ones after it go by name
                 continue
             raise NotApplicable("unusual signature", f"cannot supply parameter {name!r} of the evaluator")
-        if param.kind == param.KEYWORD_ONLY:
+        if param.kind == param.KEYWORD_ONLY or by_keyword or kwargs:
             kwargs[name] = value
         else:
-            args.append(value) if not kwargs else kwargs.__setitem__(name, value)
+            args.append(value)
     return args, kwargs
 
 
 _MISSING = object()
+COUNT_WORDS = ("chunk", "num", "count", "batch", "size", "max", "min", "len", "per_", "budget", "limit", "every")
 
 
 def _alarm(signum, frame):
@@ -348,7 +357,7 @@ def _value_for(name: str, values: dict, hp_name: str, model_name: str):
         return values["luts"][1]
     if "boundary" in low:
         return values["luts"][2]
-    if "token" in low or low in ("val", "val_data", "stream", "ids"):
+    if ("token" in low and not any(w in low for w in COUNT_WORDS)) or low in ("val", "val_data", "stream", "ids"):
         return values["tokens"]
     if "stride" in low:
         return values["stride"]
