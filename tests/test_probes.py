@@ -95,14 +95,47 @@ def test_cpu_port_keeps_every_line_and_lists_every_rewrite():
     ast.parse(text)
 
 
-def test_cpu_port_reports_triton_and_extensions_as_blockers():
+def test_cpu_port_stubs_triton_and_reports_extensions_as_blockers():
     pytest.importorskip("libcst")
     from audit.probes.port import port_source
 
-    ported = port_source("import triton\nfrom torch.utils.cpp_extension import load_inline\n")
-    assert [b.split(" (")[0] for b in ported.blockers] == ["Triton kernel", "custom CUDA extension"]
+    ported = port_source("import triton\nimport triton.language as tl\nfrom torch.utils.cpp_extension import load_inline\n")
+    assert [b.split(" (")[0] for b in ported.blockers] == ["custom CUDA extension"]
+    # Triton kernels are often training-only: the driver stands stubs in; a launch fails there
+    assert ported.stubbed == ("triton", "triton.language")
     optional = port_source("try:\n    import triton\nexcept ImportError:\n    triton = None\n")
-    assert optional.blockers == ()  # an optional import with a fallback does not stop the probe
+    assert optional.blockers == () and optional.stubbed == ()  # an optional import keeps its fallback
+
+
+def test_a_launched_triton_stub_kernel_is_reported_as_a_triton_kernel():
+    import sys
+
+    from audit.probes import driver
+
+    before = {k for k in sys.modules if k.split(".")[0] == "pgolf_fake_triton"}
+    driver._install_stubs(["pgolf_fake_triton.language"])
+    try:
+        import pgolf_fake_triton as triton  # type: ignore[import-not-found]
+        import pgolf_fake_triton.language as tl  # type: ignore[import-not-found]
+
+        @triton.autotune(configs=[triton.Config({"B": 1})], key=["n"])
+        @triton.jit
+        def kernel(x, n: tl.constexpr):
+            pass
+
+        with pytest.raises(RuntimeError, match="Triton kernel kernel launched"):
+            kernel[(1,)](1, 2)
+        # a module function on its way to the launch fails first (a device query is 0 on the port)
+        module_ns = {"kernel": kernel}
+        exec("def launch():\n    props = 0\n    return kernel[(props.multi_processor_count,)](1, 2)\n", module_ns)
+        with pytest.raises(AttributeError) as info:
+            module_ns["launch"]()
+        assert driver._category(info.value) == "Triton kernel"
+        assert driver._category(AttributeError("x")) != "Triton kernel"
+    finally:
+        for k in [k for k in sys.modules if k.split(".")[0] == "pgolf_fake_triton"]:
+            if k not in before:
+                del sys.modules[k]
 
 
 def test_flash_shim_matches_causal_and_windowed_attention():

@@ -408,26 +408,12 @@ class Evaluator:
         self.torch = torch
         self.spec, self.fn, self.hp, self.model = spec, fn, hp, model
         self.state = copy.deepcopy(model.state_dict())
-        try:  # every run starts from this untouched copy: caches an earlier run left (a rotary table
-            # made under inference_mode) would break a replayed training step
-            self.pristine = copy.deepcopy(model)
-        except Exception:  # noqa: BLE001 - not copyable: weights are restored instead
-            self.pristine = None
+
         self.marker = marker
         base = torch.zeros(vocab, dtype=torch.int16)
         base[marker] = 1  # only the marker costs a byte: val_bpb * ln2 * 1 is the total NLL
         self.luts = (base, torch.zeros(vocab, dtype=torch.bool), torch.zeros(vocab, dtype=torch.bool))
         self.runs = 0
-
-    def _fresh_model(self) -> None:
-        if self.pristine is None:
-            self.model.load_state_dict(self.state)
-            return
-        fresh = copy.deepcopy(self.pristine)
-        for name, value in list(self.ns.items()):  # main's names for the model (base_model, compiled, ...)
-            if value is self.model:
-                self.ns[name] = fresh
-        self.model = fresh
 
     def data_object(self, binding: dict, values: dict):
         """Main's validation-data object (`ValidationData(h, device)`) holding this stream and the
@@ -477,7 +463,7 @@ class Evaluator:
         torch = self.torch
         if self.spec.get("stream_shard"):
             write_shard(self.spec["stream_shard"], stream)
-        self._fresh_model()
+        self.model.load_state_dict(self.state)  # the same object: partials and closures hold it
         self.model.eval()
         tokens = torch.tensor(stream, dtype=torch.int64)
         values = {"hp": self.hp, "model": self.model, "device": torch.device("cpu"), "luts": self.luts,
