@@ -179,9 +179,11 @@ def run_corpus(limit: int | None, timeout: float, jsonl: Path | None = None, sta
               f"static={row['static']:6s} kraft={kraft_cell(row)[:60]:60s} bytes={row['bytes']} {row['wall_s']:.0f}s",
               flush=True)
     if workers > 1:
-        from concurrent.futures import ThreadPoolExecutor  # the probe itself runs in a child process
+        # processes, not threads: the harness's deadline and process-group clean-up are per process
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-        with ThreadPoolExecutor(workers) as pool:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             for row in pool.map(_corpus_row, todo):
                 report(row)
     else:

@@ -322,3 +322,14 @@ def test_switches_the_logs_show_become_the_environment_the_script_reads():
     off = SimpleNamespace(hyperparameters={"ttt_enabled": "False"})
     assert _logged_env(SimpleNamespace(runs=[off]), script) == {"TTT_ENABLED": "0"}
     assert _logged_env(SimpleNamespace(runs=[]), script) == {}
+
+
+def test_logged_switches_take_the_form_the_script_parses_and_counts_are_left_alone():
+    from types import SimpleNamespace
+
+    from audit.probes.runner import _logged_env
+
+    script = "class H:_E='1';gptq_enabled=bool(int(os.environ.get('GPTQ_ENABLED',_E)));" \
+             "freeze_blocks=int(os.environ.get('FREEZE_BLOCKS','0'));layers=os.environ.get('LAYERS','')\n"
+    run = SimpleNamespace(hyperparameters={"gptq_enabled": "True", "freeze_blocks": "1", "layers": ""})
+    assert _logged_env(SimpleNamespace(runs=[run]), script) == {"GPTQ_ENABLED": "1"}

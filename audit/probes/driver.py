@@ -587,7 +587,7 @@ def probe(spec: dict, result: dict) -> None:
         except Exception as exc:  # noqa: BLE001 - this layout crashed; the next may not
             signal.alarm(0)
             failures.append(f"{cfg['label']}: {type(exc).__name__}: {str(exc)[:200]}{_where(exc)}")
-            category = _category(exc) if not isinstance(exc, ZeroDivisionError) else "window layout"
+            category = _category(exc) if not isinstance(exc, (ZeroDivisionError, TimeoutError)) else "window layout"
     if layout is None:
         raise NotApplicable(category, "; ".join(failures))
     result["layout"] = layout

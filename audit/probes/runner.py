@@ -202,32 +202,48 @@ def _readme_env(ctx) -> dict[str, str]:
     return {k: v for k, v in declared.items() if "/" not in v and k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
 
 
-_ENV_READ = re.compile(r"""(\w+)\s*(?::[ \t]+[\w\[\], .|]+?)?[ \t]*=[^\n;]*?os\.(?:environ\.get|getenv)\(\s*['"](\w+)['"]\s*,\s*['"]?([^'")]*)""")
+_ENV_READ = re.compile(r"""(\w+)\s*(?::[ \t]+[\w\[\], .|]+?)?[ \t]*=([^\n;]*?os\.(?:environ\.get|getenv)\(\s*['"](\w+)['"][^\n;]*)""")
+_AS_INT = re.compile(r"""\bint\(\s*os\.(?:environ\.get|getenv)\(""")
+_COMPARED = re.compile(r"""(?:==|!=)\s*['"]([^'"]+)['"]""")
+
+
+def _switch_values(statement: str) -> tuple[str, str] | None:
+    """("on", "off") as the script's own read of the variable parses them: `bool(int(os.environ.get(
+    "X", "0")))` -> ("1", "0"); `os.environ.get("X", "false") == "true"` -> ("true", "false");
+    None when the read is not an on/off switch (a list of layers, a path)."""
+    if _AS_INT.search(statement):
+        return "1", "0"
+    cmp = _COMPARED.search(statement)
+    if cmp is not None:
+        on = cmp.group(1)
+        if "!=" in statement[cmp.start():cmp.start() + 2]:
+            return None
+        return on, ("0" if on.isdigit() else "false" if on.lower() == "true" else "no" if on.lower() == "yes" else "")
+    return None
 
 
 def _logged_env(ctx, text: str) -> dict[str, str]:
     """On/off switches that every log's hyperparameter dump shows (`ttt_enabled: True`), as the
-    environment variables the script reads them from: the probe measures what ran, not the
-    script's defaults (a TTT off by default but on in the scored runs). Only switches: sizes and
-    lengths stay tiny."""
+    environment variables the script reads them from, in the form its own read parses: the probe
+    measures what ran, not the script's defaults (a TTT off by default but on in the scored runs).
+    Only switches: sizes and lengths stay tiny."""
     from audit.analysis.flags import logged_flags
 
     try:
         flags = logged_flags(ctx.runs)
     except Exception:  # noqa: BLE001 - unreadable logs prove nothing
         return {}
-    reads = {m.group(1).lower(): (m.group(2), m.group(3).strip().lower()) for m in _ENV_READ.finditer(text)}
+    reads = {m.group(1).lower(): (m.group(3), m.group(2)) for m in _ENV_READ.finditer(text)}
     out: dict[str, str] = {}
     for key, value in flags.items():
-        if key not in reads:
+        named_switch = any(w in key for w in ("enable", "disable", "use_", "_on"))
+        if key not in reads or not (isinstance(value, bool) or (value in (0.0, 1.0) and named_switch)):
+            continue  # a 0/1 count (freeze_blocks: 1, rank: 0) is not a switch
+        var, statement = reads[key]
+        values = _switch_values(statement)
+        if values is None or not values[1]:
             continue
-        var, default = reads[key]
-        switch = isinstance(value, bool) or (
-            value in (0.0, 1.0) and any(w in key for w in ("enable", "use_", "_on")) and default in ("0", "1"))
-        if not switch:
-            continue
-        on = bool(value)
-        out[var] = ("1" if on else "0") if default in ("0", "1", "") else ("true" if on else "false")
+        out[var] = values[0] if value else values[1]
     return out
 
 
