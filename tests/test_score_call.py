@@ -333,3 +333,11 @@ def test_logged_switches_take_the_form_the_script_parses_and_counts_are_left_alo
              "freeze_blocks=int(os.environ.get('FREEZE_BLOCKS','0'));layers=os.environ.get('LAYERS','')\n"
     run = SimpleNamespace(hyperparameters={"gptq_enabled": "True", "freeze_blocks": "1", "layers": ""})
     assert _logged_env(SimpleNamespace(runs=[run]), script) == {"GPTQ_ENABLED": "1"}
+
+
+def test_byte_tables_built_into_a_data_object_are_found_for_the_byte_probe():
+    call = _find(WRAPPED.replace("luts(h)", "build_sentencepiece_luts(self.sp, h.vocab_size, device)").replace(
+        "        self.val_tokens =", "        self.sp = spm.SentencePieceProcessor(model_file='t.model')\n        self.val_tokens ="))
+    assert call is not None and call.luts is not None
+    assert call.luts.source == "build_sentencepiece_luts(self.sp, h.vocab_size, device)"
+    assert call.sp_names == ("self.sp",)

@@ -303,6 +303,8 @@ def _score_call_at(path: str, tree: ast.Module, source: str, ctx: _Module, main:
                  if len(names) >= 2 and any("byte" in n.lower() for n in names) and isinstance(s.value, ast.Call)), None)
     sp_names = tuple(n for s, names in assigns for n in names
                      if isinstance(s.value, ast.Call) and "SentencePiece" in ast.unparse(s.value.func))
+    if luts is None:  # built inside the validation-data class: `self.base_bytes_lut, ... = build_...(self.sp, ...)`
+        luts, sp_names = _attribute_luts(tree, seg) or (None, sp_names)
     val_names = _val_aliases({n.id for a in (*call.args, *(k.value for k in call.keywords)) for n in ast.walk(a)
                               if isinstance(n, ast.Name) and _is_tokens_name(n.id)}, assigns)
     evals = _evaluation_lines(ctx, scope, stmts, assigns)
@@ -491,6 +493,22 @@ def _evaluation_lines(ctx: _Module, scope: ast.FunctionDef, stmts, assigns) -> f
         if isinstance(target, ast.Name) and target.id in ctx.funcs and not _trains(ctx.tree, [target]):
             out.add(s.lineno)
     return frozenset(out)
+
+
+def _attribute_luts(tree: ast.Module, seg) -> tuple[Binding, tuple[str, ...]] | None:
+    """Byte tables a class of the script builds into its attributes, and the attributes holding a
+    SentencePieceProcessor (`self.sp`), for the byte probe."""
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Tuple)):
+            continue
+        names = [ast.unparse(t) for t in node.targets[0].elts if isinstance(t, (ast.Name, ast.Attribute))]
+        if len(names) >= 2 and any("byte" in n.lower() for n in names):
+            sps = tuple(ast.unparse(t) for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                        and isinstance(n.value, ast.Call) and "SentencePiece" in ast.unparse(n.value.func)
+                        for t in n.targets if isinstance(t, (ast.Name, ast.Attribute)))
+            return Binding(",".join(names), node.lineno, seg(node.value)), sps
+    return None
 
 
 def _builds_model(ctx: _Module, s: ast.stmt) -> bool:

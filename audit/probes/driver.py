@@ -470,7 +470,7 @@ class Evaluator:
                   "tokens": tokens, "stride": self.overrides.get("stride", 1),
                   "seq_len": self.overrides.get("seq_len", 1), "ns": self.ns}
         call = self.spec["score_call"]
-        lut_names = (call.get("luts") or {}).get("name", "").split(",")
+        lut_names = [n for n in (call.get("luts") or {}).get("name", "").split(",") if "." not in n]
         for name in [b["name"] for b in call.get("bindings", [])] + [n for n in lut_names if n]:
             # names main binds that the probe supplies (`sw_seq_len`, the byte tables): its own, for the steps
             supplied = _value_for(name, values, "", "")
@@ -644,7 +644,15 @@ def bytes_probe(spec: dict, ns: dict, hp) -> dict:
     sp = spm.SentencePieceProcessor(model_file=spec["tokenizer"])
     local = dict(ns)
     for name in spec["score_call"].get("sp_names", []) or ["sp"]:
-        local[name] = sp
+        if "." in name:  # `self.sp`: an object carrying it (the table call runs outside its class)
+            import types
+
+            root, attr = name.split(".", 1)
+            holder = local[root] if isinstance(local.get(root), types.SimpleNamespace) else types.SimpleNamespace()
+            setattr(holder, attr, sp)
+            local[root] = holder
+        else:
+            local[name] = sp
     try:
         values = eval(lut["source"], local)  # noqa: S307 - the submission's own LUT expression
         tables = tables_from(list(values)[:3])
