@@ -349,7 +349,8 @@ def _nested_defs(scope: ast.FunctionDef, before: int, nodes: list, assigns, seg)
     import textwrap
 
     nested = {f.name: f for f in ast.walk(scope) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
-              and f is not scope and f.lineno < before}
+              and f is not scope and f.lineno < before
+              and not f.name.lower().startswith(LOG_FUNCS)}  # main's loggers: the probe's no-op stands in
     wanted = {n.id for node in nodes for n in ast.walk(node) if isinstance(n, ast.Name)} & set(nested)
     todo, seen = list(wanted), set()
     while todo:
