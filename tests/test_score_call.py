@@ -341,3 +341,13 @@ def test_byte_tables_built_into_a_data_object_are_found_for_the_byte_probe():
     assert call is not None and call.luts is not None
     assert call.luts.source == "build_sentencepiece_luts(self.sp, h.vocab_size, device)"
     assert call.sp_names == ("self.sp",)
+
+
+def test_a_nested_logger_is_never_defined_but_a_nested_helper_the_evaluator_needs_is():
+    text = PRE_QUANT.replace("    epochs = 3\n", "    epochs = 3\n    def log0(msg):\n        print(msg, file=logfile)\n"
+                             "    def fwd(x):\n        return base_model(x)\n").replace(
+        "adapt_on(base_model, tokens, epochs)", "adapt_on(base_model, tokens, epochs, log0)").replace(
+        "eval_plain(args, \"cpu\", tokens, eval_model)", "eval_plain(args, fwd, tokens, eval_model)")
+    call = _find(text)
+    assert call is not None and call.defs is not None
+    assert call.defs.name == "fwd" and "log0" not in call.defs.source
