@@ -94,12 +94,20 @@ class NgramCacheTargetLeak(Rule):
         facts = ngram_facts(ctx)
         for lk in facts.lookups:
             steps = list(lk.chain) + [lk.key_step, lk.lookup_step, lk.score_step]
+            if lk.counted:
+                what = (f"the eval-time cache `{lk.table}` is looked up with a key that contains the target "
+                        f"token (the token being scored), in `{lk.fn.qualname}`. The score of a position may "
+                        "depend only on tokens before it; hashing the realized next token into the lookup key "
+                        "reads the answer and returns a count for the gold token only (the implied "
+                        "'distribution' is not normalised over the vocabulary).")
+            else:
+                what = (f"the table `{lk.table}` is read, in `{lk.fn.qualname}`, at a key that hashes the target "
+                        "token (the token being scored) together with its context, and the value read enters "
+                        "the distribution that scores that token. The score of a position may depend only on "
+                        "tokens before it: a bias or embedding keyed on the realized token reads the answer, "
+                        "even when the result is renormalised.")
             yield self.finding(
-                f"R-NGRAM-CACHE / C1: the eval-time cache `{lk.table}` is looked up with a key that contains "
-                f"the target token (the token being scored), in `{lk.fn.qualname}`. The score of a position "
-                "may depend only on tokens before it; hashing the realized next token into the lookup key "
-                "reads the answer and returns a count for the gold token only (the implied 'distribution' "
-                "is not normalised over the vocabulary). Look up by the context alone, score a full "
+                f"R-NGRAM-CACHE / C1: {what} Look up by the context alone, score a full "
                 "distribution over the vocabulary, and use the target only to update the counts after the "
                 "position has been scored.",
                 path=lk.fn.path, line=lk.line, evidence=list(steps),

@@ -83,11 +83,11 @@ def _compute(ctx) -> list[UpdateBeforeScore]:  # type: ignore[no-untyped-def]
         return []
     helpers = count_table_params(flow)
     hash_helpers = _hash_helpers(flow)
-    roles = {id(fn): _roles(fn, tables, hash_helpers) for fn in flow.functions}
+    roles = {id(fn): _roles(flow, fn, tables, hash_helpers) for fn in flow.functions}
     out: list[UpdateBeforeScore] = []
     for fn in flow.functions:
         events = _events(flow, fn, tables, helpers, roles, hash_helpers)
-        out.extend(_ordered_pairs(fn, events))
+        out.extend(_ordered_pairs(flow, fn, events))
     return out
 
 
@@ -144,9 +144,9 @@ class _Role:
     returns: bool
 
 
-def _roles(fn: Function, tables: set[str], hash_helpers: set[str]) -> _Role:
+def _roles(flow: TargetFlow, fn: Function, tables: set[str], hash_helpers: set[str]) -> _Role:
     hashed = _hashed_names(fn, hash_helpers)
-    ups = frozenset(t for t, _, k in _inline_updates(fn, tables, {}) if _is_hashed_key(k, hashed, hash_helpers))
+    ups = frozenset(t for t, _, k in _inline_updates(fn, tables, {}) if _is_token_key(flow, fn, k, hashed, hash_helpers))
     reads = frozenset(t for t, _ in _inline_reads(fn, tables))
     return _Role(ups, reads, any(r.value is not None for r in fn.returns))
 
@@ -198,6 +198,14 @@ def _is_hashed_key(key: ast.AST, hashed: set[str], hash_helpers: set[str]) -> bo
     return _has_hash_op(key) or bool(names_in(key, variables=True) & hashed) or _calls_any(key, hash_helpers)
 
 
+def _is_token_key(flow: TargetFlow, fn: Function, key: ast.AST, hashed: set[str], hash_helpers: set[str]) -> bool:
+    """A key that indexes the table by tokens: hashed, or holding the target itself
+    (`T[prev, nxt] += 1` with `nxt` the token at the scored position). A counter index
+    (`hits[order] += 1`) is neither."""
+    return _is_hashed_key(key, hashed, hash_helpers) or any(
+        flow.is_target(fn, n) for n in names_in(key, variables=True))
+
+
 # -- events in one function --------------------------------------------------------------------
 
 def _events(flow: TargetFlow, fn: Function, tables: set[str], helpers: dict[str, set[int]],
@@ -205,7 +213,7 @@ def _events(flow: TargetFlow, fn: Function, tables: set[str], helpers: dict[str,
     events: list[tuple[CacheEvent, Evidence | None]] = []
     hashed = _hashed_names(fn, hash_helpers)
     for table, node, key in _inline_updates(fn, tables, helpers):
-        if not _is_hashed_key(key, hashed, hash_helpers):
+        if not _is_token_key(flow, fn, key, hashed, hash_helpers):
             continue  # `hits[order] += 1`: a statistic indexed by a counter, not a token cache
         events.append((CacheEvent("update", table, frozenset({table}), getattr(node, "lineno", 0), node, names_in(key, variables=True) - {table},
                                   f"count table `{table}` is updated"), None))
@@ -239,7 +247,8 @@ def _events(flow: TargetFlow, fn: Function, tables: set[str], helpers: dict[str,
     return events
 
 
-def _ordered_pairs(fn: Function, events: list[tuple[CacheEvent, Evidence | None]]) -> list[UpdateBeforeScore]:
+def _ordered_pairs(flow: TargetFlow, fn: Function,
+                   events: list[tuple[CacheEvent, Evidence | None]]) -> list[UpdateBeforeScore]:
     out: list[UpdateBeforeScore] = []
     seen: set[int] = set()
     updates = [e for e, _ in events if e.kind == "update"]
@@ -262,8 +271,11 @@ def _ordered_pairs(fn: Function, events: list[tuple[CacheEvent, Evidence | None]
             seen.add(id(score.node))
             varying = _varying(fn, scope)
             uk, sk = up.keys & varying, score.keys & varying
-            # an inline read `T[ctx_key]` after `np.add.at(T, (ctx_key, y), 1)` reads the same rows
-            same = ur == sr and (uk == sk or isinstance(score.node, ast.Subscript))
+            # an inline read `T[ctx_key]` after `np.add.at(T, (ctx_key, y), 1)` reads the same rows, and
+            # so does `cache.row(ctx)` after `cache.add(ctx, y)`: the update's extra key is the target
+            extra = uk - sk
+            same = ur == sr and (uk == sk or isinstance(score.node, ast.Subscript)
+                                 or (sk < uk and all(flow.is_target(fn, n) for n in extra)))
             out.append(UpdateBeforeScore(fn, up, score, step, getattr(scope, "lineno", 1), same, frozenset(sr)))
     return out
 

@@ -61,6 +61,7 @@ class TargetLookup:
     lookup_step: Evidence
     ratio_step: Evidence | None
     score_step: Evidence
+    counted: bool = True  # the table is a count table (a count ratio, C2); else a bias/embedding table
 
 
 @dataclass
@@ -268,8 +269,10 @@ def _lookups(flow: TargetFlow, fn: Function, keys: dict[str, KeyFact],
     reads: list[tuple[ast.AST, str, ast.AST]] = []  # (node, table, key expr)
     for sub in fn.subscripts:
         if isinstance(sub.ctx, ast.Load):
+            # any table, not only counts: a bias row or embedding read at a key that hashes the
+            # target makes the scored distribution depend on the target just the same
             table = base_of(sub.value)
-            if table in tables and not is_update_context(fn, sub, table):
+            if table and not is_update_context(fn, sub, table) and not flow.is_target(fn, table):
                 reads.append((sub, table, sub.slice))
     for call in fn.calls:
         name = call_name(call)
@@ -315,8 +318,10 @@ def _lookups(flow: TargetFlow, fn: Function, keys: dict[str, KeyFact],
             fn=fn, line=line, table=table, key_name=key_name, chain=chain,
             key_step=fn.evidence(key_line, f"hash key `{key_name or 'inline key'}` combines target `{tname}` "
                                          f"with the context{via}"),
-            lookup_step=fn.evidence(line, f"lookup of count table `{table}` at that key (a read, before any update)"),
-            ratio_step=ratio, score_step=score,
+            lookup_step=fn.evidence(line, f"lookup of count table `{table}` at that key (a read, before any update)"
+                                    if table in tables else
+                                    f"lookup of table `{table}` at that key: its value enters what is scored"),
+            ratio_step=ratio, score_step=score, counted=table in tables,
         ))
     return found
 

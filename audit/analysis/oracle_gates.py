@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from audit.analysis.code_functions import Function
 from audit.analysis.names import LOG_FUNCS
-from audit.analysis.syntax import base_of, call_name, names_in, own_nodes, walk_nodes
+from audit.analysis.syntax import base_of, call_name, names_in, own_nodes, strip_chain, walk_nodes
 from audit.analysis.targets import TargetFlow
 from audit.findings import Evidence
 
@@ -89,22 +89,26 @@ def oracle_gates(flow: TargetFlow, fn: Function) -> list[OracleGate]:
         return frozenset().union(*found) if found else frozenset()
 
     candidates: list[tuple[ast.AST, ast.AST, int, str]] = []
+    compares = _compare_names(fn)
     for call in fn.calls:
         cname = call_name(call)
         if cname in ("minimum", "fmin", "min", "maximum", "fmax", "max") and len(call.args) == 2:
             if _is_logaddexp(fn, call):
                 continue
             candidates.append((call.args[0], call.args[1], call.lineno, f"`{cname}`"))
-        elif cname == "where" and call.args and isinstance(call.args[0], ast.Compare) \
-                and len(call.args[0].comparators) == 1:
-            cmp = call.args[0]
-            candidates.append((cmp.left, cmp.comparators[0], call.lineno, "`where` on a comparison"))
+        elif cname == "where" and call.args:
+            sides = _comparison(call.args[0], compares)
+            if sides is not None:
+                candidates.append((*sides, call.lineno, "`where` on a comparison"))
     for node, _parent in _own_nodes_with_parent(fn):
-        if isinstance(node, (ast.If, ast.IfExp)) and isinstance(node.test, ast.Compare) \
-                and len(node.test.comparators) == 1 \
-                and isinstance(node.test.ops[0], (ast.Lt, ast.LtE, ast.Gt, ast.GtE)):
-            cmp = node.test
-            candidates.append((cmp.left, cmp.comparators[0], node.lineno, "a comparison"))
+        if isinstance(node, (ast.If, ast.IfExp)):
+            sides = _comparison(node.test, compares)
+            if sides is not None:
+                candidates.append((*sides, node.lineno, "a comparison"))
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Subscript):
+            sides = _comparison(node.targets[0].slice, compares)  # `nll[mask] = other[mask]`
+            if sides is not None:
+                candidates.append((*sides, node.lineno, "a masked overwrite on a comparison"))
     for a_node, b_node, line, how in candidates:
         ra, rb = roots(a_node), roots(b_node)
         if ra and rb and ra != rb:
@@ -114,6 +118,55 @@ def oracle_gates(flow: TargetFlow, fn: Function) -> list[OracleGate]:
                                      "better (an oracle gate reads the target)")]
             out.append(OracleGate(fn, line, steps))
     return out
+
+
+_ORDER_OPS = (ast.Lt, ast.LtE, ast.Gt, ast.GtE)
+_ORDER_CALLS = frozenset({"lt", "le", "gt", "ge", "less", "less_equal", "greater", "greater_equal"})
+
+
+def _compare_sides(node: ast.AST) -> tuple[ast.AST, ast.AST] | None:
+    """(a, b) of an ordering comparison: `a < b`, `torch.lt(a, b)`, `a.lt(b)`; through `~m`/`not m`."""
+    while isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Invert, ast.Not)):
+        node = node.operand
+    if isinstance(node, ast.Call) and call_name(node) == "logical_not" and node.args:
+        return _compare_sides(node.args[0])
+    if isinstance(node, ast.Compare) and len(node.comparators) == 1 and isinstance(node.ops[0], _ORDER_OPS):
+        return node.left, node.comparators[0]
+    if isinstance(node, ast.Call) and call_name(node) in _ORDER_CALLS:
+        if len(node.args) == 2:
+            return node.args[0], node.args[1]
+        if len(node.args) == 1 and isinstance(node.func, ast.Attribute):
+            return node.func.value, node.args[0]
+    return None
+
+
+def _compare_names(fn: Function) -> dict[str, tuple[ast.AST, ast.AST]]:
+    """Names assigned once in fn from an ordering comparison (`gate = a < b`): a gate may be
+    computed on one line and used on another."""
+    out: dict[str, tuple[ast.AST, ast.AST]] = {}
+    seen: dict[str, int] = {}
+    for a in fn.assigns:
+        if isinstance(a.node, (ast.For, ast.AsyncFor)) or a.unpacks:
+            continue
+        for n in a.names:
+            seen[n] = seen.get(n, 0) + 1
+        sides = _compare_sides(strip_chain(a.value))
+        if sides is not None and len(a.names) == 1:
+            out[a.names[0]] = sides
+    return {n: v for n, v in out.items() if seen.get(n) == 1}
+
+
+def _comparison(node: ast.AST, compares: dict[str, tuple[ast.AST, ast.AST]]) -> tuple[ast.AST, ast.AST] | None:
+    sides = _compare_sides(node)
+    if sides is not None:
+        return sides
+    inner = node
+    while isinstance(inner, ast.UnaryOp) and isinstance(inner.op, (ast.Invert, ast.Not)):
+        inner = inner.operand
+    inner = strip_chain(inner) if isinstance(inner, ast.expr) else inner
+    if isinstance(inner, ast.Name) and inner.id in compares:
+        return compares[inner.id]
+    return None
 
 
 def _is_logaddexp(fn: Function, call: ast.Call) -> bool:
