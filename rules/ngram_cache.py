@@ -103,9 +103,9 @@ class NgramCacheTargetLeak(Rule):
             else:
                 what = (f"the table `{lk.table}` is read, in `{lk.fn.qualname}`, at a key that hashes the target "
                         "token (the token being scored) together with its context, and the value read enters "
-                        "the distribution that scores that token. The score of a position may depend only on "
-                        "tokens before it: a bias or embedding keyed on the realized token reads the answer, "
-                        "even when the result is renormalised.")
+                        "what is scored for that token. The score of a position may depend only on tokens before "
+                        "it: a count, bias or embedding row keyed on the realized token reads the answer, even "
+                        "when the result is renormalised over the vocabulary.")
             yield self.finding(
                 f"R-NGRAM-CACHE / C1: {what} Look up by the context alone, score a full "
                 "distribution over the vocabulary, and use the target only to update the counts after the "

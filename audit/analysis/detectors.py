@@ -265,8 +265,10 @@ def _is_quant_calibration_fn(ref: FunctionRef) -> bool:
 
 def _quant_calibration_call(vf: ValFlow, ref: FunctionRef, s: Site) -> bool:
     """A call into GPTQ / Hessian / clip calibration: by name, or a user function whose body
-    does quantisation work."""
+    does quantisation work, or, whatever the names, by what it does (`_feeds_quantiser`)."""
     simple = s.name.rsplit(".", 1)[-1]
+    if _feeds_quantiser(vf, ref, s):
+        return True
     if not N.CALIB_NAME.search(simple) or N.NOT_QUANT_CALIB.search(simple):
         return False
     if re.search(r"gptq|hessian", simple, re.I):
@@ -275,6 +277,62 @@ def _quant_calibration_call(vf: ValFlow, ref: FunctionRef, s: Site) -> bool:
     if callees:
         return any(_is_quant_calibration_fn(c) for c in callees)
     return bool(QUANT_WORDS.search(simple))
+
+
+_HOOKS = ("register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook")
+
+
+def _feeds_quantiser(vf: ValFlow, ref: FunctionRef, s: Site) -> bool:
+    """Calibration by structure: the call hands data to a function that writes rounded values into
+    the model's weights from it (a quantiser), or its callee collects activation statistics with
+    forward hooks and its result is handed to such a quantiser in the same function
+    (`stats = gather(model, tokens)`, then `quantise(model, stats)`)."""
+    if not isinstance(s.node, ast.Call):
+        return False
+    callees = vf.program.callees(s.node, ref.facts.class_name, caller=ref.facts)
+    if not callees:
+        return False
+    bound = [i for i, lab in enumerate(s.arg_labels) if vf.isval(ref, lab)]
+    if any(_rounds_into_weights(c, _param_at(c, s.node, i)) for c in callees for i in bound):
+        return True
+    if not s.target or not any(_collects_activations(c) for c in callees):
+        return False
+    for t in ref.facts.sites:
+        if t.kind != "call" or t.line < s.line or not isinstance(t.node, ast.Call) or s.target not in t.arg_names:
+            continue
+        i = t.arg_names.index(s.target)
+        for c in vf.program.callees(t.node, ref.facts.class_name, caller=ref.facts):
+            if _rounds_into_weights(c, _param_at(c, t.node, i)):
+                return True
+    return False
+
+
+def _param_at(callee: FunctionRef, call: ast.Call, i: int) -> str | None:
+    params = list(callee.facts.params)
+    if callee.facts.is_method and isinstance(call.func, ast.Attribute):
+        params = params[1:]
+    return params[i] if i < len(params) else None
+
+
+def _collects_activations(callee: FunctionRef) -> bool:
+    return any(s.kind == "call" and s.name.rsplit(".", 1)[-1] in _HOOKS for s in callee.facts.sites)
+
+
+def _rounds_into_weights(callee: FunctionRef, param: str | None) -> bool:
+    """`w.copy_(torch.round(w / scale) * scale)` with the scale computed from `param`: the
+    function writes quantised weights that depend on that parameter."""
+    if param is None:
+        return False
+    for s in callee.facts.sites:
+        if s.kind != "call" or not s.name.endswith("copy_") or not isinstance(s.node, ast.Call):
+            continue
+        if not any(N.PARAM + param in lab for lab in s.arg_labels):
+            continue
+        if any(isinstance(n, ast.Call) and isinstance(n.func, (ast.Name, ast.Attribute))
+               and (n.func.id if isinstance(n.func, ast.Name) else n.func.attr) == "round"
+               for a in s.node.args for n in ast.walk(a)):
+            return True
+    return False
 
 
 def _reads_val_source(s: Site) -> bool:

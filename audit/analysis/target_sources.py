@@ -96,13 +96,12 @@ def structural_sources(flow: TargetFlow, fn: Function) -> None:
                 flow.mark(fn, b, sub.lineno, f"`{b}` indexes the byte table `{table}` (bytes of the scored token)")
     _ngram_positions(flow, fn)
     _next_position_reads(flow, fn)
-    _distribution_reads(flow, fn)
 
 
 _DIST_CALLS = frozenset({"log_softmax", "softmax"})
 
 
-def _distribution_reads(flow: TargetFlow, fn: Function) -> None:
+def distribution_reads(flow: TargetFlow, fn: Function) -> None:
     """The index that reads one entry of a normalised distribution over the vocabulary is the
     token being scored: `logp.gather(-1, t)`, `torch.gather(p, -1, t)`, `row[t]`, `lp[i, t]`,
     where the read array is (or was assigned from) a softmax/log_softmax."""
