@@ -15,6 +15,7 @@ from audit.analysis.api import ngram_facts
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
 from audit.rule import Invalid, Rule, RuleDoc, Valid
+from rules import _scored_token_examples as st
 from rules import _static_eval_examples as ex
 
 ORACLE_ID = "R-NGRAM-CACHE.oracle-gate"
@@ -76,6 +77,8 @@ class NgramCacheTargetLeak(Rule):
         Valid(ex.ENTROPY_GATE, "gate on the model's own entropy"),
         Valid(ex.CAPTURED_SEGMENTS_CACHE, "context-only key over positions named `target_pos`; "
               "(positions, targets) carried together in tuples"),
+        Valid(st.INPUT_KEYED_BIAS, "bias row keyed on the previous and current input tokens"),
+        Valid(st.NAMED_ENTROPY_GATE, "mask held in a name, computed from the model's entropy only"),
     ]
     INVALID = [
         Invalid(ex.TARGET_KEY_CACHE, "full key = ctx_hash ^ (y * prime) looked up to score y",
@@ -88,6 +91,10 @@ class NgramCacheTargetLeak(Rule):
                 line=ex.line_of(ex.CAPTURED_SEGMENTS_TARGET_KEY, "return self.pair_counts[pk]")),
         Invalid(ex.ORACLE_GATE, "min of two gold-token NLLs", rule_id=ORACLE_ID,
                 line=ex.line_of(ex.ORACLE_GATE, "torch.minimum(nll_model, nll_uni)")),
+        Invalid(st.NEXT_KEYED_BIAS, "bias row (not a count) keyed on the current and the next token, "
+                "the next one found as the index of the scored entry", line="lp = F.log_softmax("),
+        Invalid(st.NAMED_ORACLE_GATE, "comparison of two gold-token losses held in a name, then `where`",
+                rule_id=ORACLE_ID, line="nll = torch.where(pick_soft, soft_nll, sharp_nll)"),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
