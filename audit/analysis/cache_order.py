@@ -8,12 +8,14 @@ own count is already in the table when it is scored.
 
 So, per function, we collect two kinds of events on the same cache:
   * update: a count-table increment (`np.add.at(T, k, 1)`, `T[k] += 1`, `T.scatter_add_`, a helper
-    that adds into a table parameter) or a call of a method that does so (`cache.update(...)`);
+    that adds into a table parameter) or a call of a method that does so (`cache.update(...)`),
+    whose key indexes by tokens: hashed, or holding the target itself (`T[prev, nxt] += 1`);
   * score: a read of the table whose value reaches a score (log / loss sum / return), or a call of
     a method that reads the table and returns, whose result reaches a score.
 Within the innermost loop (or function body) holding both, an update that precedes a score is
 reported when both name the same chunk: the same set of loop-varying names among their key or
-position arguments (`update(toks, s, e)` then `prob(toks, s, e)`). Different names (`prev_s`)
+position arguments (`update(toks, s, e)` then `prob(toks, s, e)`), or when the update's only extra
+argument is the target (`add(prev, nxt)` then `row(prev)`). Different names (`prev_s`)
 are the deferred legal shape; a strict superset on the update side is reported as ambiguous.
 Events in the two arms of one `if` never both run, so they are not ordered.
 

@@ -1,5 +1,9 @@
 """Val-flow patterns beyond the update/score ordering: re-scoring after TTT, knobs fitted on
 scored tokens, quantisation calibration on val data, val data written into the artifact.
+Calibration is recognised by name (GPTQ, Hessian, clip search) or, whatever the names, by what
+the code does (`_feeds_quantiser`): val data handed to a function that overwrites weights with
+rounded values scaled from it, or to one that records layer inputs with forward hooks and whose
+result is handed to such a function.
 
 Each detector returns plain records (events + lines); the rules turn them into findings.
 """

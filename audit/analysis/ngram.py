@@ -8,8 +8,10 @@ value for the gold token only, not a distribution over the vocabulary (C2). So w
     subscript, `bincount`, `T[k] = T.get(k, 0) + 1`;
   * target hash keys: an integer key whose arithmetic (`^`, `*`, `%`, `&`, shifts) combines a
     target-derived token with other context data;
-  * target lookups: a read of a count table at such a key whose value reaches a score
-    (a `log`, a loss accumulator, or the function's return);
+  * target lookups: a read of a table at such a key whose value reaches a score (a `log`, a loss
+    accumulator, or the function's return). Any table: a count table gives a count ratio for the
+    gold token (C2 as well, `TargetLookup.counted`); a bias or embedding row read at a key that
+    holds the target leaks it just the same (C1), even when the logits are renormalised after;
   * oracle gates: `min`/`minimum`/`where(a < b)` choosing between two gold-token scores.
 Bigram/trigram hash *embeddings* over input ids never qualify: their keys hold no target and
 they index an embedding, not a count table.

@@ -1,5 +1,6 @@
 """Oracle gates: a choice, per position, between two predictors by how well each scored the
-realized token (`torch.minimum(nll_model, nll_cache)`, `where(a < b, ...)`, `if a < b:`).
+realized token (`torch.minimum(nll_model, nll_cache)`, `where(a < b, ...)`, `if a < b:`, also
+when the comparison is held in a name: `m = a.lt(b)`, then `where(m, ...)`, `if m:`, `x[m] = ...`).
 
 A gate may depend on the model's own outputs (its entropy), never on the target. A stable
 log-sum-exp (`max(a, b) + log1p(exp(-abs(a - b)))`) is a mixture, not a choice.
