@@ -130,3 +130,66 @@ def eval_val(model, val_tokens, seq_len, luts):
     val_loss = loss_sum / n_tok
     return val_loss, val_loss / math.log(2.0) * n_tok / n_bytes
 '''
+
+# Illegal (C3): the same per-token tilt, the pair added by a closure over the enclosing table.
+CLOSURE_BUMP_BEFORE_SCORE = HEADER + '''
+
+def eval_val(model, val_tokens, seq_len, luts):
+    base_bytes, leading_space, is_boundary = luts
+    vocab = model.emb.weight.shape[0]
+    grid = torch.zeros(vocab, vocab)
+
+    def note(a, b):
+        grid[a, b] += 1
+
+    with torch.no_grad():
+        lp_all = F.log_softmax(model_logits(model, val_tokens[:-1][None])[0], dim=-1)
+    loss_sum, n_bytes = 0.0, 0
+    for t in range(lp_all.size(0)):
+        here, after = int(val_tokens[t]), int(val_tokens[t + 1])
+        note(here, after)
+        tilted = F.log_softmax(lp_all[t] + 0.5 * grid[here], dim=-1)
+        loss_sum -= float(tilted[after])
+        n_bytes += int(base_bytes[after]) + int(leading_space[after] and not is_boundary[here])
+    val_loss = loss_sum / lp_all.size(0)
+    return val_loss, val_loss / math.log(2.0) * lp_all.size(0) / n_bytes
+'''
+
+# Legal twin: the closure adds the pair after the token is scored.
+CLOSURE_BUMP_AFTER_SCORE = CLOSURE_BUMP_BEFORE_SCORE.replace(
+    "        note(here, after)\n", "").replace(
+    "        loss_sum -= float(tilted[after])\n",
+    "        loss_sum -= float(tilted[after])\n        note(here, after)\n")
+
+# Illegal (oracle gate): per-token losses from a helper, blended by a 0/1 weight that says which
+# of the two was lower for the realised token.
+BLENDED_ORACLE_GATE = HEADER + '''
+
+def token_cost(logits, y):
+    return -F.log_softmax(logits, dim=-1).gather(-1, y[:, None]).squeeze(-1)
+
+
+def eval_val(model, val_tokens, seq_len, luts):
+    base_bytes, leading_space, is_boundary = luts
+    loss_sum, n_tok, n_bytes = 0.0, 0, 0
+    with torch.no_grad():
+        for start in range(0, val_tokens.numel() - 1 - seq_len + 1, seq_len):
+            piece = val_tokens[start:start + seq_len + 1]
+            x = piece[:-1]
+            y = piece[1:]
+            logits = model_logits(model, x[None])[0]
+            first = token_cost(logits, y)
+            second = token_cost(logits * 0.5, y)
+            w = (second < first).float()
+            nll = w * second + (1 - w) * first
+            loss_sum += nll.sum().item()
+            n_tok += y.numel()
+            n_bytes += int((base_bytes[y] + (leading_space[y] & ~is_boundary[x]).long()).sum())
+    val_loss = loss_sum / n_tok
+    return val_loss, val_loss / math.log(2.0) * n_tok / n_bytes
+'''
+
+# Legal twin: the same helper losses compared only to log how often the softer one would win.
+LOGGED_LOSS_COMPARISON = BLENDED_ORACLE_GATE.replace(
+    "            w = (second < first).float()\n            nll = w * second + (1 - w) * first\n",
+    "            print(f\"soft wins {(second < first).float().mean().item():.3f}\")\n            nll = first\n")

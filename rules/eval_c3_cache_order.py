@@ -54,6 +54,7 @@ class EvalC3CacheOrder(Rule):
         Valid(ex.CAPTURED_SEGMENTS_CACHE, "score all segments of a chunk, then update with each"),
         Valid(ex.TARGET_KEY_RETURNED, "(a C2 violation, but its update follows the score)"),
         Valid(st.PAIR_BOOK_AFTER_SCORE, "dense pair table: row read and token scored, then the pair added by a method"),
+        Valid(st.CLOSURE_BUMP_AFTER_SCORE, "a closure adds the pair to the enclosing table after scoring"),
     ]
     INVALID = [
         Invalid(ex.UPDATE_THEN_SCORE_CACHE, "cache.update(toks, start, end) then cache.dist(toks, start, end)",
@@ -64,6 +65,8 @@ class EvalC3CacheOrder(Rule):
                 severity=Severity.ERROR),
         Invalid(st.PAIR_BOOK_BEFORE_SCORE, "token by token: (current, next) added through a method, then the "
                 "current token's row read", line="tilted = F.log_softmax(", severity=Severity.ERROR),
+        Invalid(st.CLOSURE_BUMP_BEFORE_SCORE, "a closure adds (current, next) to the enclosing table before the row "
+                "is read", line="tilted = F.log_softmax(", severity=Severity.ERROR),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

@@ -79,6 +79,7 @@ class NgramCacheTargetLeak(Rule):
               "(positions, targets) carried together in tuples"),
         Valid(st.INPUT_KEYED_BIAS, "bias row keyed on the previous and current input tokens"),
         Valid(st.NAMED_ENTROPY_GATE, "mask held in a name, computed from the model's entropy only"),
+        Valid(st.LOGGED_LOSS_COMPARISON, "two per-token losses compared only for a log line"),
     ]
     INVALID = [
         Invalid(ex.TARGET_KEY_CACHE, "full key = ctx_hash ^ (y * prime) looked up to score y",
@@ -95,6 +96,8 @@ class NgramCacheTargetLeak(Rule):
                 "the next one found as the index of the scored entry", line="lp = F.log_softmax("),
         Invalid(st.NAMED_ORACLE_GATE, "comparison of two gold-token losses held in a name, then `where`",
                 rule_id=ORACLE_ID, line="nll = torch.where(pick_soft, soft_nll, sharp_nll)"),
+        Invalid(st.BLENDED_ORACLE_GATE, "losses from a helper, blended by a 0/1 weight from their comparison",
+                rule_id=ORACLE_ID, line="nll = w * second + (1 - w) * first"),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

@@ -226,6 +226,9 @@ def _events(flow: TargetFlow, fn: Function, tables: set[str], helpers: dict[str,
             events.append((CacheEvent("score", table, frozenset({table}), sub.lineno, sub,
                                       names_in(sub.slice, variables=True) - {table}, f"count table `{table}` is read"), score))
     for call in fn.calls:
+        if isinstance(call.func, ast.Name):
+            events.extend(_free_table_events(fn, call, flow.by_name.get(call.func.id, []), roles))
+            continue
         if not isinstance(call.func, ast.Attribute):
             continue
         receiver = dotted(call.func.value, variable=True)
@@ -247,6 +250,33 @@ def _events(flow: TargetFlow, fn: Function, tables: set[str], helpers: dict[str,
                                           f"`{ast.unparse(call.func)}` reads `{', '.join(sorted(role.reads))}`"),
                                score))
     return events
+
+
+def _free_table_events(fn: Function, call: ast.Call, callees: list[Function],
+                       roles: dict[int, _Role]) -> list[tuple[CacheEvent, Evidence | None]]:
+    """`bump(prev, nxt)` / `row(prev)`: a plain function (a closure, or a module-level helper) that
+    adds into, or reads and returns, a table it does not receive as a parameter (an enclosing or
+    global name). Its events are on that table, so they meet the caller's own reads and updates."""
+    if len(callees) != 1:
+        return []  # unknown or ambiguous: no claim
+    role = roles[id(callees[0])]
+    own = set(callees[0].params)
+    ups = frozenset(t for t in role.updates if t.split(".")[0] not in own | {"self", "cls"})
+    reads = frozenset(t for t in role.reads if t.split(".")[0] not in own | {"self", "cls"})
+    keys = frozenset(n for a in (*call.args, *(k.value for k in call.keywords)) for n in names_in(a, variables=True))
+    out: list[tuple[CacheEvent, Evidence | None]] = []
+    if ups and not reads:
+        for t in sorted(ups):
+            out.append((CacheEvent("update", t, frozenset({t}), call.lineno, call, keys - {t},
+                                   f"`{call_name(call)}` adds counts to `{t}`"), None))
+    elif reads and role.returns and not ups:
+        stmt = fn.stmt_of(call)
+        score, _ = reaches_score(fn, set(stmt_targets(stmt)), stmt)
+        if score is not None:
+            for t in sorted(reads):
+                out.append((CacheEvent("score", t, frozenset({t}), call.lineno, call, keys - {t},
+                                       f"`{call_name(call)}` reads `{t}`"), score))
+    return out
 
 
 def _ordered_pairs(flow: TargetFlow, fn: Function,

@@ -32,7 +32,7 @@ from audit.analysis.code_functions import Function
 from audit.analysis.count_tables import count_tables
 from audit.analysis.eval_code import code_units
 from audit.analysis.names import LOG_FUNCS
-from audit.analysis.oracle_gates import OracleGate, oracle_gates
+from audit.analysis.oracle_gates import OracleGate, gold_score_functions, oracle_gates
 from audit.analysis.syntax import (
     assigned_names,
     base_of,
@@ -86,9 +86,10 @@ def _compute(ctx) -> NgramFacts:  # type: ignore[no-untyped-def]
     defs_by_fn: dict[int, _KeyDefs] = {}
     keys_by_fn = {id(fn): _target_hash_keys(flow, fn, defs_by_fn) for fn in flow.functions}
     returns = _returned_keys(flow, keys_by_fn)
+    gold_fns = gold_score_functions(flow)
     for fn in flow.functions:
         lookups.extend(_lookups(flow, fn, keys_by_fn[id(fn)], tables, defs_by_fn.get(id(fn)), returns))
-        gates.extend(oracle_gates(flow, fn))
+        gates.extend(oracle_gates(flow, fn, gold_fns))
     return NgramFacts(tables, lookups, gates)
 
 

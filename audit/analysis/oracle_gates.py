@@ -31,11 +31,14 @@ _PROB_SOURCE = {"log_softmax", "softmax", "log_probs", "logsumexp"}
 _SCORE_CALL = re.compile(r"(log|prob|nll|score|loss)", re.I)
 
 
-def _gold_sources(flow: TargetFlow, fn: Function, value: ast.AST, probs: set[str]) -> bool:
+def _gold_sources(flow: TargetFlow, fn: Function, value: ast.AST, probs: set[str],
+                  gold_fns: frozenset[str] = frozenset()) -> bool:
     """Does this expression compute a per-position score of the realized token?"""
     for n in walk_nodes(value):
         if isinstance(n, ast.Call):
             cname = call_name(n)
+            if cname in gold_fns:
+                return True  # a user function that returns such a score, whatever its name
             if cname in ("cross_entropy", "nll_loss"):
                 if any(kw.arg == "reduction" and isinstance(kw.value, ast.Constant)
                        and kw.value.value == "none" for kw in n.keywords):
@@ -52,13 +55,67 @@ def _gold_sources(flow: TargetFlow, fn: Function, value: ast.AST, probs: set[str
     return False
 
 
-def _gold_scores(flow: TargetFlow, fn: Function) -> dict[str, frozenset[int]]:
+def gold_score_functions(flow: TargetFlow) -> frozenset[str]:
+    """Names of user functions that return a per-position score of the realized token
+    (`def tok_loss(lg, t): return F.cross_entropy(lg, t, reduction="none")`), nested ones too:
+    a call of one is a gold score in the caller. Names bound to more than one function with
+    different answers are left out."""
+    found: set[str] = set()
+    for _ in range(3):
+        before = len(found)
+        for fn in flow.functions:
+            if fn.name in found or fn.name == "<module>" or len(flow.by_name.get(fn.name, [])) != 1:
+                continue
+            probs = _prob_names(fn)
+            direct: set[str] = set()
+            for a in fn.assigns:  # per-position scores and their slices, not reductions of them
+                if not isinstance(a.node, (ast.For, ast.AsyncFor)) and len(a.names) == 1 \
+                        and _is_gold_expr(flow, fn, a.value, probs, frozenset(found), direct):
+                    direct.add(a.names[0])
+            if any(r.value is not None and _is_gold_expr(flow, fn, r.value, probs, frozenset(found), direct)
+                   for r in fn.returns):
+                found.add(fn.name)
+        if len(found) == before:
+            break
+    return frozenset(found)
+
+
+def _is_gold_expr(flow: TargetFlow, fn: Function, value: ast.expr, probs: set[str],
+                  gold_fns: frozenset[str], direct: set[str]) -> bool:
+    """`value` is per-position scores of the realized token, or a slice/negation of them (not a
+    sum, mean or any other function of them)."""
+    v = strip_chain(value)
+    if isinstance(v, ast.UnaryOp) and isinstance(v.op, ast.USub):
+        return _is_gold_expr(flow, fn, v.operand, probs, gold_fns, direct)
+    if isinstance(v, ast.Name):
+        return v.id in direct
+    if isinstance(v, ast.Subscript):
+        if base_of(v.value) in probs and any(flow.is_target(fn, x) for x in names_in(v.slice, variables=True)):
+            return True
+        return _is_gold_expr(flow, fn, v.value, probs, gold_fns, direct)
+    if isinstance(v, ast.Call):
+        cname = call_name(v)
+        if cname in gold_fns:
+            return True
+        if cname in ("cross_entropy", "nll_loss"):
+            return any(kw.arg == "reduction" and isinstance(kw.value, ast.Constant) and kw.value.value == "none"
+                       for kw in v.keywords)
+        if cname == "gather" and v.args:
+            return any(flow.is_target(fn, x) for x in names_in(v.args[-1], variables=True))
+    return False
+
+
+def _prob_names(fn: Function) -> set[str]:
+    return {n for a in fn.assigns for n in a.names
+            if any(isinstance(c, ast.Call) and call_name(c) in _PROB_SOURCE for c in walk_nodes(a.value))}
+
+
+def _gold_scores(flow: TargetFlow, fn: Function, gold_fns: frozenset[str] = frozenset()) -> dict[str, frozenset[int]]:
     """Per-position scores of the realized token -> the lines of the predictors they come from."""
-    probs = {n for a in fn.assigns for n in a.names
-             if any(isinstance(c, ast.Call) and call_name(c) in _PROB_SOURCE for c in walk_nodes(a.value))}
+    probs = _prob_names(fn)
     gold: dict[str, frozenset[int]] = {}
     for a in fn.assigns:
-        if _gold_sources(flow, fn, a.value, probs):
+        if _gold_sources(flow, fn, a.value, probs, gold_fns):
             for name in a.names:
                 gold[name] = gold.get(name, frozenset()) | {a.line}
     for _ in range(6):
@@ -79,8 +136,8 @@ def _gold_scores(flow: TargetFlow, fn: Function) -> dict[str, frozenset[int]]:
     return gold
 
 
-def oracle_gates(flow: TargetFlow, fn: Function) -> list[OracleGate]:
-    gold = _gold_scores(flow, fn)
+def oracle_gates(flow: TargetFlow, fn: Function, gold_fns: frozenset[str] = frozenset()) -> list[OracleGate]:
+    gold = _gold_scores(flow, fn, gold_fns)
     if len(gold) < 2:
         return []
     out: list[OracleGate] = []
@@ -110,6 +167,13 @@ def oracle_gates(flow: TargetFlow, fn: Function) -> list[OracleGate]:
             sides = _comparison(node.targets[0].slice, compares)  # `nll[mask] = other[mask]`
             if sides is not None:
                 candidates.append((*sides, node.lineno, "a masked overwrite on a comparison"))
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+            for operand in (node.left, node.right):  # `w * a + (1 - w) * b` with `w = (a < b).float()`
+                sides = _comparison(operand, compares) or next(
+                    (compares[n] for n in names_in(operand, variables=True) if n in compares), None)
+                if sides is not None:
+                    candidates.append((*sides, node.lineno, "a product with a comparison mask"))
+                    break
     for a_node, b_node, line, how in candidates:
         ra, rb = roots(a_node), roots(b_node)
         if ra and rb and ra != rb:
@@ -151,7 +215,10 @@ def _compare_names(fn: Function) -> dict[str, tuple[ast.AST, ast.AST]]:
             continue
         for n in a.names:
             seen[n] = seen.get(n, 0) + 1
-        sides = _compare_sides(strip_chain(a.value))
+        value = strip_chain(a.value)
+        sides = _compare_sides(value)
+        if sides is None and isinstance(value, ast.Name) and value.id in out:
+            sides = out[value.id]  # `w = gate.float()`: the same mask as numbers
         if sides is not None and len(a.names) == 1:
             out[a.names[0]] = sides
     return {n: v for n, v in out.items() if seen.get(n) == 1}
