@@ -297,7 +297,7 @@ def _feeds_quantiser(vf: ValFlow, ref: FunctionRef, s: Site) -> bool:
     if not callees:
         return False
     bound = [i for i, lab in enumerate(s.arg_labels) if vf.isval(ref, lab)]
-    if any(_rounds_into_weights(c, _param_at(c, s.node, i)) for c in callees for i in bound):
+    if any(_rounds_into_weights(vf, c, _param_at(c, s.node, i)) for c in callees for i in bound):
         return True
     if not s.target or not any(_collects_activations(c) for c in callees):
         return False
@@ -306,7 +306,7 @@ def _feeds_quantiser(vf: ValFlow, ref: FunctionRef, s: Site) -> bool:
             continue
         i = t.arg_names.index(s.target)
         for c in vf.program.callees(t.node, ref.facts.class_name, caller=ref.facts):
-            if _rounds_into_weights(c, _param_at(c, t.node, i)):
+            if _rounds_into_weights(vf, c, _param_at(c, t.node, i)):
                 return True
     return False
 
@@ -322,20 +322,27 @@ def _collects_activations(callee: FunctionRef) -> bool:
     return any(s.kind == "call" and s.name.rsplit(".", 1)[-1] in _HOOKS for s in callee.facts.sites)
 
 
-def _rounds_into_weights(callee: FunctionRef, param: str | None) -> bool:
+def _rounds_into_weights(vf: ValFlow, callee: FunctionRef, param: str | None, depth: int = 0) -> bool:
     """`w.copy_(torch.round(w / scale) * scale)` with the scale computed from `param`: the
-    function writes quantised weights that depend on that parameter."""
+    function writes quantised weights that depend on that parameter, itself or through the
+    functions it hands `param` to (three calls deep)."""
     if param is None:
         return False
+    label = N.PARAM + param
     for s in callee.facts.sites:
-        if s.kind != "call" or not s.name.endswith("copy_") or not isinstance(s.node, ast.Call):
+        if s.kind != "call" or not isinstance(s.node, ast.Call):
             continue
-        if not any(N.PARAM + param in lab for lab in s.arg_labels):
-            continue
-        if any(isinstance(n, ast.Call) and isinstance(n.func, (ast.Name, ast.Attribute))
-               and (n.func.id if isinstance(n.func, ast.Name) else n.func.attr) == "round"
-               for a in s.node.args for n in ast.walk(a)):
+        if s.name.endswith("copy_") and any(label in lab for lab in s.arg_labels) and any(
+                isinstance(n, ast.Call) and isinstance(n.func, (ast.Name, ast.Attribute))
+                and (n.func.id if isinstance(n.func, ast.Name) else n.func.attr) == "round"
+                for a in s.node.args for n in ast.walk(a)):
             return True
+        if depth < 3:
+            handed = [j for j, lab in enumerate(s.arg_labels) if label in lab]
+            if handed and any(_rounds_into_weights(vf, c, _param_at(c, s.node, j), depth + 1)
+                              for c in vf.program.callees(s.node, callee.facts.class_name, caller=callee.facts)
+                              for j in handed):
+                return True
     return False
 
 
