@@ -206,6 +206,33 @@ def test_hash_of_target_into_an_embedding_is_not_a_cache_lookup():
     assert not _loud(report, "R-NGRAM")
 
 
+_KEYED_ROW = """
+    import torch
+    import torch.nn.functional as F
+
+    class Scorer(torch.nn.Module):
+        def __init__(self, vocab):
+            super().__init__()
+            self.shift = torch.nn.Embedding(1024, vocab)
+
+        def forward(self, logits, here, after):
+            slot = ((here * 36313) ^ (KEYED * 27191)) % 1023
+            return F.cross_entropy(logits + self.shift(slot), after, reduction="none")
+"""
+
+
+def test_target_keyed_embedding_row_in_the_scored_logits_is_a_lookup():
+    # the row is added to the logits of the cross-entropy that scores `after`: C1 however it is normalised
+    report = _audit({"train_gpt.py": _KEYED_ROW.replace("KEYED", "after")})
+    assert ("R-NGRAM-CACHE", 11) in _loud(report, "R-NGRAM"), _loud(report)
+    assert not _loud(report, "R-EVAL-C2")  # a normalised distribution: not a count ratio
+
+
+def test_input_keyed_embedding_row_in_the_scored_logits_is_legal():
+    report = _audit({"train_gpt.py": _KEYED_ROW.replace("KEYED", "torch.roll(here, 1)")})
+    assert not _loud(report, "R-NGRAM")
+
+
 def test_logsumexp_mixture_is_not_an_oracle_gate():
     report = _audit({"train_gpt.py": """
         import math

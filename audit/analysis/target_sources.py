@@ -103,7 +103,8 @@ _DIST_CALLS = frozenset({"log_softmax", "softmax"})
 
 def distribution_reads(flow: TargetFlow, fn: Function) -> None:
     """The index that reads one entry of a normalised distribution over the vocabulary is the
-    token being scored: `logp.gather(-1, t)`, `torch.gather(p, -1, t)`, `row[t]`, `lp[i, t]`,
+    token being scored: `logp.gather(-1, t)`, `torch.gather(p, -1, t)`, `take_along_dim`,
+    `-row[t]`, `lp[i, t]`,
     where the read array is (or was assigned from) a softmax/log_softmax."""
     dists = {n for a in fn.assigns for n in a.names
              if not isinstance(a.node, (ast.For, ast.AsyncFor)) and _is_dist(a.value, set())}
@@ -118,6 +119,8 @@ def distribution_reads(flow: TargetFlow, fn: Function) -> None:
             idx = call.args[-1]
         elif cname == "gather" and len(call.args) >= 3 and is_dist(call.args[0]):
             idx = call.args[-1]
+        elif cname == "take_along_dim" and len(call.args) >= 2 and is_dist(call.args[0]):
+            idx = call.args[1]  # `torch.take_along_dim(lp, t[:, None], dim=-1)`
         b = base_of(idx) if idx is not None else None
         if b and not is_candidate_expr(idx):  # type: ignore[arg-type]
             flow.mark(fn, b, call.lineno, f"`{b}` picks the scored entry out of a distribution over the vocabulary")
