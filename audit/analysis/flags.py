@@ -15,6 +15,7 @@ from collections import defaultdict
 
 from audit.analysis.facts import FunctionFacts, Site
 from audit.analysis.program import Program
+from audit.analysis.syntax import walk
 
 Value = bool | float | str
 
@@ -138,7 +139,7 @@ def default_off_flags(prog: Program, texts: list[str]) -> dict[str, Value]:
     assigned: set[str] | None = None  # every `WORD=` / `WORD:` of the texts, found in one pass
     for pm in prog.modules:
         assert pm.tree is not None
-        for node in ast.walk(pm.tree):
+        for node in walk(pm.tree):
             if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
                 continue
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
@@ -168,7 +169,7 @@ def _set_in(var: str, blob: str, assigned: set[str]) -> bool:
 
 def _env_default(v: ast.AST) -> tuple[str, Value | None] | None:
     """(`VAR`, parsed default) for `os.environ.get("VAR", d)` / `os.getenv("VAR", d)` inside casts."""
-    for n in ast.walk(v):
+    for n in walk(v):
         if (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in {"get", "getenv"}
                 and len(n.args) == 2 and isinstance(n.args[0], ast.Constant) and isinstance(n.args[0].value, str)
                 and isinstance(n.args[1], ast.Constant)):
