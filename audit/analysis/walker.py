@@ -37,7 +37,7 @@ def walk_function(ff: FunctionFacts, body: list[ast.stmt], resolve: ReturnSummar
             env[p] = frozenset({N.PARAM + p})
     w = Walker(ff, env, resolve, fields, nested_env)
     w.classes = classes
-    w.path_fields = path_fields or {}
+    w.path_fields = path_fields if path_fields is not None else {}
     if ff.parent is not None and not ff.parent.endswith("<module>"):
         w.free = _enclosing_names(ff, body)
     w.block(body)
