@@ -20,7 +20,7 @@ from audit.analysis.code_functions import Function
 from audit.analysis.detectors import calibration_on_scored, rescoring, val_sinks
 from audit.analysis.eval_code import MAX_ANALYSED_CHARS, code_units, main_units
 from audit.analysis.facts import FunctionFacts, Site
-from audit.analysis.flags import default_off_flags, logged_flags
+from audit.analysis.flags import default_off_flags, folder_default_off_flags, logged_flags
 from audit.analysis.imports import local_imports, runtime_units
 from audit.analysis.last_chunk import skips_last_chunk
 from audit.analysis.native_code import NativeBuild, native_builds
@@ -32,7 +32,7 @@ from audit.analysis.prev_token_mix import PrevTokenMix, unmasked_prev_token_mixe
 from audit.analysis.program import Program, build_program
 from audit.analysis.same_code import same_syntax
 from audit.analysis.sources import Source, analysis_sources, wrapped_source, wrapper_info
-from audit.analysis.syntax import walk
+from audit.analysis.syntax import nodes_of, walk
 from audit.analysis.train_at_eval import TrainReadAtEval, train_reads_at_eval
 from audit.analysis.valflow import Classified, Event, ValFlow, analyse
 from audit.findings import Evidence
@@ -88,11 +88,7 @@ def valflow(ctx) -> ValFlow:
     """Val-data flow of the submission, with code switched off by logged flags marked."""
     def build() -> ValFlow:
         vf = analyse(program(ctx))
-        sub = ctx.submission
-        texts = [t.text or "" for t in (sub.readme, *sub.logs.values()) if t is not None]
-        if sub.json_data is not None:
-            texts.append(repr(sub.json_data))
-        vf.switch_off(logged_flags(ctx.runs), default_off_flags(vf.program, texts))
+        vf.switch_off(logged_flags(ctx.runs), folder_default_off_flags(ctx, vf.program))
         return vf
     return ctx.memo("analysis.valflow", build)
 
@@ -121,8 +117,8 @@ def seed_derived_names(ctx) -> set[str]:
             tree = s.parsed.tree
             if tree is None or s.too_large:
                 continue
-            for node in walk(tree):
-                if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            for node in nodes_of(tree, ast.Assign, ast.AnnAssign):
+                if node.value is not None:
                     targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                     names = [t.id if isinstance(t, ast.Name) else t.attr for t in targets
                              if isinstance(t, (ast.Name, ast.Attribute))]

@@ -43,7 +43,7 @@ from audit.analysis.execution_facts import (
 from audit.analysis.flags import truth
 from audit.analysis.program import FunctionRef, Program
 from audit.analysis.sources import analysis_sources
-from audit.analysis.syntax import child_nodes, too_deep, walk
+from audit.analysis.syntax import body_nodes, too_deep, walk
 from audit.findings import Evidence, Finding, Severity
 
 
@@ -193,14 +193,8 @@ def _callers(facts: ExecutionFacts) -> dict[str, list[tuple[FunctionRef, ast.Cal
     return facts._callers
 
 
-def _own_nodes(ref: FunctionRef) -> Iterable[ast.AST]:
-    stack: list[ast.AST] = list(ref.body)
-    while stack:
-        n = stack.pop()
-        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            continue
-        yield n
-        stack.extend(child_nodes(n))
+def _own_nodes(ref: FunctionRef) -> tuple[ast.AST, ...]:
+    return body_nodes(ref.facts.node)
 
 
 def _switched_off_calls(facts: ExecutionFacts, ref: FunctionRef, flags: dict) -> tuple[str, list[str]] | None:

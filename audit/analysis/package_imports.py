@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from audit.analysis.syntax import walk
+from audit.analysis.syntax import nodes_of, walk
 
 _OPTIONAL_GUARDS = ("ImportError", "ModuleNotFoundError", "Exception")
 
@@ -27,9 +27,8 @@ def imported_packages(ctx) -> list[ImportedPackage]:  # type: ignore[no-untyped-
             parsed = ctx.parsed(rel)
             if parsed.tree is None:
                 continue
-            nodes = list(walk(parsed.tree))  # one walk for the imports and the try blocks
-            guarded = _guarded_imports([n for n in nodes if isinstance(n, ast.Try)])
-            for node in nodes:
+            guarded = _guarded_imports(nodes_of(parsed.tree, ast.Try))
+            for node in nodes_of(parsed.tree, ast.Import, ast.ImportFrom):
                 if isinstance(node, ast.Import):
                     names = [a.name for a in node.names]
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

@@ -17,8 +17,10 @@ expression costs one bottom-up pass, not one walk per node. Functions nested dee
 from __future__ import annotations
 
 import ast
+import heapq
 from collections import deque
 from collections.abc import Callable, Iterator
+from typing import Any
 
 # Deepest expression/statement nesting inside one function the analyses walk. Real submissions
 # stay under 20 levels; recursive stdlib helpers (`ast.unparse`) fail near 300, and the
@@ -68,6 +70,22 @@ def walk(node: ast.AST) -> Iterator[ast.AST]:
         yield n
 
 
+def nodes_of(tree: ast.AST, *types: type) -> list[Any]:
+    """The nodes of `tree` that are instances of `types`, in `ast.walk` order. The first call
+    walks the tree once and indexes every node by its class on the root, so the many analyses
+    that each look for the assignments or imports of a whole module share one walk."""
+    index = tree.__dict__.get("_pga_types")
+    if index is None:
+        index = {}
+        for i, n in enumerate(walk(tree)):
+            index.setdefault(type(n), []).append((i, n))
+        tree.__dict__["_pga_types"] = index
+    lists = [pairs for cls, pairs in index.items() if issubclass(cls, types)]
+    if len(lists) == 1:
+        return [n for _, n in lists[0]]
+    return [n for _, n in heapq.merge(*lists, key=lambda p: p[0])]
+
+
 def walk_nodes(node: ast.AST) -> tuple[ast.AST, ...]:
     """`ast.walk(node)` (breadth-first, node first) as a tuple, memoised on the node."""
     hit = node.__dict__.get("_pga_walk")
@@ -88,6 +106,26 @@ def own_nodes(fn_node: ast.AST) -> Iterator[tuple[ast.AST, ast.AST]]:
         if isinstance(node, _SCOPES):
             continue
         stack.extend((c, node) for c in child_nodes(node))
+
+
+def body_nodes(fn_node: ast.AST) -> tuple[ast.AST, ...]:
+    """Every node of a function's (or module's) body statements, lambdas included, not entering
+    nested defs and classes (which are not yielded either); memoised on the node. Unlike
+    `own_nodes` it starts from the body, so decorators and default values are not included."""
+    hit = fn_node.__dict__.get("_pga_body")
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    out: list[ast.AST] = []
+    stack: list[ast.AST] = list(getattr(fn_node, "body", []))
+    while stack:
+        n = stack.pop()
+        if isinstance(n, _DEFS):
+            continue
+        out.append(n)
+        stack.extend(child_nodes(n))
+    nodes = tuple(out)
+    fn_node.__dict__["_pga_body"] = nodes
+    return nodes
 
 
 def nesting_depth(fn_node: ast.AST, limit: int = MAX_NESTING) -> int:
