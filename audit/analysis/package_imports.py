@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from audit.analysis.syntax import nodes_of, walk
+from audit.analysis.syntax import walk
 
 _OPTIONAL_GUARDS = ("ImportError", "ModuleNotFoundError", "Exception")
 
@@ -27,8 +27,11 @@ def imported_packages(ctx) -> list[ImportedPackage]:  # type: ignore[no-untyped-
             parsed = ctx.parsed(rel)
             if parsed.tree is None:
                 continue
-            guarded = _guarded_imports(nodes_of(parsed.tree, ast.Try))
-            for node in nodes_of(parsed.tree, ast.Import, ast.ImportFrom):
+            # Every shipped file, analysed or not (a 4 MB script is not): one plain walk that
+            # leaves nothing memoised on the tree.
+            nodes = list(ast.walk(parsed.tree))
+            guarded = _guarded_imports([n for n in nodes if isinstance(n, ast.Try)])
+            for node in nodes:
                 if isinstance(node, ast.Import):
                     names = [a.name for a in node.names]
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
