@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from audit.analysis import names as N
 from audit.analysis.facts import Site, substitute
 from audit.analysis.program import FunctionRef
-from audit.analysis.syntax import names_in
+from audit.analysis.syntax import names_in, walk
 from audit.analysis.valflow import Event, ValFlow
 
 MODEL_ARG = re.compile(r"model|net|gpt|(?:^|_)lm(?:_|$)", re.IGNORECASE)
@@ -94,7 +94,7 @@ def _returned_directly(ref: FunctionRef, site: Site) -> bool:
     """The call is (part of) a `return` statement's value."""
     for s in ref.facts.sites:
         if (s.kind == "return" and isinstance(s.node, ast.Return) and s.node.value is not None
-                and s.line <= site.line <= s.end_line and any(n is site.node for n in ast.walk(s.node.value))):
+                and s.line <= site.line <= s.end_line and any(n is site.node for n in walk(s.node.value))):
             return True
     return False
 
@@ -152,10 +152,10 @@ def log_label(ref: FunctionRef, site: Site) -> str | None:
 
 def _reassigned(ref: FunctionRef, name: str, after: int, before: int) -> bool:
     """`name` is bound to a new object between two lines (a fresh model is built for the eval)."""
-    for n in ast.walk(ref.facts.node):
+    for n in walk(ref.facts.node):
         if isinstance(n, (ast.Assign, ast.AnnAssign)) and after < n.lineno < before:
             targets = n.targets if isinstance(n, ast.Assign) else [n.target]
-            if any(name in {t.id for t in ast.walk(tg) if isinstance(t, ast.Name)} for tg in targets):
+            if any(name in {t.id for t in walk(tg) if isinstance(t, ast.Name)} for tg in targets):
                 return True
     return False
 
@@ -214,7 +214,7 @@ def _candidate_loop(loop: ast.For) -> bool:
 
 
 def _compares(loop: ast.For, result: str) -> int | None:
-    for n in ast.walk(loop):
+    for n in walk(loop):
         if isinstance(n, ast.Compare) and any(isinstance(o, (ast.Lt, ast.Gt, ast.LtE, ast.GtE)) for o in n.ops):
             if result in names_in(n):
                 return n.lineno
@@ -377,7 +377,7 @@ def _artifact_save(s: Site, ref: FunctionRef) -> bool:
         return False
     seen: set[str] = set()
     todo = [n for a in (*s.node.args, *(k.value for k in s.node.keywords)) for n in names_in(a)]
-    strings = [c.value for a in (*s.node.args, *(k.value for k in s.node.keywords)) for c in ast.walk(a)
+    strings = [c.value for a in (*s.node.args, *(k.value for k in s.node.keywords)) for c in walk(a)
                if isinstance(c, ast.Constant) and isinstance(c.value, str)]
     while todo and len(seen) < 200:
         n = todo.pop()

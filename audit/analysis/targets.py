@@ -42,7 +42,7 @@ import ast
 
 from audit.analysis.code_functions import Assignment, Function, collect_functions
 from audit.analysis.eval_code import CodeUnit
-from audit.analysis.syntax import assigned_names, base_of, call_name, dotted, names_in
+from audit.analysis.syntax import assigned_names, base_of, call_name, child_nodes, dotted, names_in
 from audit.analysis.target_sources import candidates, distribution_reads, named_sources, structural_sources
 from audit.findings import Evidence
 
@@ -152,7 +152,7 @@ class TargetFlow:
             elif isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in ("self", "cls"):
                 out.add(f"{n.value.id}.{n.attr}")
             else:
-                stack.extend(ast.iter_child_nodes(n))
+                stack.extend(child_nodes(n))
         return out
 
     def _element_flows(self, fn: Function, a: Assignment) -> list[tuple[list[str], list[ast.expr]]]:
