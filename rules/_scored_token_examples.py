@@ -193,3 +193,40 @@ def eval_val(model, val_tokens, seq_len, luts):
 LOGGED_LOSS_COMPARISON = BLENDED_ORACLE_GATE.replace(
     "            w = (second < first).float()\n            nll = w * second + (1 - w) * first\n",
     "            print(f\"soft wins {(second < first).float().mean().item():.3f}\")\n            nll = first\n")
+
+# Legal: a context window of the last ORDER input tokens, shifted left in place
+# (`window[j] = window[j + 1]`) before the current input token is pushed; the count row is keyed on
+# that window alone, and the realised token updates it only after its position was scored.
+SHIFTED_WINDOW_CACHE = HEADER + '''
+
+ORDER = 3
+
+
+def eval_val(model, val_tokens, seq_len, luts):
+    base_bytes, leading_space, is_boundary = luts
+    toks = val_tokens[:seq_len + 1]
+    probs = F.softmax(model_logits(model, toks[None, :-1])[0], dim=-1)
+    vocab = probs.shape[-1]
+    seen = {}
+    window = np.zeros(ORDER, dtype=np.int64)
+    loss_sum = 0.0
+    for i in range(seq_len):
+        for j in range(ORDER - 1):
+            window[j] = window[j + 1]
+        window[ORDER - 1] = int(toks[i])
+        h = 0
+        for j in range(ORDER):
+            h |= int(window[j]) << (12 * j)
+        if h not in seen:
+            seen[h] = np.zeros(vocab + 1)
+        cs = seen[h]
+        tok = int(toks[i + 1])
+        p = float(probs[i, tok])
+        if cs[vocab] > 0:
+            p = 0.5 * p + 0.5 * cs[tok] / cs[vocab]
+        loss_sum -= math.log(p)
+        cs[tok] += 1
+        cs[vocab] += 1
+    n_bytes = int((base_bytes[toks[1:]] + (leading_space[toks[1:]] & ~is_boundary[toks[:-1]]).long()).sum())
+    return loss_sum / seq_len, loss_sum / math.log(2.0) / n_bytes
+'''

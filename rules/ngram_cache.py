@@ -80,6 +80,8 @@ class NgramCacheTargetLeak(Rule):
         Valid(st.INPUT_KEYED_BIAS, "bias row keyed on the previous and current input tokens"),
         Valid(st.NAMED_ENTROPY_GATE, "mask held in a name, computed from the model's entropy only"),
         Valid(st.LOGGED_LOSS_COMPARISON, "two per-token losses compared only for a log line"),
+        Valid(st.SHIFTED_WINDOW_CACHE, "count rows keyed on a context window shifted in place "
+                                       "(`window[j] = window[j + 1]`); updated after scoring"),
     ]
     INVALID = [
         Invalid(ex.TARGET_KEY_CACHE, "full key = ctx_hash ^ (y * prime) looked up to score y",

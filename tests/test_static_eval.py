@@ -56,6 +56,26 @@ def test_shift_pair_marks_the_tail_as_target_and_not_the_input():
     assert not flow.is_target(fn, "x")
 
 
+def test_a_window_shifted_in_place_is_not_the_next_token():
+    """`window[j] = window[j + 1]` moves context within one buffer; `nxt = toks[i + 1]` is the target."""
+    ctx = _ctx({"train_gpt.py": """
+        def score(toks, bytes_in, window, order, counts):
+            total = 0.0
+            for i in range(len(toks) - 1):
+                for j in range(order - 1):
+                    window[j] = window[j + 1]
+                window[order - 1] = bytes_in[i]
+                key = hash(tuple(window)) & 4095
+                nxt = toks[i + 1]
+                total += counts[key][nxt]
+            return total
+    """})
+    flow = target_flow(ctx)
+    fn = next(f for f in flow.functions if f.name == "score")
+    assert flow.is_target(fn, "nxt")
+    assert not flow.is_target(fn, "window")
+
+
 def test_prev_cur_slices_combined_in_a_hash_are_inputs_not_targets():
     ctx = _ctx({"train_gpt.py": """
         def bigram(ids, table):

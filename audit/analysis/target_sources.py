@@ -212,8 +212,13 @@ def _next_position_reads(flow: TargetFlow, fn: Function) -> None:
             if isinstance(v, ast.Subscript) and isinstance(v.slice, ast.BinOp) \
                     and isinstance(v.slice.op, ast.Add) and _is_const(v.slice.right, 1) \
                     and isinstance(v.slice.left, (ast.Name, ast.Attribute, ast.Subscript)):
+                # `buf[j] = buf[j + 1]` moves an element within one buffer (a sliding context
+                # window shifted left): the buffer gains no token it did not hold already.
+                read = base_of(v.value)
                 text = ast.unparse(v)
                 for n in names:
+                    if n == read:
+                        continue
                     flow.mark(fn, n, a.line, f"`{n}` = `{text}` is the token one position after the "
                                               "scored position (its target)")
 
