@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from audit.analysis.code_functions import Function
 from audit.analysis.count_tables import count_table_params
 from audit.analysis.eval_code import code_units
-from audit.analysis.ngram import is_update_context, ngram_facts, reaches_score
+from audit.analysis.ngram import has_hash_op, is_update_context, ngram_facts, reaches_score
 from audit.analysis.syntax import (
     assigned_names,
     base_of,
@@ -153,19 +153,13 @@ def _roles(flow: TargetFlow, fn: Function, tables: set[str], hash_helpers: set[s
     return _Role(ups, reads, any(r.value is not None for r in fn.returns))
 
 
-def _has_hash_op(node: ast.AST) -> bool:
-    return any(isinstance(n, ast.BinOp) and isinstance(n.op, (ast.BitXor, ast.Mod, ast.BitAnd, ast.LShift, ast.RShift))
-               or isinstance(n, ast.Call) and call_name(n) in ("hash", "bitwise_xor", "remainder")
-               for n in walk_nodes(node))
-
-
 def _hash_helpers(flow: TargetFlow) -> set[str]:
     """Functions that return a hashed key (`def key(...): return h % 4096`)."""
     out: set[str] = set()
     for fn in flow.functions:
         hashed = _hashed_names(fn, set())
         for r in fn.returns:
-            if r.value is not None and (_has_hash_op(r.value) or names_in(r.value, variables=True) & hashed):
+            if r.value is not None and (has_hash_op(r.value) or names_in(r.value, variables=True) & hashed):
                 out.add(fn.name)
     return out
 
@@ -178,7 +172,7 @@ def _hashed_names(fn: Function, hash_helpers: set[str]) -> set[str]:
             if isinstance(a.node, (ast.For, ast.AsyncFor)):
                 continue
             v: ast.AST = a.node if isinstance(a.node, ast.AugAssign) else a.value
-            if _has_hash_op(v) or _calls_any(a.value, hash_helpers) or _selects(a.value, out):
+            if has_hash_op(v) or _calls_any(a.value, hash_helpers) or _selects(a.value, out):
                 out.update(a.names)
     return out
 
@@ -197,7 +191,7 @@ def _calls_any(node: ast.AST, names: set[str]) -> bool:
 
 
 def _is_hashed_key(key: ast.AST, hashed: set[str], hash_helpers: set[str]) -> bool:
-    return _has_hash_op(key) or bool(names_in(key, variables=True) & hashed) or _calls_any(key, hash_helpers)
+    return has_hash_op(key) or bool(names_in(key, variables=True) & hashed) or _calls_any(key, hash_helpers)
 
 
 def _is_token_key(flow: TargetFlow, fn: Function, key: ast.AST, hashed: set[str], hash_helpers: set[str]) -> bool:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from audit.analysis.code_functions import Function
 from audit.analysis.count_tables import count_tables
 from audit.analysis.eval_code import code_units
-from audit.analysis.names import LOG_FUNCS
+from audit.analysis.names import LOGARITHM_FUNCS
 from audit.analysis.oracle_gates import OracleGate, gold_score_functions, oracle_gates
 from audit.analysis.syntax import (
     assigned_names,
@@ -388,7 +388,7 @@ def reaches_score(fn: Function, start: set[str], stmt: ast.AST) -> tuple[Evidenc
         return None, None
     sinks: list[Evidence] = []
     for call in fn.calls:
-        if call_name(call) in LOG_FUNCS and any(names_in(x, variables=True) & reach for x in (*call.args, call.func)):
+        if call_name(call) in LOGARITHM_FUNCS and any(names_in(x, variables=True) & reach for x in (*call.args, call.func)):
             sinks.append(fn.evidence(call.lineno, "its log is taken: it becomes the score of the position"))
     for aug in fn.augassigns:
         tnames = assigned_names(aug.target)
@@ -443,7 +443,7 @@ def enters_distribution(fn: Function, node: ast.AST, start: set[str]) -> Evidenc
 
 def _sink_in(fn: Function, stmt: ast.AST, _reach: set[str] | None) -> Evidence | None:
     for n in walk_nodes(stmt):
-        if isinstance(n, ast.Call) and call_name(n) in LOG_FUNCS:
+        if isinstance(n, ast.Call) and call_name(n) in LOGARITHM_FUNCS:
             return fn.evidence(n.lineno, "its log is taken: it becomes the score of the position")
     if isinstance(stmt, ast.Return):
         return fn.evidence(stmt.lineno, f"returned from `{fn.qualname}`")

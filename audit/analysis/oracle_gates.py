@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from audit.analysis.code_functions import Function
-from audit.analysis.names import LOG_FUNCS
+from audit.analysis.names import LOGARITHM_FUNCS
 from audit.analysis.syntax import base_of, call_name, names_in, own_nodes, strip_chain, walk_nodes
 from audit.analysis.targets import TargetFlow
 from audit.findings import Evidence
@@ -46,7 +46,7 @@ def _gold_sources(flow: TargetFlow, fn: Function, value: ast.AST, probs: set[str
             elif cname == "gather" and n.args:
                 if any(flow.is_target(fn, x) for x in names_in(n.args[-1], variables=True)):
                     return True
-            elif _SCORE_CALL.search(cname) and cname not in LOG_FUNCS and cname not in _PROB_SOURCE:
+            elif _SCORE_CALL.search(cname) and cname not in LOGARITHM_FUNCS and cname not in _PROB_SOURCE:
                 if any(flow.is_target(fn, x) for a in n.args for x in names_in(a, variables=True)):
                     return True
         elif isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Load):
