@@ -147,7 +147,6 @@ def default_off_flags(prog: Program, texts: list[str]) -> dict[str, Value]:
     hyperparameters, so rules use it only to soften warnings, never to drop errors."""
     out: dict[str, Value] = {}
     blob = "\n".join(texts)
-    assigned: set[str] | None = None  # every `WORD=` / `WORD:` of the texts, found in one pass
     for pm in prog.modules:
         assert pm.tree is not None
         for node in nodes_of(pm.tree, ast.Assign, ast.AnnAssign):
@@ -160,22 +159,32 @@ def default_off_flags(prog: Program, texts: list[str]) -> dict[str, Value]:
             if not names or env is None:
                 continue
             var, default = env
-            if default is False and assigned is None:
-                assigned = set(_ASSIGNED.findall(blob))
-            if default is False and not _set_in(var, blob, assigned or set()):
+            if default is False and not _set_in(var, blob):
                 for n in names:
                     out[n.lower()] = False
     return out
 
 
-_ASSIGNED = re.compile(r"\b(\w+)\s*[=:]")
+_WORD = re.compile(r"\w")
 
 
-def _set_in(var: str, blob: str, assigned: set[str]) -> bool:
-    """`var` is followed by `=` or `:` somewhere in the texts (README, run scripts, logs)."""
-    if re.fullmatch(r"\w+", var):
-        return var in assigned
-    return re.search(rf"\b{re.escape(var)}\s*[=:]", blob) is not None
+def _set_in(var: str, blob: str) -> bool:
+    """`var` is followed by `=` or `:` somewhere in the texts (README, run scripts, logs), as the
+    whole word (`\\bVAR\\s*[=:]`). A plain word is looked for with `str.find`, which runs at memory
+    speed over a megabyte of logs where a regular expression per flag took seconds."""
+    if not re.fullmatch(r"\w+", var):
+        return re.search(rf"\b{re.escape(var)}\s*[=:]", blob) is not None
+    at = blob.find(var)
+    while at >= 0:
+        end = at + len(var)
+        if (at == 0 or not _WORD.match(blob[at - 1])) and (end == len(blob) or not _WORD.match(blob[end])) \
+                and _ASSIGN_AFTER.match(blob, end):
+            return True
+        at = blob.find(var, at + 1)
+    return False
+
+
+_ASSIGN_AFTER = re.compile(r"\s*[=:]")
 
 
 def _env_default(v: ast.AST) -> tuple[str, Value | None] | None:
