@@ -34,10 +34,12 @@ LEGALITY = ["R-TTT", "R-EVAL-C", "R-NGRAM", "R-SLOT", "R-GPTQ", "R-PPM", "R-DATA
 
 
 def static_verdict(folder: Path, select: list[str] | None = None) -> tuple[str, list[str]]:
-    from audit.cli import audit_folders, select_rules
+    from audit.commands.batch import Job, audit_folder
+    from audit.commands.check import select_rules
+    from audit.context import Options
 
     select = select or []
-    result = audit_folders([folder], select_rules(select, []), None, select, [])[0]
+    result = audit_folder(folder, Job(tuple(select_rules(select, [])), Options(), tuple(select), ()))
     errors = sorted({f.rule_id for f in result.report.findings if f.severity.value in ("error", "warning")})
     return result.report.verdict.value, errors
 

@@ -81,6 +81,8 @@ class EvalC2Normalized(Rule):
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
         for lk in ngram_facts(ctx).lookups:
+            if not lk.counted:
+                continue  # a bias row read at a target key: a C1 leak (R-NGRAM-CACHE), still normalised
             steps = lk.chain[:1]
             steps += [lk.key_step, lk.lookup_step]
             if lk.ratio_step is not None:

@@ -15,6 +15,7 @@ from audit.analysis.api import cache_order_facts
 from audit.context import AuditContext
 from audit.findings import Evidence, Finding, Severity
 from audit.rule import Invalid, Rule, RuleDoc, Valid
+from rules import _scored_token_examples as st
 from rules import _static_eval_examples as ex
 
 
@@ -52,6 +53,8 @@ class EvalC3CacheOrder(Rule):
         Valid(ex.CAUSAL_CACHE, "inline lookup, then np.add.at of the same keys after scoring"),
         Valid(ex.CAPTURED_SEGMENTS_CACHE, "score all segments of a chunk, then update with each"),
         Valid(ex.TARGET_KEY_RETURNED, "(a C2 violation, but its update follows the score)"),
+        Valid(st.PAIR_BOOK_AFTER_SCORE, "dense pair table: row read and token scored, then the pair added by a method"),
+        Valid(st.CLOSURE_BUMP_AFTER_SCORE, "a closure adds the pair to the enclosing table after scoring"),
     ]
     INVALID = [
         Invalid(ex.UPDATE_THEN_SCORE_CACHE, "cache.update(toks, start, end) then cache.dist(toks, start, end)",
@@ -60,6 +63,10 @@ class EvalC3CacheOrder(Rule):
         Invalid(ex.INLINE_UPDATE_THEN_SCORE, "np.add.at(counts, (ctx_key, y), 1) before counts[ctx_key]",
                 line=ex.line_of(ex.INLINE_UPDATE_THEN_SCORE, "rows = counts[ctx_key] + 0.1"),
                 severity=Severity.ERROR),
+        Invalid(st.PAIR_BOOK_BEFORE_SCORE, "token by token: (current, next) added through a method, then the "
+                "current token's row read", line="tilted = F.log_softmax(", severity=Severity.ERROR),
+        Invalid(st.CLOSURE_BUMP_BEFORE_SCORE, "a closure adds (current, next) to the enclosing table before the row "
+                "is read", line="tilted = F.log_softmax(", severity=Severity.ERROR),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

@@ -24,6 +24,32 @@ def gptq_quantize(model, hessians):
     return {k: torch.round(v) for k, v in hessians.items()}
 '''
 
+# The same two steps with plain names: what makes them calibration is what they do (forward hooks
+# that record layer inputs; weights overwritten with rounded values scaled by those records).
+PLAIN_STEPS = '''
+def record_inputs(model, batch):
+    seen = {}
+    handles = []
+    for name, layer in model.named_modules():
+        if isinstance(layer, torch.nn.Linear):
+            def keep(mod, args, out, name=name):
+                seen[name] = seen.get(name, 0) + args[0].pow(2).sum(0)
+            handles.append(layer.register_forward_hook(keep))
+    with torch.no_grad():
+        model(batch)
+    for h in handles:
+        h.remove()
+    return seen
+
+
+def shrink(model, seen, levels=7):
+    with torch.no_grad():
+        for name, layer in model.named_modules():
+            if name in seen:
+                scale = layer.weight.abs().amax() / levels * seen[name].rsqrt()
+                layer.weight.copy_(torch.round(layer.weight / scale) * scale)
+'''
+
 
 class GPTQCalib(Rule):
     ID = "R-GPTQ-CALIB"
@@ -81,8 +107,39 @@ def main():
     q = gptq_quantize(model, collect_hessians(model, generate_calib(model)))
     print("final", eval_val(model, val_tokens))
 '''), "self-generated calibration sequences"),
+        Valid(program(PLAIN_STEPS, '''
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    train_tokens = torch.load("data/fineweb_train_000000.bin")
+    model = torch.nn.Linear(8, 8)
+    seen = record_inputs(model, train_tokens[:512].float().view(-1, 8))
+    shrink(model, seen)
+    print("final", eval_val(model, val_tokens))
+'''), "hook statistics and rounding with plain names, fed training tokens"),
+        Valid(program(PLAIN_STEPS, '''
+def roundtrip(model, val_tokens):
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.round(p * 127) / 127)
+    return eval_val(model, val_tokens)
+
+
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    model = torch.nn.Linear(8, 8)
+    print("final", roundtrip(model, val_tokens))
+'''), "weights rounded with fixed scales in a function that is also handed val data to score"),
     ]
     INVALID = [
+        Invalid(program(PLAIN_STEPS, '''
+def main():
+    val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")
+    model = torch.nn.Linear(8, 8)
+    seen = record_inputs(model, val_tokens[:512].float().view(-1, 8))
+    shrink(model, seen)
+    print("final", eval_val(model, val_tokens))
+'''), "plain names: hook statistics on val tokens handed to a rounding step",
+                line="seen = record_inputs(model, val_tokens[:512].float().view(-1, 8))"),
         Invalid(program(HESSIANS, '''
 def main():
     val_tokens = load_validation_tokens("data/fineweb_val_000000.bin")

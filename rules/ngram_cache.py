@@ -15,6 +15,7 @@ from audit.analysis.api import ngram_facts
 from audit.context import AuditContext
 from audit.findings import Finding, Severity
 from audit.rule import Invalid, Rule, RuleDoc, Valid
+from rules import _scored_token_examples as st
 from rules import _static_eval_examples as ex
 
 ORACLE_ID = "R-NGRAM-CACHE.oracle-gate"
@@ -76,6 +77,11 @@ class NgramCacheTargetLeak(Rule):
         Valid(ex.ENTROPY_GATE, "gate on the model's own entropy"),
         Valid(ex.CAPTURED_SEGMENTS_CACHE, "context-only key over positions named `target_pos`; "
               "(positions, targets) carried together in tuples"),
+        Valid(st.INPUT_KEYED_BIAS, "bias row keyed on the previous and current input tokens"),
+        Valid(st.NAMED_ENTROPY_GATE, "mask held in a name, computed from the model's entropy only"),
+        Valid(st.LOGGED_LOSS_COMPARISON, "two per-token losses compared only for a log line"),
+        Valid(st.SHIFTED_WINDOW_CACHE, "count rows keyed on a context window shifted in place "
+                                       "(`window[j] = window[j + 1]`); updated after scoring"),
     ]
     INVALID = [
         Invalid(ex.TARGET_KEY_CACHE, "full key = ctx_hash ^ (y * prime) looked up to score y",
@@ -88,18 +94,32 @@ class NgramCacheTargetLeak(Rule):
                 line=ex.line_of(ex.CAPTURED_SEGMENTS_TARGET_KEY, "return self.pair_counts[pk]")),
         Invalid(ex.ORACLE_GATE, "min of two gold-token NLLs", rule_id=ORACLE_ID,
                 line=ex.line_of(ex.ORACLE_GATE, "torch.minimum(nll_model, nll_uni)")),
+        Invalid(st.NEXT_KEYED_BIAS, "bias row (not a count) keyed on the current and the next token, "
+                "the next one found as the index of the scored entry", line="lp = F.log_softmax("),
+        Invalid(st.NAMED_ORACLE_GATE, "comparison of two gold-token losses held in a name, then `where`",
+                rule_id=ORACLE_ID, line="nll = torch.where(pick_soft, soft_nll, sharp_nll)"),
+        Invalid(st.BLENDED_ORACLE_GATE, "losses from a helper, blended by a 0/1 weight from their comparison",
+                rule_id=ORACLE_ID, line="nll = w * second + (1 - w) * first"),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:
         facts = ngram_facts(ctx)
         for lk in facts.lookups:
             steps = list(lk.chain) + [lk.key_step, lk.lookup_step, lk.score_step]
+            if lk.counted:
+                what = (f"the eval-time cache `{lk.table}` is looked up with a key that contains the target "
+                        f"token (the token being scored), in `{lk.fn.qualname}`. The score of a position may "
+                        "depend only on tokens before it; hashing the realized next token into the lookup key "
+                        "reads the answer and returns a count for the gold token only (the implied "
+                        "'distribution' is not normalised over the vocabulary).")
+            else:
+                what = (f"the table `{lk.table}` is read, in `{lk.fn.qualname}`, at a key that hashes the target "
+                        "token (the token being scored) together with its context, and the value read enters "
+                        "what is scored for that token. The score of a position may depend only on tokens before "
+                        "it: a count, bias or embedding row keyed on the realized token reads the answer, even "
+                        "when the result is renormalised over the vocabulary.")
             yield self.finding(
-                f"R-NGRAM-CACHE / C1: the eval-time cache `{lk.table}` is looked up with a key that contains "
-                f"the target token (the token being scored), in `{lk.fn.qualname}`. The score of a position "
-                "may depend only on tokens before it; hashing the realized next token into the lookup key "
-                "reads the answer and returns a count for the gold token only (the implied 'distribution' "
-                "is not normalised over the vocabulary). Look up by the context alone, score a full "
+                f"R-NGRAM-CACHE / C1: {what} Look up by the context alone, score a full "
                 "distribution over the vocabulary, and use the target only to update the counts after the "
                 "position has been scored.",
                 path=lk.fn.path, line=lk.line, evidence=list(steps),

@@ -29,6 +29,47 @@ from rules._ttt_examples import (
     program,
 )
 
+# Passes with plain names (`for _ in range(3)`): what makes the outer loop a repeat is that the
+# chunk loop inside reads nothing it changes except the reset score sum.
+REPEATED_PASSES = '''
+def eval_val_ttt(model, val_tokens, chunk=64):
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    spans = [(s, s + chunk) for s in range(0, val_tokens.numel() - 1 - chunk, chunk)]
+    for _ in range(3):
+        total = torch.zeros(())
+        for lo, hi in spans:
+            x = val_tokens[lo:hi][None]
+            y = val_tokens[lo + 1:hi + 1][None]
+            with torch.no_grad():
+                total += F.cross_entropy(model(x)[0], y[0], reduction="sum")
+            F.cross_entropy(model(x)[0], y[0]).backward()
+            opt.step()
+            opt.zero_grad()
+    return (total / (len(spans) * chunk)).item()
+'''
+
+# Legal twin: the outer loop walks documents; the chunk loop reads the document's own offset, so
+# every token is scored once, before any update on it, and each document's sum is kept.
+PER_DOCUMENT_PASSES = '''
+def eval_val_ttt(model, val_tokens, chunk=64):
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    half = (val_tokens.numel() - 1) // 2
+    per_doc = []
+    for d in range(2):
+        base = d * half
+        total = torch.zeros(())
+        for lo in range(0, half - chunk, chunk):
+            x = val_tokens[base + lo:base + lo + chunk][None]
+            y = val_tokens[base + lo + 1:base + lo + chunk + 1][None]
+            with torch.no_grad():
+                total += F.cross_entropy(model(x)[0], y[0], reduction="sum")
+            F.cross_entropy(model(x)[0], y[0]).backward()
+            opt.step()
+            opt.zero_grad()
+        per_doc.append(total)
+    return (sum(per_doc) / (2 * half)).item()
+'''
+
 LORA_PER_DOC = '''
 def _accumulate(ptl, lo, hi, loss_sum, token_count):
     loss_sum += ptl[:, lo:hi].sum()
@@ -186,6 +227,8 @@ def eval_val_ttt(model, val_tokens, chunk=64):
           for shape in ACCUMULATION_SHAPES),
         *(Valid(multi_epoch_ttt(keep), f"epochs over the stream, {keep}: the first epoch's scores, "
                 "each taken before any update on its chunk") for keep in MULTI_EPOCH_LEGAL),
+        Valid(program(PER_DOCUMENT_PASSES, MAIN_SCORE_FIRST), "an outer loop over documents whose chunk loop "
+              "reads the document's offset: each token scored once, before its update"),
     ]
     INVALID = [
         Invalid(program(TRAIN_THEN_SCORE_CHUNK, MAIN_SCORE_FIRST), "train on the chunk, then score it",
@@ -200,6 +243,9 @@ def eval_val_ttt(model, val_tokens, chunk=64):
         *(Invalid(multi_epoch_ttt(keep), f"epochs over the stream, {keep}: the last epoch's scores are reported",
                   line=line_of(multi_epoch_ttt(keep), "loss.backward()"))
           for keep in MULTI_EPOCH_ILLEGAL),
+        Invalid(program(REPEATED_PASSES, MAIN_SCORE_FIRST), "`for _ in range(3)` repeats the chunk loop over "
+                "the same spans, the score sum reset each pass (multi-epoch without the word)",
+                line=line_of(program(REPEATED_PASSES, MAIN_SCORE_FIRST), ").backward()")),
     ]
 
     def check(self, ctx: AuditContext) -> Iterable[Finding]:

@@ -253,7 +253,7 @@ def _probe(name: str):
     return outcome, {f.rule_id: f for f in probe_findings(outcome)}
 
 
-def _check_mutant(name: str) -> None:
+def _check_mutant(name: str):
     exp = EXPECTED[name]
     outcome, found = _probe(name)
     k = outcome.kraft
@@ -269,11 +269,22 @@ def _check_mutant(name: str) -> None:
     else:
         assert "R-PROBE-BYTES" in found, f"{name}: {outcome.bytes}"
     assert outcome.rewrites and {r["kind"] for r in outcome.rewrites} >= {"device cuda -> cpu", "torch.compile bypassed"}
+    return outcome, found
 
 
 @pytest.mark.parametrize("name", ["sliding_window__base", "target_keyed_hash__closure"])
 def test_probe_on_a_legal_and_an_illegal_mutant(name):
     _check_mutant(name)
+
+
+def test_a_sum_far_past_one_stops_the_candidate_loop_early():
+    """Score-after-update sums to hundreds: the loop stops once twice the twin's sum is passed, and
+    the partial sum (a lower bound of the whole) is reported as the violation."""
+    outcome, found = _check_mutant("score_after_update__base")
+    k = outcome.kraft
+    assert k["stopped_early"] and k["candidates"] < k["vocab"], k
+    assert k["value"] > 2.0 * max(1.0, k["twin"])
+    assert "at least" in found["R-PROBE-KRAFT"].message
 
 
 @pytest.mark.slow

@@ -56,6 +56,26 @@ def test_shift_pair_marks_the_tail_as_target_and_not_the_input():
     assert not flow.is_target(fn, "x")
 
 
+def test_a_window_shifted_in_place_is_not_the_next_token():
+    """`window[j] = window[j + 1]` moves context within one buffer; `nxt = toks[i + 1]` is the target."""
+    ctx = _ctx({"train_gpt.py": """
+        def score(toks, bytes_in, window, order, counts):
+            total = 0.0
+            for i in range(len(toks) - 1):
+                for j in range(order - 1):
+                    window[j] = window[j + 1]
+                window[order - 1] = bytes_in[i]
+                key = hash(tuple(window)) & 4095
+                nxt = toks[i + 1]
+                total += counts[key][nxt]
+            return total
+    """})
+    flow = target_flow(ctx)
+    fn = next(f for f in flow.functions if f.name == "score")
+    assert flow.is_target(fn, "nxt")
+    assert not flow.is_target(fn, "window")
+
+
 def test_prev_cur_slices_combined_in_a_hash_are_inputs_not_targets():
     ctx = _ctx({"train_gpt.py": """
         def bigram(ids, table):
@@ -203,6 +223,33 @@ def test_hash_of_target_into_an_embedding_is_not_a_cache_lookup():
                 h = ((x * 36313) ^ (y * 27191)) % 4095
                 return self.emb(h).sum()
     """})
+    assert not _loud(report, "R-NGRAM")
+
+
+_KEYED_ROW = """
+    import torch
+    import torch.nn.functional as F
+
+    class Scorer(torch.nn.Module):
+        def __init__(self, vocab):
+            super().__init__()
+            self.shift = torch.nn.Embedding(1024, vocab)
+
+        def forward(self, logits, here, after):
+            slot = ((here * 36313) ^ (KEYED * 27191)) % 1023
+            return F.cross_entropy(logits + self.shift(slot), after, reduction="none")
+"""
+
+
+def test_target_keyed_embedding_row_in_the_scored_logits_is_a_lookup():
+    # the row is added to the logits of the cross-entropy that scores `after`: C1 however it is normalised
+    report = _audit({"train_gpt.py": _KEYED_ROW.replace("KEYED", "after")})
+    assert ("R-NGRAM-CACHE", 11) in _loud(report, "R-NGRAM"), _loud(report)
+    assert not _loud(report, "R-EVAL-C2")  # a normalised distribution: not a count ratio
+
+
+def test_input_keyed_embedding_row_in_the_scored_logits_is_legal():
+    report = _audit({"train_gpt.py": _KEYED_ROW.replace("KEYED", "torch.roll(here, 1)")})
     assert not _loud(report, "R-NGRAM")
 
 

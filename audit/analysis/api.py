@@ -20,7 +20,7 @@ from audit.analysis.code_functions import Function
 from audit.analysis.detectors import calibration_on_scored, rescoring, val_sinks
 from audit.analysis.eval_code import MAX_ANALYSED_CHARS, code_units, main_units
 from audit.analysis.facts import FunctionFacts, Site
-from audit.analysis.flags import default_off_flags, logged_flags
+from audit.analysis.flags import default_off_flags, folder_default_off_flags, logged_flags
 from audit.analysis.imports import local_imports, runtime_units
 from audit.analysis.last_chunk import skips_last_chunk
 from audit.analysis.native_code import NativeBuild, native_builds
@@ -32,6 +32,7 @@ from audit.analysis.prev_token_mix import PrevTokenMix, unmasked_prev_token_mixe
 from audit.analysis.program import Program, build_program
 from audit.analysis.same_code import same_syntax
 from audit.analysis.sources import Source, analysis_sources, wrapped_source, wrapper_info
+from audit.analysis.syntax import nodes_of, walk
 from audit.analysis.train_at_eval import TrainReadAtEval, train_reads_at_eval
 from audit.analysis.valflow import Classified, Event, ValFlow, analyse
 from audit.findings import Evidence
@@ -87,11 +88,7 @@ def valflow(ctx) -> ValFlow:
     """Val-data flow of the submission, with code switched off by logged flags marked."""
     def build() -> ValFlow:
         vf = analyse(program(ctx))
-        sub = ctx.submission
-        texts = [t.text or "" for t in (sub.readme, *sub.logs.values()) if t is not None]
-        if sub.json_data is not None:
-            texts.append(repr(sub.json_data))
-        vf.switch_off(logged_flags(ctx.runs), default_off_flags(vf.program, texts))
+        vf.switch_off(logged_flags(ctx.runs), folder_default_off_flags(ctx, vf.program))
         return vf
     return ctx.memo("analysis.valflow", build)
 
@@ -115,23 +112,24 @@ def seed_derived_names(ctx) -> set[str]:
     import ast
 
     def build() -> set[str]:
-        assigns: list[tuple[list[str], ast.AST]] = []
+        assigns: list[tuple[list[str], frozenset[str], bool]] = []
         for s in analysis_sources(ctx):
             tree = s.parsed.tree
             if tree is None or s.too_large:
                 continue
-            for node in ast.walk(tree):
-                if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            for node in nodes_of(tree, ast.Assign, ast.AnnAssign):
+                if node.value is not None:
                     targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                     names = [t.id if isinstance(t, ast.Name) else t.attr for t in targets
                              if isinstance(t, (ast.Name, ast.Attribute))]
                     if names:
-                        assigns.append((names, node.value))
+                        reads, seed_env = _value_reads(node.value)
+                        assigns.append((names, reads, seed_env))
         derived: set[str] = set()
         for _ in range(3):  # a short fixpoint: seed -> data_seed -> loader_seed
             before = len(derived)
-            for names, value in assigns:
-                if _reads_seed(value, derived):
+            for names, reads, seed_env in assigns:
+                if seed_env or any("seed" in r or r in derived for r in reads):
                     derived.update(n.lower() for n in names)
             if len(derived) == before:
                 break
@@ -140,22 +138,27 @@ def seed_derived_names(ctx) -> set[str]:
     return ctx.memo("analysis.seed_derived_names", build)
 
 
-def _reads_seed(value, derived: set[str]) -> bool:
+def _value_reads(value) -> tuple[frozenset[str], bool]:
+    """The lower-cased names and attributes a value reads, and whether it names `"SEED"`, in one
+    walk. `torch.manual_seed(x)` calls a seed function, and `cfg.lr` reads `lr`, not `cfg`:
+    neither the called name nor the object an attribute hangs on is a value read."""
     import ast
 
-    # `torch.manual_seed(x)` calls a seed function, and `cfg.lr` reads `lr`, not `cfg`: neither
-    # the called name nor the object an attribute hangs on is a value read.
-    skip = {id(n.func) for n in ast.walk(value) if isinstance(n, ast.Call)}
-    skip |= {id(n.value) for n in ast.walk(value) if isinstance(n, ast.Attribute)}
-    for n in ast.walk(value):
+    nodes = list(walk(value))
+    skip = {id(n.func) for n in nodes if isinstance(n, ast.Call)}
+    skip |= {id(n.value) for n in nodes if isinstance(n, ast.Attribute)}
+    reads: set[str] = set()
+    seed_env = False
+    for n in nodes:
         if id(n) in skip:
             continue
-        name = n.id if isinstance(n, ast.Name) else n.attr if isinstance(n, ast.Attribute) else None
-        if name is not None and ("seed" in name.lower() or name.lower() in derived):
-            return True
-        if isinstance(n, ast.Constant) and n.value == "SEED":
-            return True
-    return False
+        if isinstance(n, ast.Name):
+            reads.add(n.id.lower())
+        elif isinstance(n, ast.Attribute):
+            reads.add(n.attr.lower())
+        elif isinstance(n, ast.Constant) and n.value == "SEED":
+            seed_env = True
+    return frozenset(reads), seed_env
 
 
 # -- execution evidence, multi-epoch TTT, normalisation proofs, target gates ----------------------

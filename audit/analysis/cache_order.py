@@ -8,12 +8,14 @@ own count is already in the table when it is scored.
 
 So, per function, we collect two kinds of events on the same cache:
   * update: a count-table increment (`np.add.at(T, k, 1)`, `T[k] += 1`, `T.scatter_add_`, a helper
-    that adds into a table parameter) or a call of a method that does so (`cache.update(...)`);
+    that adds into a table parameter) or a call of a method that does so (`cache.update(...)`),
+    whose key indexes by tokens: hashed, or holding the target itself (`T[prev, nxt] += 1`);
   * score: a read of the table whose value reaches a score (log / loss sum / return), or a call of
     a method that reads the table and returns, whose result reaches a score.
 Within the innermost loop (or function body) holding both, an update that precedes a score is
 reported when both name the same chunk: the same set of loop-varying names among their key or
-position arguments (`update(toks, s, e)` then `prob(toks, s, e)`). Different names (`prev_s`)
+position arguments (`update(toks, s, e)` then `prob(toks, s, e)`), or when the update's only extra
+argument is the target (`add(prev, nxt)` then `row(prev)`). Different names (`prev_s`)
 are the deferred legal shape; a strict superset on the update side is reported as ambiguous.
 Events in the two arms of one `if` never both run, so they are not ordered.
 
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 from audit.analysis.code_functions import Function
 from audit.analysis.count_tables import count_table_params
 from audit.analysis.eval_code import code_units
-from audit.analysis.ngram import is_update_context, ngram_facts, reaches_score
+from audit.analysis.ngram import has_hash_op, is_update_context, ngram_facts, reaches_score
 from audit.analysis.syntax import (
     assigned_names,
     base_of,
@@ -83,11 +85,11 @@ def _compute(ctx) -> list[UpdateBeforeScore]:  # type: ignore[no-untyped-def]
         return []
     helpers = count_table_params(flow)
     hash_helpers = _hash_helpers(flow)
-    roles = {id(fn): _roles(fn, tables, hash_helpers) for fn in flow.functions}
+    roles = {id(fn): _roles(flow, fn, tables, hash_helpers) for fn in flow.functions}
     out: list[UpdateBeforeScore] = []
     for fn in flow.functions:
         events = _events(flow, fn, tables, helpers, roles, hash_helpers)
-        out.extend(_ordered_pairs(fn, events))
+        out.extend(_ordered_pairs(flow, fn, events))
     return out
 
 
@@ -144,17 +146,11 @@ class _Role:
     returns: bool
 
 
-def _roles(fn: Function, tables: set[str], hash_helpers: set[str]) -> _Role:
+def _roles(flow: TargetFlow, fn: Function, tables: set[str], hash_helpers: set[str]) -> _Role:
     hashed = _hashed_names(fn, hash_helpers)
-    ups = frozenset(t for t, _, k in _inline_updates(fn, tables, {}) if _is_hashed_key(k, hashed, hash_helpers))
+    ups = frozenset(t for t, _, k in _inline_updates(fn, tables, {}) if _is_token_key(flow, fn, k, hashed, hash_helpers))
     reads = frozenset(t for t, _ in _inline_reads(fn, tables))
     return _Role(ups, reads, any(r.value is not None for r in fn.returns))
-
-
-def _has_hash_op(node: ast.AST) -> bool:
-    return any(isinstance(n, ast.BinOp) and isinstance(n.op, (ast.BitXor, ast.Mod, ast.BitAnd, ast.LShift, ast.RShift))
-               or isinstance(n, ast.Call) and call_name(n) in ("hash", "bitwise_xor", "remainder")
-               for n in walk_nodes(node))
 
 
 def _hash_helpers(flow: TargetFlow) -> set[str]:
@@ -163,7 +159,7 @@ def _hash_helpers(flow: TargetFlow) -> set[str]:
     for fn in flow.functions:
         hashed = _hashed_names(fn, set())
         for r in fn.returns:
-            if r.value is not None and (_has_hash_op(r.value) or names_in(r.value, variables=True) & hashed):
+            if r.value is not None and (has_hash_op(r.value) or names_in(r.value, variables=True) & hashed):
                 out.add(fn.name)
     return out
 
@@ -176,7 +172,7 @@ def _hashed_names(fn: Function, hash_helpers: set[str]) -> set[str]:
             if isinstance(a.node, (ast.For, ast.AsyncFor)):
                 continue
             v: ast.AST = a.node if isinstance(a.node, ast.AugAssign) else a.value
-            if _has_hash_op(v) or _calls_any(a.value, hash_helpers) or _selects(a.value, out):
+            if has_hash_op(v) or _calls_any(a.value, hash_helpers) or _selects(a.value, out):
                 out.update(a.names)
     return out
 
@@ -195,7 +191,15 @@ def _calls_any(node: ast.AST, names: set[str]) -> bool:
 
 
 def _is_hashed_key(key: ast.AST, hashed: set[str], hash_helpers: set[str]) -> bool:
-    return _has_hash_op(key) or bool(names_in(key, variables=True) & hashed) or _calls_any(key, hash_helpers)
+    return has_hash_op(key) or bool(names_in(key, variables=True) & hashed) or _calls_any(key, hash_helpers)
+
+
+def _is_token_key(flow: TargetFlow, fn: Function, key: ast.AST, hashed: set[str], hash_helpers: set[str]) -> bool:
+    """A key that indexes the table by tokens: hashed, or holding the target itself
+    (`T[prev, nxt] += 1` with `nxt` the token at the scored position). A counter index
+    (`hits[order] += 1`) is neither."""
+    return _is_hashed_key(key, hashed, hash_helpers) or any(
+        flow.is_target(fn, n) for n in names_in(key, variables=True))
 
 
 # -- events in one function --------------------------------------------------------------------
@@ -205,7 +209,7 @@ def _events(flow: TargetFlow, fn: Function, tables: set[str], helpers: dict[str,
     events: list[tuple[CacheEvent, Evidence | None]] = []
     hashed = _hashed_names(fn, hash_helpers)
     for table, node, key in _inline_updates(fn, tables, helpers):
-        if not _is_hashed_key(key, hashed, hash_helpers):
+        if not _is_token_key(flow, fn, key, hashed, hash_helpers):
             continue  # `hits[order] += 1`: a statistic indexed by a counter, not a token cache
         events.append((CacheEvent("update", table, frozenset({table}), getattr(node, "lineno", 0), node, names_in(key, variables=True) - {table},
                                   f"count table `{table}` is updated"), None))
@@ -216,6 +220,9 @@ def _events(flow: TargetFlow, fn: Function, tables: set[str], helpers: dict[str,
             events.append((CacheEvent("score", table, frozenset({table}), sub.lineno, sub,
                                       names_in(sub.slice, variables=True) - {table}, f"count table `{table}` is read"), score))
     for call in fn.calls:
+        if isinstance(call.func, ast.Name):
+            events.extend(_free_table_events(fn, call, flow.by_name.get(call.func.id, []), roles))
+            continue
         if not isinstance(call.func, ast.Attribute):
             continue
         receiver = dotted(call.func.value, variable=True)
@@ -239,7 +246,35 @@ def _events(flow: TargetFlow, fn: Function, tables: set[str], helpers: dict[str,
     return events
 
 
-def _ordered_pairs(fn: Function, events: list[tuple[CacheEvent, Evidence | None]]) -> list[UpdateBeforeScore]:
+def _free_table_events(fn: Function, call: ast.Call, callees: list[Function],
+                       roles: dict[int, _Role]) -> list[tuple[CacheEvent, Evidence | None]]:
+    """`bump(prev, nxt)` / `row(prev)`: a plain function (a closure, or a module-level helper) that
+    adds into, or reads and returns, a table it does not receive as a parameter (an enclosing or
+    global name). Its events are on that table, so they meet the caller's own reads and updates."""
+    if len(callees) != 1:
+        return []  # unknown or ambiguous: no claim
+    role = roles[id(callees[0])]
+    own = set(callees[0].params)
+    ups = frozenset(t for t in role.updates if t.split(".")[0] not in own | {"self", "cls"})
+    reads = frozenset(t for t in role.reads if t.split(".")[0] not in own | {"self", "cls"})
+    keys = frozenset(n for a in (*call.args, *(k.value for k in call.keywords)) for n in names_in(a, variables=True))
+    out: list[tuple[CacheEvent, Evidence | None]] = []
+    if ups and not reads:
+        for t in sorted(ups):
+            out.append((CacheEvent("update", t, frozenset({t}), call.lineno, call, keys - {t},
+                                   f"`{call_name(call)}` adds counts to `{t}`"), None))
+    elif reads and role.returns and not ups:
+        stmt = fn.stmt_of(call)
+        score, _ = reaches_score(fn, set(stmt_targets(stmt)), stmt)
+        if score is not None:
+            for t in sorted(reads):
+                out.append((CacheEvent("score", t, frozenset({t}), call.lineno, call, keys - {t},
+                                       f"`{call_name(call)}` reads `{t}`"), score))
+    return out
+
+
+def _ordered_pairs(flow: TargetFlow, fn: Function,
+                   events: list[tuple[CacheEvent, Evidence | None]]) -> list[UpdateBeforeScore]:
     out: list[UpdateBeforeScore] = []
     seen: set[int] = set()
     updates = [e for e, _ in events if e.kind == "update"]
@@ -262,8 +297,11 @@ def _ordered_pairs(fn: Function, events: list[tuple[CacheEvent, Evidence | None]
             seen.add(id(score.node))
             varying = _varying(fn, scope)
             uk, sk = up.keys & varying, score.keys & varying
-            # an inline read `T[ctx_key]` after `np.add.at(T, (ctx_key, y), 1)` reads the same rows
-            same = ur == sr and (uk == sk or isinstance(score.node, ast.Subscript))
+            # an inline read `T[ctx_key]` after `np.add.at(T, (ctx_key, y), 1)` reads the same rows, and
+            # so does `cache.row(ctx)` after `cache.add(ctx, y)`: the update's extra key is the target
+            extra = uk - sk
+            same = ur == sr and (uk == sk or isinstance(score.node, ast.Subscript)
+                                 or (sk < uk and all(flow.is_target(fn, n) for n in extra)))
             out.append(UpdateBeforeScore(fn, up, score, step, getattr(scope, "lineno", 1), same, frozenset(sr)))
     return out
 

@@ -23,7 +23,7 @@ from audit.analysis.facts import (
     substitute,
 )
 from audit.analysis.provenance import Provenance
-from audit.analysis.syntax import dotted, names_in, root_name
+from audit.analysis.syntax import dotted, names_in, root_name, walk
 
 
 class CallEffects(Provenance):
@@ -150,7 +150,7 @@ class CallEffects(Provenance):
     def _note_detached(self, targets: Sequence[ast.AST], value: ast.AST) -> None:
         det = self._detached(value)
         for t in targets:
-            for n in ast.walk(t):
+            for n in walk(t):
                 if isinstance(n, ast.Name):
                     (self.detached.add if det else self.detached.discard)(n.id)
 

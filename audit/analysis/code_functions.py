@@ -96,12 +96,19 @@ def collect_functions(unit: CodeUnit) -> list[Function]:
     return out
 
 
+_RECORDED = frozenset({ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.AsyncFor, ast.NamedExpr,
+                       ast.withitem, ast.Call, ast.Subscript, ast.Return, ast.Import, ast.ImportFrom})
+
+
 def _fill(fn: Function) -> Function:
     if too_deep(fn.node):
         fn.too_deep = True  # no facts: recorded by `unanalysed_sources`, never walked
         return fn
+    parent_of = fn.parent_of
     for node, parent in own_nodes(fn.node):
-        fn.parent_of[id(node)] = parent
+        parent_of[id(node)] = parent
+        if type(node) not in _RECORDED:
+            continue  # most nodes (names, constants, operators) are only given a parent
         if isinstance(node, ast.Assign):
             names = [n for t in node.targets for n in assigned_names(t)]
             fn.assigns.append(Assignment(names, node.value, node.lineno, node))

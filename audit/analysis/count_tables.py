@@ -24,6 +24,11 @@ def count_table_params(flow: TargetFlow) -> dict[str, set[int]]:
         counted = {n for a in fn.assigns for n in a.names
                    if any(isinstance(c, ast.Call) and call_name(c) == "bincount" for c in walk_nodes(a.value))}
         for aug in fn.augassigns:
+            if isinstance(aug.target, ast.Subscript) and isinstance(aug.op, ast.Add):
+                b = base_of(aug.target)  # `def bump(t, a, b): t[a, b] += 1`
+                if b in params:
+                    out.setdefault(fn.name, set()).add(params.index(b))
+                continue
             if isinstance(aug.target, ast.Name) and aug.target.id in params and isinstance(aug.op, ast.Add):
                 if names_in(aug.value, variables=True) & counted or any(
                         isinstance(c, ast.Call) and call_name(c) == "bincount" for c in walk_nodes(aug.value)):
@@ -34,6 +39,8 @@ def count_table_params(flow: TargetFlow) -> dict[str, set[int]]:
                     and f.value.attr == "add" and call.args and isinstance(call.args[0], ast.Name) \
                     and call.args[0].id in params:
                 out.setdefault(fn.name, set()).add(params.index(call.args[0].id))
+            elif call_name(call) in _UPDATE_METHODS and isinstance(f, ast.Attribute) and base_of(f.value) in params:
+                out.setdefault(fn.name, set()).add(params.index(base_of(f.value) or ""))  # `t.index_add_(...)`
     return out
 
 

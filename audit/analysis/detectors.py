@@ -1,5 +1,9 @@
 """Val-flow patterns beyond the update/score ordering: re-scoring after TTT, knobs fitted on
 scored tokens, quantisation calibration on val data, val data written into the artifact.
+Calibration is recognised by name (GPTQ, Hessian, clip search) or, whatever the names, by what
+the code does (`_feeds_quantiser`): val data handed to a function that overwrites weights with
+rounded values scaled from it, or to one that records layer inputs with forward hooks and whose
+result is handed to such a function.
 
 Each detector returns plain records (events + lines); the rules turn them into findings.
 """
@@ -13,7 +17,7 @@ from dataclasses import dataclass
 from audit.analysis import names as N
 from audit.analysis.facts import Site, substitute
 from audit.analysis.program import FunctionRef
-from audit.analysis.syntax import names_in
+from audit.analysis.syntax import names_in, walk
 from audit.analysis.valflow import Event, ValFlow
 
 MODEL_ARG = re.compile(r"model|net|gpt|(?:^|_)lm(?:_|$)", re.IGNORECASE)
@@ -90,7 +94,7 @@ def _returned_directly(ref: FunctionRef, site: Site) -> bool:
     """The call is (part of) a `return` statement's value."""
     for s in ref.facts.sites:
         if (s.kind == "return" and isinstance(s.node, ast.Return) and s.node.value is not None
-                and s.line <= site.line <= s.end_line and any(n is site.node for n in ast.walk(s.node.value))):
+                and s.line <= site.line <= s.end_line and any(n is site.node for n in walk(s.node.value))):
             return True
     return False
 
@@ -148,10 +152,10 @@ def log_label(ref: FunctionRef, site: Site) -> str | None:
 
 def _reassigned(ref: FunctionRef, name: str, after: int, before: int) -> bool:
     """`name` is bound to a new object between two lines (a fresh model is built for the eval)."""
-    for n in ast.walk(ref.facts.node):
+    for n in walk(ref.facts.node):
         if isinstance(n, (ast.Assign, ast.AnnAssign)) and after < n.lineno < before:
             targets = n.targets if isinstance(n, ast.Assign) else [n.target]
-            if any(name in {t.id for t in ast.walk(tg) if isinstance(t, ast.Name)} for tg in targets):
+            if any(name in {t.id for t in walk(tg) if isinstance(t, ast.Name)} for tg in targets):
                 return True
     return False
 
@@ -210,7 +214,7 @@ def _candidate_loop(loop: ast.For) -> bool:
 
 
 def _compares(loop: ast.For, result: str) -> int | None:
-    for n in ast.walk(loop):
+    for n in walk(loop):
         if isinstance(n, ast.Compare) and any(isinstance(o, (ast.Lt, ast.Gt, ast.LtE, ast.GtE)) for o in n.ops):
             if result in names_in(n):
                 return n.lineno
@@ -265,8 +269,10 @@ def _is_quant_calibration_fn(ref: FunctionRef) -> bool:
 
 def _quant_calibration_call(vf: ValFlow, ref: FunctionRef, s: Site) -> bool:
     """A call into GPTQ / Hessian / clip calibration: by name, or a user function whose body
-    does quantisation work."""
+    does quantisation work, or, whatever the names, by what it does (`_feeds_quantiser`)."""
     simple = s.name.rsplit(".", 1)[-1]
+    if _feeds_quantiser(vf, ref, s):
+        return True
     if not N.CALIB_NAME.search(simple) or N.NOT_QUANT_CALIB.search(simple):
         return False
     if re.search(r"gptq|hessian", simple, re.I):
@@ -275,6 +281,69 @@ def _quant_calibration_call(vf: ValFlow, ref: FunctionRef, s: Site) -> bool:
     if callees:
         return any(_is_quant_calibration_fn(c) for c in callees)
     return bool(QUANT_WORDS.search(simple))
+
+
+_HOOKS = ("register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook")
+
+
+def _feeds_quantiser(vf: ValFlow, ref: FunctionRef, s: Site) -> bool:
+    """Calibration by structure: the call hands data to a function that writes rounded values into
+    the model's weights from it (a quantiser), or its callee collects activation statistics with
+    forward hooks and its result is handed to such a quantiser in the same function
+    (`stats = gather(model, tokens)`, then `quantise(model, stats)`)."""
+    if not isinstance(s.node, ast.Call):
+        return False
+    callees = vf.program.callees(s.node, ref.facts.class_name, caller=ref.facts)
+    if not callees:
+        return False
+    bound = [i for i, lab in enumerate(s.arg_labels) if vf.isval(ref, lab)]
+    if any(_rounds_into_weights(vf, c, _param_at(c, s.node, i)) for c in callees for i in bound):
+        return True
+    if not s.target or not any(_collects_activations(c) for c in callees):
+        return False
+    for t in ref.facts.sites:
+        if t.kind != "call" or t.line < s.line or not isinstance(t.node, ast.Call) or s.target not in t.arg_names:
+            continue
+        i = t.arg_names.index(s.target)
+        for c in vf.program.callees(t.node, ref.facts.class_name, caller=ref.facts):
+            if _rounds_into_weights(vf, c, _param_at(c, t.node, i)):
+                return True
+    return False
+
+
+def _param_at(callee: FunctionRef, call: ast.Call, i: int) -> str | None:
+    params = list(callee.facts.params)
+    if callee.facts.is_method and isinstance(call.func, ast.Attribute):
+        params = params[1:]
+    return params[i] if i < len(params) else None
+
+
+def _collects_activations(callee: FunctionRef) -> bool:
+    return any(s.kind == "call" and s.name.rsplit(".", 1)[-1] in _HOOKS for s in callee.facts.sites)
+
+
+def _rounds_into_weights(vf: ValFlow, callee: FunctionRef, param: str | None, depth: int = 0) -> bool:
+    """`w.copy_(torch.round(w / scale) * scale)` with the scale computed from `param`: the
+    function writes quantised weights that depend on that parameter, itself or through the
+    functions it hands `param` to (three calls deep)."""
+    if param is None:
+        return False
+    label = N.PARAM + param
+    for s in callee.facts.sites:
+        if s.kind != "call" or not isinstance(s.node, ast.Call):
+            continue
+        if s.name.endswith("copy_") and any(label in lab for lab in s.arg_labels) and any(
+                isinstance(n, ast.Call) and isinstance(n.func, (ast.Name, ast.Attribute))
+                and (n.func.id if isinstance(n.func, ast.Name) else n.func.attr) == "round"
+                for a in s.node.args for n in ast.walk(a)):
+            return True
+        if depth < 3:
+            handed = [j for j, lab in enumerate(s.arg_labels) if label in lab]
+            if handed and any(_rounds_into_weights(vf, c, _param_at(c, s.node, j), depth + 1)
+                              for c in vf.program.callees(s.node, callee.facts.class_name, caller=callee.facts)
+                              for j in handed):
+                return True
+    return False
 
 
 def _reads_val_source(s: Site) -> bool:
@@ -308,7 +377,7 @@ def _artifact_save(s: Site, ref: FunctionRef) -> bool:
         return False
     seen: set[str] = set()
     todo = [n for a in (*s.node.args, *(k.value for k in s.node.keywords)) for n in names_in(a)]
-    strings = [c.value for a in (*s.node.args, *(k.value for k in s.node.keywords)) for c in ast.walk(a)
+    strings = [c.value for a in (*s.node.args, *(k.value for k in s.node.keywords)) for c in walk(a)
                if isinstance(c, ast.Constant) and isinstance(c.value, str)]
     while todo and len(seen) < 200:
         n = todo.pop()

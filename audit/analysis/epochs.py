@@ -13,8 +13,10 @@ before. Three ways to keep only the last epoch:
 - **overwrite**: the score is stored at a per-chunk index (`chunk_nll[ci] = ...`), so each epoch
   replaces the previous one's value.
 
-Training for several epochs per chunk after scoring it (chunk loop outside, epoch loop inside)
-never matches: the epoch loop then does not enclose the score.
+An outer loop is an epoch loop when its header says so (`epoch`, `pass`, `round`) or, whatever
+its names, when it repeats the chunk loop over the same chunks (`_repeats_same_chunks`). Training
+for several epochs per chunk after scoring it (chunk loop outside, epoch loop inside) never
+matches: the epoch loop then does not enclose the score.
 """
 
 from __future__ import annotations
@@ -47,8 +49,10 @@ def last_epoch_only(score: Site, update: Site, accumulators: set[str]) -> LastEp
         return None
     chunk = common[-1]
     for ep in common[:-1]:
-        if not _is_epoch_loop(ep) or chunk.header_names & ep.target_names:
-            continue  # a document or phase loop, or chunks that move with the outer variable
+        if chunk.header_names & ep.target_names:
+            continue  # chunks that move with the outer variable
+        if not _is_epoch_loop(ep) and not _repeats_same_chunks(ep, chunk, accumulators):
+            continue  # a document or phase loop
         guard = _last_epoch_guard(score, ep)
         if guard is not None:
             return LastEpochOnly(ep, chunk, "guard", guard[0], guard[1])
@@ -66,6 +70,26 @@ def last_epoch_only(score: Site, update: Site, accumulators: set[str]) -> LastEp
 def first_epoch_only(score: Site) -> bool:
     """The score runs only on the first pass of an epoch loop (`if epoch == 0:`)."""
     return any(_is_epoch_loop(lp) and _first_epoch_guard(score, lp) for lp in score.loops)
+
+
+def _repeats_same_chunks(ep: Loop, chunk: Loop, accumulators: set[str]) -> bool:
+    """Whatever its variable is called, an outer loop repeats the chunk loop over the same chunks
+    when the chunk loop reads nothing the outer loop changes apart from the score accumulators:
+    not its variable, nor a name assigned in its body outside the chunk loop (`for _ in range(k):`
+    around `for lo, hi in spans:`; a document loop that sets `base = d * n` or recomputes `spans`
+    per document, and reads it in the chunk loop, does not repeat the same chunks)."""
+    node, inner = ep.node, chunk.node
+    if not isinstance(node, (ast.For, ast.AsyncFor, ast.While)) or inner is None:
+        return False
+    inside = {id(n) for n in ast.walk(inner)}
+    varying = set(ep.target_names)
+    for st in node.body:
+        for n in ast.walk(st):
+            if id(n) not in inside and isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+                varying.add(n.id)
+    varying -= accumulators
+    read = {n.id for n in ast.walk(inner) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return not (read & varying)
 
 
 def _common(a: Site, b: Site) -> list[Loop]:

@@ -43,7 +43,7 @@ from audit.analysis.execution_facts import (
 from audit.analysis.flags import truth
 from audit.analysis.program import FunctionRef, Program
 from audit.analysis.sources import analysis_sources
-from audit.analysis.syntax import too_deep
+from audit.analysis.syntax import body_nodes, too_deep, walk
 from audit.findings import Evidence, Finding, Severity
 
 
@@ -163,7 +163,7 @@ def _guard_state(ref: FunctionRef, line: int, flags: dict) -> tuple[bool, str, l
 
 def _flag_names(test: ast.AST, ref: FunctionRef, flags: dict) -> list[str]:
     out = []
-    for n in ast.walk(test):
+    for n in walk(test):
         name = None
         if isinstance(n, ast.Name):
             name = ref.facts.flag_aliases.get(n.id, n.id)
@@ -193,14 +193,8 @@ def _callers(facts: ExecutionFacts) -> dict[str, list[tuple[FunctionRef, ast.Cal
     return facts._callers
 
 
-def _own_nodes(ref: FunctionRef) -> Iterable[ast.AST]:
-    stack: list[ast.AST] = list(ref.body)
-    while stack:
-        n = stack.pop()
-        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            continue
-        yield n
-        stack.extend(ast.iter_child_nodes(n))
+def _own_nodes(ref: FunctionRef) -> tuple[ast.AST, ...]:
+    return body_nodes(ref.facts.node)
 
 
 def _switched_off_calls(facts: ExecutionFacts, ref: FunctionRef, flags: dict) -> tuple[str, list[str]] | None:
@@ -243,9 +237,9 @@ def _claim_map(facts: ExecutionFacts) -> dict[str, tuple[_Print, _LogLine, int]]
                 if not (isinstance(n, (ast.Assign, ast.AnnAssign)) and n.value is not None and n.lineno < p.line):
                     continue
                 targets = n.targets if isinstance(n, ast.Assign) else [n.target]
-                if not {x.id for t in targets for x in ast.walk(t) if isinstance(x, ast.Name)} & p.fields:
+                if not {x.id for t in targets for x in walk(t) if isinstance(x, ast.Name)} & p.fields:
                     continue
-                for c in ast.walk(n.value):
+                for c in walk(n.value):
                     if not isinstance(c, ast.Call):
                         continue
                     frontier = list(facts.program.callees(c, g.facts.class_name, g.facts.flag_aliases, g.facts))
@@ -361,9 +355,9 @@ def _callers_chain(facts: ExecutionFacts, reach: set[str]) -> Iterable[tuple[Fun
 def _assigned_from(caller: FunctionRef, call: ast.Call) -> set[str]:
     for n in _own_nodes(caller):
         if isinstance(n, (ast.Assign, ast.AnnAssign)) and n.value is not None:
-            if any(c is call for c in ast.walk(n.value)):
+            if any(c is call for c in walk(n.value)):
                 targets = n.targets if isinstance(n, ast.Assign) else [n.target]
-                return {x.id for t in targets for x in ast.walk(t) if isinstance(x, ast.Name)}
+                return {x.id for t in targets for x in walk(t) if isinstance(x, ast.Name)}
     return set()
 
 
@@ -433,16 +427,16 @@ def _witnesses(facts: ExecutionFacts, caller: FunctionRef, call: ast.Call) -> li
 
 def _block_after(body: list[ast.stmt], call: ast.Call) -> list[ast.stmt]:
     for i, st in enumerate(body):
-        if not any(n is call for n in ast.walk(st)):
+        if not any(n is call for n in walk(st)):
             continue
         for attr in ("body", "orelse", "finalbody"):
             inner = getattr(st, attr, None)
             if isinstance(inner, list) and inner and isinstance(inner[0], ast.stmt):
                 found = _block_after(inner, call)
-                if found or any(any(n is call for n in ast.walk(x)) for x in inner):
+                if found or any(any(n is call for n in walk(x)) for x in inner):
                     return found
         for h in getattr(st, "handlers", []) or []:
-            if any(any(n is call for n in ast.walk(x)) for x in h.body):
+            if any(any(n is call for n in walk(x)) for x in h.body):
                 return _block_after(h.body, call)
         return body[i + 1:]
     return []
@@ -470,7 +464,7 @@ def _env_lines(ctx, facts: ExecutionFacts, names: list[str]) -> list[Evidence]:
     out = []
     for pm in facts.program.modules:
         assert pm.tree is not None
-        for node in ast.walk(pm.tree):
+        for node in walk(pm.tree):
             if not isinstance(node, (ast.Assign, ast.AnnAssign)) or node.value is None:
                 continue
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]

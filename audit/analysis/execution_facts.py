@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from audit.analysis.flags import default_off_flags, logged_flags
+from audit.analysis.flags import folder_default_off_flags, logged_flags
 from audit.analysis.names import LOG_CALLS
 from audit.analysis.program import FunctionRef, Program
 from audit.analysis.sources import Source, analysis_sources
@@ -114,10 +114,7 @@ def _build(ctx, prog: Program) -> ExecutionFacts:
     facts.unsupported_claim = _unsupported_claim(ctx, runs)
     facts.claim_lines = _claim_lines(ctx, runs)
     facts.flags = logged_flags(runs)
-    texts = [t.text or "" for t in (sub.readme, *sub.logs.values()) if t is not None]
-    if sub.json_data is not None:
-        texts.append(repr(sub.json_data))
-    facts.soft_flags = {k: v for k, v in default_off_flags(prog, texts).items() if k not in facts.flags}
+    facts.soft_flags = {k: v for k, v in folder_default_off_flags(ctx, prog).items() if k not in facts.flags}
     by_path = {s.path: s for s in analysis_sources(ctx)}
     facts.sources = by_path
     count = 0

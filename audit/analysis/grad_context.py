@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from audit.analysis import names as N
 from audit.analysis.call_effects import CallEffects, _name_of
 from audit.analysis.facts import EMPTY, Loop
-from audit.analysis.syntax import dotted, names_in, root_name
+from audit.analysis.syntax import child_nodes, dotted, names_in, root_name, walk
 
 
 def is_grad_off_ctx(expr: ast.AST) -> bool:
@@ -48,7 +48,7 @@ class Walker(CallEffects):
             if m is not None:
                 m(s)
             else:
-                for child in ast.iter_child_nodes(s):
+                for child in child_nodes(s):
                     if isinstance(child, ast.expr):
                         self.labels(child)
         finally:
@@ -316,7 +316,7 @@ def _creates_fresh_param(call: ast.Call) -> bool:
 
 def _is_loss_call(v: ast.AST) -> bool:
     """A loss computed directly (`F.cross_entropy(...)`, `.sum()` of one): what a stored score is."""
-    for n in ast.walk(v):
+    for n in walk(v):
         if isinstance(n, ast.Call) and re.search(r"cross_entropy|nll_loss", dotted(n.func)):
             return True
     return False

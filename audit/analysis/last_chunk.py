@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import re
 
+from audit.analysis.syntax import walk
 from audit.analysis.valflow import Classified
 
 LAST = re.compile(r"last", re.IGNORECASE)
@@ -38,11 +39,11 @@ def _last_chunk_guard(c: Classified) -> bool:
 
 
 def _is_last_test(test: ast.AST, targets: frozenset[str]) -> bool:
-    for n in ast.walk(test):
+    for n in walk(test):
         if isinstance(n, ast.Name) and LAST.search(n.id):
             return True
         if isinstance(n, ast.Compare) and any(isinstance(x, ast.Name) and x.id in targets
-                                              for x in ast.walk(n)):
-            if any(isinstance(b, ast.BinOp) and isinstance(b.op, ast.Sub) for b in ast.walk(n)):
+                                              for x in walk(n)):
+            if any(isinstance(b, ast.BinOp) and isinstance(b.op, ast.Sub) for b in walk(n)):
                 return True
     return False

@@ -55,7 +55,7 @@ SCHEDULER_NAME = re.compile(r"sched|lr_|scaler", re.IGNORECASE)
 SAVE_CALLS = re.compile(r"(?:^|\.)(?:save|save_file|dump|dumps|write|write_bytes|savez\w*|tofile)$")
 
 # Taking a log of a probability (not logging): where a looked-up count becomes a score.
-LOG_FUNCS = frozenset({"log", "log1p", "log2", "log10", "log_"})
+LOGARITHM_FUNCS = frozenset({"log", "log1p", "log2", "log10", "log_"})
 
 # Logging calls: an accumulator printed by one of these is "reported".
 LOG_CALLS = re.compile(r"^(?:log\w*|print\w*|\w*log0|info|warning)$", re.IGNORECASE)

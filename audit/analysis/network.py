@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from audit.analysis.eval_code import CodeUnit
 from audit.analysis.imports import runtime_functions
-from audit.analysis.syntax import walk_nodes
+from audit.analysis.syntax import dotted, walk_nodes
 
 NET_MODULES = {"requests", "urllib", "request", "urllib3", "httpx", "aiohttp", "socket", "http", "client",
                "huggingface_hub", "hub", "datasets", "wget", "ftplib", "paramiko", "boto3", "gdown"}
@@ -44,16 +44,6 @@ def network_calls(ctx) -> list[NetworkCall]:  # type: ignore[no-untyped-def]
     return ctx.memo("patterns.network_calls", build)
 
 
-def _dotted(node: ast.AST) -> list[str]:
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-    return list(reversed(parts))
-
-
 def _import_aliases(nodes: list[ast.Import | ast.ImportFrom]) -> dict[str, str]:
     """local name -> imported module or object path (`hf` -> `huggingface_hub`)."""
     out: dict[str, str] = {}
@@ -68,7 +58,8 @@ def _import_aliases(nodes: list[ast.Import | ast.ImportFrom]) -> dict[str, str]:
 
 
 def _network_call(call: ast.Call, aliases: dict[str, str]) -> str | None:
-    parts = _dotted(call.func)
+    # the whole chain, through calls and subscripts: `requests.Session().get` is requests' get
+    parts = [p for p in dotted(call.func).split(".") if p]
     if not parts:
         return None
     head = aliases.get(parts[0], parts[0])

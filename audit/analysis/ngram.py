@@ -8,8 +8,12 @@ value for the gold token only, not a distribution over the vocabulary (C2). So w
     subscript, `bincount`, `T[k] = T.get(k, 0) + 1`;
   * target hash keys: an integer key whose arithmetic (`^`, `*`, `%`, `&`, shifts) combines a
     target-derived token with other context data;
-  * target lookups: a read of a count table at such a key whose value reaches a score
-    (a `log`, a loss accumulator, or the function's return);
+  * target lookups: a read of a table at such a key whose value reaches a score (a `log`, a loss
+    accumulator, or the function's return). Any table: a count table gives a count ratio for the
+    gold token (C2 as well, `TargetLookup.counted`); a bias or embedding row (subscript,
+    `F.embedding`, a call of an `nn.Embedding`) read at a key that holds the target leaks it just
+    the same (C1) when the row enters the scored distribution (the logits of a cross-entropy, the
+    input of a softmax/log_softmax/log), even though that distribution is normalised;
   * oracle gates: `min`/`minimum`/`where(a < b)` choosing between two gold-token scores.
 Bigram/trigram hash *embeddings* over input ids never qualify: their keys hold no target and
 they index an embedding, not a count table.
@@ -17,7 +21,9 @@ they index an embedding, not a count table.
 API: `ngram_facts(ctx)` -> NgramFacts(count_tables, lookups, oracle_gates); each TargetLookup and
 OracleGate carries its evidence chain as audit.findings.Evidence records, ready for a finding.
 Count tables are found by count_tables.py, oracle gates by oracle_gates.py; this module follows
-target hash keys to the table reads whose value is scored.
+target hash keys to the table reads whose value is scored. (About 460 lines: following a key
+to its read and the read to the score is one chain of evidence, kept in one module so the chain
+is built and read in one place.)
 """
 
 from __future__ import annotations
@@ -29,12 +35,13 @@ from dataclasses import dataclass
 from audit.analysis.code_functions import Function
 from audit.analysis.count_tables import count_tables
 from audit.analysis.eval_code import code_units
-from audit.analysis.names import LOG_FUNCS
-from audit.analysis.oracle_gates import OracleGate, oracle_gates
+from audit.analysis.names import LOGARITHM_FUNCS
+from audit.analysis.oracle_gates import OracleGate, gold_score_functions, oracle_gates
 from audit.analysis.syntax import (
     assigned_names,
     base_of,
     call_name,
+    dotted,
     names_in,
     strip_chain,
     walk_nodes,
@@ -61,6 +68,7 @@ class TargetLookup:
     lookup_step: Evidence
     ratio_step: Evidence | None
     score_step: Evidence
+    counted: bool = True  # the table is a count table (a count ratio, C2); else a bias/embedding table
 
 
 @dataclass
@@ -83,9 +91,11 @@ def _compute(ctx) -> NgramFacts:  # type: ignore[no-untyped-def]
     defs_by_fn: dict[int, _KeyDefs] = {}
     keys_by_fn = {id(fn): _target_hash_keys(flow, fn, defs_by_fn) for fn in flow.functions}
     returns = _returned_keys(flow, keys_by_fn)
+    gold_fns = gold_score_functions(flow)
+    embeddings = _embedding_modules(flow)
     for fn in flow.functions:
-        lookups.extend(_lookups(flow, fn, keys_by_fn[id(fn)], tables, defs_by_fn.get(id(fn)), returns))
-        gates.extend(oracle_gates(flow, fn))
+        lookups.extend(_lookups(flow, fn, keys_by_fn[id(fn)], tables, defs_by_fn.get(id(fn)), returns, embeddings))
+        gates.extend(oracle_gates(flow, fn, gold_fns))
     return NgramFacts(tables, lookups, gates)
 
 
@@ -263,16 +273,25 @@ def is_update_context(fn: Function, sub: ast.AST, table: str) -> bool:
 
 def _lookups(flow: TargetFlow, fn: Function, keys: dict[str, KeyFact],
              tables: dict[str, Evidence], defs: _KeyDefs | None,
-             returns: dict[str, dict[int | None, KeyFact]]) -> list[TargetLookup]:
+             returns: dict[str, dict[int | None, KeyFact]], embeddings: frozenset[str]) -> list[TargetLookup]:
     found: list[TargetLookup] = []
     reads: list[tuple[ast.AST, str, ast.AST]] = []  # (node, table, key expr)
     for sub in fn.subscripts:
         if isinstance(sub.ctx, ast.Load):
+            # any table, not only counts: a bias row or embedding read at a key that hashes the
+            # target makes the scored distribution depend on the target just the same
             table = base_of(sub.value)
-            if table in tables and not is_update_context(fn, sub, table):
+            if table and not is_update_context(fn, sub, table) and not flow.is_target(fn, table):
                 reads.append((sub, table, sub.slice))
     for call in fn.calls:
         name = call_name(call)
+        if name == "embedding" and len(call.args) >= 2:
+            reads.append((call, base_of(call.args[1]) or "embedding", call.args[0]))  # `F.embedding(k, w)`
+            continue
+        callee = dotted(call.func, variable=True) if isinstance(call.func, (ast.Name, ast.Attribute)) else None
+        if callee in embeddings and len(call.args) == 1:
+            reads.append((call, callee, call.args[0]))  # `self.bias(k)` with `self.bias = nn.Embedding(...)`
+            continue
         method_table = base_of(call.func.value) if isinstance(call.func, ast.Attribute) else None
         if method_table in tables and is_update_context(fn, call, method_table):
             continue
@@ -305,7 +324,10 @@ def _lookups(flow: TargetFlow, fn: Function, keys: dict[str, KeyFact],
                 continue
         stmt = fn.stmt_of(node)
         start = set(assigned_names_of(stmt))
-        score, ratio = reaches_score(fn, start, stmt)
+        if table in tables:
+            score, ratio = reaches_score(fn, start, stmt)
+        else:  # a learned/bias table: only a distribution built from it is a score of the target
+            score, ratio = enters_distribution(fn, node, start), None
         if score is None:
             continue
         seen_lines.add(line)
@@ -315,10 +337,23 @@ def _lookups(flow: TargetFlow, fn: Function, keys: dict[str, KeyFact],
             fn=fn, line=line, table=table, key_name=key_name, chain=chain,
             key_step=fn.evidence(key_line, f"hash key `{key_name or 'inline key'}` combines target `{tname}` "
                                          f"with the context{via}"),
-            lookup_step=fn.evidence(line, f"lookup of count table `{table}` at that key (a read, before any update)"),
-            ratio_step=ratio, score_step=score,
+            lookup_step=fn.evidence(line, f"lookup of count table `{table}` at that key (a read, before any update)"
+                                    if table in tables else
+                                    f"lookup of table `{table}` at that key: its value enters what is scored"),
+            ratio_step=ratio, score_step=score, counted=table in tables,
         ))
     return found
+
+
+def _embedding_modules(flow: TargetFlow) -> frozenset[str]:
+    """Names (`self.bias`, `emb`) assigned an `nn.Embedding`: calling one reads a table row."""
+    out: set[str] = set()
+    for fn in flow.functions:
+        for a in fn.assigns:
+            v = strip_chain(a.value)
+            if isinstance(v, ast.Call) and call_name(v) == "Embedding":
+                out.update(a.names)
+    return frozenset(out)
 
 
 def assigned_names_of(stmt: ast.AST) -> list[str]:
@@ -355,7 +390,7 @@ def reaches_score(fn: Function, start: set[str], stmt: ast.AST) -> tuple[Evidenc
         return None, None
     sinks: list[Evidence] = []
     for call in fn.calls:
-        if call_name(call) in LOG_FUNCS and any(names_in(x, variables=True) & reach for x in (*call.args, call.func)):
+        if call_name(call) in LOGARITHM_FUNCS and any(names_in(x, variables=True) & reach for x in (*call.args, call.func)):
             sinks.append(fn.evidence(call.lineno, "its log is taken: it becomes the score of the position"))
     for aug in fn.augassigns:
         tnames = assigned_names(aug.target)
@@ -369,9 +404,48 @@ def reaches_score(fn: Function, start: set[str], stmt: ast.AST) -> tuple[Evidenc
     return min(sinks, key=lambda s: s.line or 0), ratio
 
 
+_DIST_INPUT = frozenset({"cross_entropy", "nll_loss"})  # the first argument is the prediction
+_DIST_MAKERS = frozenset({"log_softmax", "softmax", "log", "log1p", "logsumexp"})
+
+
+def enters_distribution(fn: Function, node: ast.AST, start: set[str]) -> Evidence | None:
+    """Does the value read at `node` become part of the distribution that is scored: the logits of
+    a cross-entropy, or the input of a softmax/log_softmax/log (in the same expression or through
+    the names assigned from it)? A learned row that is only returned or summed is not shown to be."""
+    def label(call: ast.Call) -> Evidence:
+        return fn.evidence(call.lineno, f"it enters the distribution that is scored (`{call_name(call)}`)")
+
+    child: ast.AST = node
+    parent = fn.parent_of.get(id(node))
+    while parent is not None and not isinstance(parent, ast.stmt):
+        if isinstance(parent, ast.Call):
+            cname = call_name(parent)
+            if cname in _DIST_INPUT and parent.args and child is parent.args[0]:
+                return label(parent)
+            if cname in _DIST_MAKERS and (child in parent.args or child is parent.func):  # `(z).log_softmax(-1)`
+                return label(parent)
+        child, parent = parent, fn.parent_of.get(id(parent))
+    reach = set(start)
+    for _ in range(10):
+        grew = False
+        for a in fn.assigns:
+            if not set(a.names) <= reach and names_in(a.value, variables=True) & reach:
+                reach.update(a.names)
+                grew = True
+        if not grew:
+            break
+    for call in fn.calls:
+        cname = call_name(call)
+        if cname in _DIST_INPUT and call.args and names_in(call.args[0], variables=True) & reach:
+            return label(call)
+        if cname in _DIST_MAKERS and any(names_in(x, variables=True) & reach for x in (*call.args, call.func)):
+            return label(call)
+    return None
+
+
 def _sink_in(fn: Function, stmt: ast.AST, _reach: set[str] | None) -> Evidence | None:
     for n in walk_nodes(stmt):
-        if isinstance(n, ast.Call) and call_name(n) in LOG_FUNCS:
+        if isinstance(n, ast.Call) and call_name(n) in LOGARITHM_FUNCS:
             return fn.evidence(n.lineno, "its log is taken: it becomes the score of the position")
     if isinstance(stmt, ast.Return):
         return fn.evidence(stmt.lineno, f"returned from `{fn.qualname}`")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from audit.analysis.syntax import walk
+
 _OPTIONAL_GUARDS = ("ImportError", "ModuleNotFoundError", "Exception")
 
 
@@ -25,7 +27,9 @@ def imported_packages(ctx) -> list[ImportedPackage]:  # type: ignore[no-untyped-
             parsed = ctx.parsed(rel)
             if parsed.tree is None:
                 continue
-            nodes = list(ast.walk(parsed.tree))  # one walk for the imports and the try blocks
+            # Every shipped file, analysed or not (a 4 MB script is not): one plain walk that
+            # leaves nothing memoised on the tree.
+            nodes = list(ast.walk(parsed.tree))
             guarded = _guarded_imports([n for n in nodes if isinstance(n, ast.Try)])
             for node in nodes:
                 if isinstance(node, ast.Import):
@@ -48,12 +52,12 @@ def _guarded_imports(tries: list[ast.Try]) -> set[int]:
         for h in node.handlers:
             if h.type is None:
                 names.add("Exception")
-            for n in ast.walk(h.type) if h.type is not None else ():
+            for n in walk(h.type) if h.type is not None else ():
                 if isinstance(n, ast.Name):
                     names.add(n.id)
         if names & set(_OPTIONAL_GUARDS):
             for stmt in node.body:
-                for sub in ast.walk(stmt):
+                for sub in walk(stmt):
                     if isinstance(sub, (ast.Import, ast.ImportFrom)):
                         lines.add(sub.lineno)
     return lines

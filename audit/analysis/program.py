@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 from collections import defaultdict
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from audit.analysis import names as N
@@ -143,60 +144,104 @@ def _collect(prog: Program, pm: ParsedModule) -> None:
 
 
 def build_program(modules: list[ParsedModule]) -> Program:
-    """Walk every function of the parsed sources until return summaries are stable."""
+    """Walk every function of the parsed sources until return summaries are stable.
+
+    A function is walked again only when something it read has changed since its last walk: a
+    callee's summary (recorded with the summary's version at the time of the read), its class's
+    `self.` fields, its enclosing function (summary or the environment handed to nested defs), or
+    a path-like field it mentions. A walk is a function of those inputs alone, so skipping a walk
+    whose inputs are unchanged gives the same facts; most functions are walked once instead of
+    twice (a callee defined after its caller still costs the caller a second walk).
+    """
     prog = Program([m for m in modules if m.tree is not None])
     for pm in prog.modules:
         _collect(prog, pm)
 
-    deps: dict[str, set[str]] = defaultdict(set)  # callee qualname -> callers that used its summary
+    version: dict[str, int] = defaultdict(int)  # qualname -> times its summary changed
+    reads: dict[str, dict[str, int]] = {}  # caller -> {callee: version read}
     current: list[str] = [""]
 
     def resolve(call: ast.Call, name: str, caller: FunctionFacts):
         out = []
+        seen = reads.setdefault(current[0], {})
         for r in prog.callees(call, caller.class_name, caller.call_aliases, caller):
-            deps[r.facts.qualname].add(current[0])
+            seen[r.facts.qualname] = version[r.facts.qualname]
             out.append((r.facts, r.facts.returns if r.facts.name != "__init__" else _init_result(r.facts)))
         return out
 
     nested_env: dict[str, dict[str, Labels]] = {}
     deep = {r.facts.qualname for r in prog.functions if too_deep(r.facts.node)}
     prog.skipped.extend(q for q in prog.by_qualname if q in deep)
-    todo = [r for r in prog.functions if r.facts.qualname not in deep]
+    live = [r for r in prog.functions if r.facts.qualname not in deep]
+    inputs: dict[str, tuple] = {}  # qualname -> (outer env, class fields, parent version) last read
+    path_asked: dict[str, dict[str, Labels | None]] = {}  # qualname -> path fields looked up, as they were
+    todo = live
     classes = frozenset(prog.classes)
     for rnd in range(MAX_ROUNDS):
-        fields_before = _field_signature(prog)
-        paths_before = dict(prog.path_fields)
-        changed: set[str] = set()
         for r in todo:
             ff = r.facts
             before = _summary(ff)
             outer = nested_env.get(ff.qualname, {}) if ff.parent and not ff.parent.endswith("<module>") else {}
             fields = prog.fields.get(ff.class_name or "", {})
             current[0] = ff.qualname
+            reads[ff.qualname] = {}
+            asked = _AskedKeys(prog.path_fields)
+            inputs[ff.qualname] = _inputs(prog, ff, outer, version)
             try:
-                walk_function(ff, r.body, resolve, fields, outer, nested_env, classes, prog.path_fields)
+                walk_function(ff, r.body, resolve, fields, outer, nested_env, classes, asked)
             except RecursionError:  # absurdly nested expressions: leave this function without facts
                 ff.sites, ff.returns = [], frozenset()
                 prog.skipped.append(ff.qualname)
+            path_asked[ff.qualname] = asked.keys_asked
             if _summary(ff) != before:
-                changed.add(ff.qualname)
+                version[ff.qualname] += 1
         _merge_fields(prog)
         prog.rounds = rnd + 1
-        changed_classes = _changed_classes(fields_before, _field_signature(prog))
-        # Only functions that read a changed summary, a changed class field, or (nested
-        # functions) whose enclosing function changed need another walk.
-        again: set[str] = set()
-        for q in changed:
-            again |= deps.get(q, set())
-        if prog.path_fields != paths_before:  # read by any function: walk them all again
-            todo = [r for r in prog.functions if r.facts.qualname not in deep]
-            continue
-        todo = [r for r in prog.functions if r.facts.qualname not in deep and (
-                r.facts.qualname in again or (r.facts.class_name in changed_classes)
-                or (r.facts.parent in changed))]
+        todo = [r for r in live if _stale(prog, r.facts, reads, inputs, nested_env, version)
+                or any(prog.path_fields.get(k) != v for k, v in path_asked.get(r.facts.qualname, {}).items())]
         if not todo:
             break
     return prog
+
+
+def _inputs(prog: Program, ff: FunctionFacts, outer: dict[str, Labels], version: dict[str, int]) -> tuple:
+    """What a walk of `ff` reads besides its callees' summaries and the path fields, as a
+    comparable snapshot."""
+    fields = prog.fields.get(ff.class_name or "", {})
+    return (dict(outer), tuple(sorted(fields.items())), version[ff.parent or ""])
+
+
+class _AskedKeys(Mapping[str, Labels]):
+    """The program's path fields as one walk sees them, recording every key it looks up with
+    the value it found (None: absent), so the walk is repeated only if one of those changes."""
+
+    def __init__(self, data: dict[str, Labels]):
+        self._data = data
+        self.keys_asked: dict[str, Labels | None] = {}
+
+    def __getitem__(self, key: str) -> Labels:
+        self.keys_asked[key] = self._data.get(key)
+        return self._data[key]
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self.keys_asked[key] = self._data.get(key)
+        return key in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        raise TypeError("a walk looks path fields up by name; iterating would hide what it read")
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def _stale(prog: Program, ff: FunctionFacts, reads: dict[str, dict[str, int]], inputs: dict[str, tuple],
+           nested_env: dict[str, dict[str, Labels]], version: dict[str, int]) -> bool:
+    q = ff.qualname
+    if any(version[c] != v for c, v in reads.get(q, {}).items()):
+        return True
+    outer = nested_env.get(q, {}) if ff.parent and not ff.parent.endswith("<module>") else {}
+    return inputs.get(q) != _inputs(prog, ff, outer, version)
 
 
 def _summary(ff: FunctionFacts) -> tuple:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from audit.analysis import names as N
 from audit.analysis.facts import EMPTY, FunctionFacts, Labels, Loop, ReturnSummary, Site
 from audit.analysis.names import PATH_ATTR
-from audit.analysis.syntax import names_in, root_name
+from audit.analysis.syntax import child_nodes, names_in, root_name
 
 
 class Provenance:
@@ -60,7 +60,7 @@ class Provenance:
         if m is not None:
             return m(e)
         out: set[str] = set()
-        for child in ast.iter_child_nodes(e):
+        for child in child_nodes(e):
             if isinstance(child, ast.expr):
                 out |= self.labels(child)
         return frozenset(out)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from audit.analysis.syntax import (
     CHAIN_METHODS,
+    assigned_names,
     base_of,
     call_name,
     names_in,
@@ -96,6 +97,69 @@ def structural_sources(flow: TargetFlow, fn: Function) -> None:
     _ngram_positions(flow, fn)
     _next_position_reads(flow, fn)
 
+
+_DIST_CALLS = frozenset({"log_softmax", "softmax"})
+
+
+def distribution_reads(flow: TargetFlow, fn: Function) -> None:
+    """The index that reads one entry of a normalised distribution over the vocabulary is the
+    token being scored: `logp.gather(-1, t)`, `torch.gather(p, -1, t)`, `take_along_dim`,
+    `-row[t]`, `lp[i, t]`,
+    where the read array is (or was assigned from) a softmax/log_softmax."""
+    dists = {n for a in fn.assigns for n in a.names
+             if not isinstance(a.node, (ast.For, ast.AsyncFor)) and _is_dist(a.value, set())}
+
+    def is_dist(node: ast.expr) -> bool:
+        return _is_dist(node, dists)
+
+    for call in fn.calls:
+        cname = call_name(call)
+        idx: ast.expr | None = None
+        if cname == "gather" and isinstance(call.func, ast.Attribute) and call.args and is_dist(call.func.value):
+            idx = call.args[-1]
+        elif cname == "gather" and len(call.args) >= 3 and is_dist(call.args[0]):
+            idx = call.args[-1]
+        elif cname == "take_along_dim" and len(call.args) >= 2 and is_dist(call.args[0]):
+            idx = call.args[1]  # `torch.take_along_dim(lp, t[:, None], dim=-1)`
+        b = base_of(idx) if idx is not None else None
+        if b and not is_candidate_expr(idx):  # type: ignore[arg-type]
+            flow.mark(fn, b, call.lineno, f"`{b}` picks the scored entry out of a distribution over the vocabulary")
+    for sub in fn.subscripts:
+        if not isinstance(sub.ctx, ast.Load) or not is_dist(sub.value):
+            continue
+        if isinstance(sub.slice, ast.Tuple) and len(sub.slice.elts) >= 2:
+            idx = sub.slice.elts[-1]  # `lp[rows, t]`: the last axis is the vocabulary
+        elif _negated(fn, sub):
+            idx = sub.slice  # `-row[t]`: one entry of a distribution taken as the loss
+        else:
+            continue  # `logp[i]` may select a position's row, not a token's entry
+        if isinstance(idx, (ast.Slice, ast.Constant)) or is_candidate_expr(idx):
+            continue
+        b = base_of(idx)
+        if b:
+            flow.mark(fn, b, sub.lineno, f"`{b}` picks the scored entry out of a distribution over the vocabulary")
+
+
+def _negated(fn: Function, node: ast.AST) -> bool:
+    """`-x`, `a - x`, `loss -= x`: the value is subtracted (a log-probability turned into a loss)."""
+    parent = fn.parent_of.get(id(node))
+    if isinstance(parent, ast.UnaryOp) and isinstance(parent.op, ast.USub):
+        return True
+    if isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.Sub) and parent.right is node:
+        return True
+    return isinstance(parent, ast.AugAssign) and isinstance(parent.op, ast.Sub) and parent.value is node
+
+
+def _is_dist(node: ast.expr, dists: set[str]) -> bool:
+    """A softmax/log_softmax result (`x.log_softmax(-1)`, `F.softmax(x, dim=-1)`) or a name
+    assigned from one, possibly sliced by position (`logp[i]`)."""
+    v = strip_chain(node)
+    while isinstance(v, ast.Subscript):
+        v = strip_chain(v.value)
+    if isinstance(v, ast.Call) and call_name(v) in _DIST_CALLS:
+        return True
+    return isinstance(v, ast.Name) and v.id in dists
+
 def _shift_pairs(flow: TargetFlow, fn: Function) -> None:
     heads: dict[str, list[tuple[list[str], int]]] = {}
     tails: dict[str, list[tuple[list[str], int]]] = {}
@@ -130,17 +194,34 @@ def _shift_pairs(flow: TargetFlow, fn: Function) -> None:
                                            f"(paired with the input slice at line {head_line})")
 
 def _next_position_reads(flow: TargetFlow, fn: Function) -> None:
-    """`tgt = tokens[p + 1]`: the token one position after p is p's target."""
+    """`tgt = tokens[p + 1]`: the token one position after p is p's target. Element by element
+    in a tuple assignment (`ctx, nxt = int(tokens[p]), int(tokens[p + 1])`)."""
     for a in fn.assigns:
-        v = strip_chain(a.value)
-        if isinstance(v, ast.Subscript) and isinstance(v.slice, ast.BinOp) \
-                and isinstance(v.slice.op, ast.Add) and _is_const(v.slice.right, 1) \
-                and isinstance(v.slice.left, (ast.Name, ast.Attribute, ast.Subscript)) \
-                and not isinstance(a.node, (ast.For, ast.AsyncFor)) and not a.unpacks:
-            text = ast.unparse(v)
-            for n in a.names:
-                flow.mark(fn, n, a.line, f"`{n}` = `{text}` is the token one position after the "
-                                          "scored position (its target)")
+        if isinstance(a.node, (ast.For, ast.AsyncFor)):
+            continue
+        pairs: list[tuple[list[str], ast.expr]] = []
+        if not a.unpacks:
+            pairs.append((a.names, a.value))
+        elif isinstance(a.node, ast.Assign) and len(a.node.targets) == 1 \
+                and isinstance(a.node.targets[0], (ast.Tuple, ast.List)) \
+                and isinstance(a.value, (ast.Tuple, ast.List)) \
+                and len(a.node.targets[0].elts) == len(a.value.elts):
+            pairs += [(assigned_names(t), v) for t, v in zip(a.node.targets[0].elts, a.value.elts)]
+        for names, value in pairs:
+            v = strip_chain(value)  # `int(t[p + 1])`, `t[p + 1].item()`: the same token
+            if isinstance(v, ast.Subscript) and isinstance(v.slice, ast.BinOp) \
+                    and isinstance(v.slice.op, ast.Add) and _is_const(v.slice.right, 1) \
+                    and isinstance(v.slice.left, (ast.Name, ast.Attribute, ast.Subscript)):
+                # `buf[j] = buf[j + 1]` moves an element within one buffer (a sliding context
+                # window shifted left): the buffer gains no token it did not hold already.
+                read = base_of(v.value)
+                text = ast.unparse(v)
+                for n in names:
+                    if n == read:
+                        continue
+                    flow.mark(fn, n, a.line, f"`{n}` = `{text}` is the token one position after the "
+                                              "scored position (its target)")
+
 
 def _ngram_positions(flow: TargetFlow, fn: Function) -> None:
     """The n-gram's completing token: `A[p]` (or `A[s:e]`) when the same function reads the

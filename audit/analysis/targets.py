@@ -13,7 +13,10 @@ parameter position/keyword. Target sources:
     lookup table (`base_bytes_lut[y]`);
   * conventional names (`y`, `tgt`, `targets`, `target_ids`, `labels`, ...);
   * n-gram position arithmetic: `A[p]` where the same function also reads `A[p - k]` (context
-    tokens before p), so `A[p]` is the token that completes the n-gram.
+    tokens before p), so `A[p]` is the token that completes the n-gram; `A[p + 1]`, also as one
+    element of a tuple assignment;
+  * the index that reads the scored entry out of a softmax/log_softmax (`logp.gather(-1, t)`,
+    `lp[rows, t]`, `-row[t]`), where the sources above found nothing.
 Candidates (`arange`, `range`, `argmax`, `topk`, hint ids) never become targets, nor do names
 that describe targets without holding their ids (`target_pos`, `target_mask`, `y_len`).
 Propagation keeps tuple elements apart where the shape is known (`a, b = x, y`; `zip`;
@@ -39,8 +42,8 @@ import ast
 
 from audit.analysis.code_functions import Assignment, Function, collect_functions
 from audit.analysis.eval_code import CodeUnit
-from audit.analysis.syntax import assigned_names, base_of, call_name, dotted, names_in
-from audit.analysis.target_sources import candidates, named_sources, structural_sources
+from audit.analysis.syntax import assigned_names, base_of, call_name, child_nodes, dotted, names_in
+from audit.analysis.target_sources import candidates, distribution_reads, named_sources, structural_sources
 from audit.findings import Evidence
 
 
@@ -65,6 +68,9 @@ class TargetFlow:
         for f in self.functions:
             candidates(self, f)
             structural_sources(self, f)
+        self._propagate()
+        for f in self.functions:  # the scored entry of a distribution, where the above found nothing
+            distribution_reads(self, f)
         self._propagate()
         for f in self.functions:  # conventional names only where dataflow found nothing
             named_sources(self, f)
@@ -146,7 +152,7 @@ class TargetFlow:
             elif isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in ("self", "cls"):
                 out.add(f"{n.value.id}.{n.attr}")
             else:
-                stack.extend(ast.iter_child_nodes(n))
+                stack.extend(child_nodes(n))
         return out
 
     def _element_flows(self, fn: Function, a: Assignment) -> list[tuple[list[str], list[ast.expr]]]:

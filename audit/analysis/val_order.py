@@ -16,7 +16,7 @@ from collections import defaultdict
 from audit.analysis import names as N
 from audit.analysis.facts import Site, substitute
 from audit.analysis.program import FunctionRef
-from audit.analysis.syntax import root_name
+from audit.analysis.syntax import root_name, walk
 from audit.analysis.valflow import EPOCH_LOOP, Classified, Event, ValFlow, direct_updates, discarded_module
 
 # How far (in statements) a warm-up log line may sit from the update it announces.
@@ -62,10 +62,10 @@ def _lagged(ref: FunctionRef, upd: Site, score: Site, loop) -> bool:
         return False
     last = max(upd.line, score.line)
     set_at: dict[str, list[ast.stmt]] = defaultdict(list)
-    for n in ast.walk(node):
+    for n in walk(node):
         if isinstance(n, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             for t in (n.targets if isinstance(n, ast.Assign) else [n.target]):
-                for x in ast.walk(t):
+                for x in walk(t):
                     if isinstance(x, ast.Name):
                         set_at[x.id].append(n)
     step_vars = set().union(*(lp.target_names for lp in upd.loops)) if upd.loops else set()
@@ -112,7 +112,7 @@ def _warmup(ref: FunctionRef, e: Event) -> bool:
     for s in ff.sites:
         if (s.kind == "call" and e.site.order - WARMUP_LOG_WINDOW <= s.order <= e.site.order
                 and N.LOG_CALLS.search(s.name.rsplit(".", 1)[-1]) and isinstance(s.node, ast.Call)):
-            for c in ast.walk(s.node):
+            for c in walk(s.node):
                 if isinstance(c, ast.Constant) and isinstance(c.value, str) and WARMUP_TEXT.search(c.value):
                     return True
     return False

@@ -34,7 +34,7 @@ from audit.analysis.facts import (
     substitute,
 )
 from audit.analysis.program import FunctionRef, Program
-from audit.analysis.syntax import dotted
+from audit.analysis.syntax import dotted, walk
 
 EPOCH_LOOP = re.compile(r"epoch|(?:^|_)ep(?:_|$)|pass|round", re.IGNORECASE)
 SLOT_NAME = re.compile(r"slot|(?:^|_)delta(?:_|$)|logit_bias", re.IGNORECASE)
@@ -213,7 +213,7 @@ def _exclusive(a: Site, b: Site) -> bool:
 def _reads_grad_of(ref: FunctionRef, b: Site, names: set[str]) -> bool:
     """After backward `b`, the code reads `<name>.grad` of one of `names` and of nothing else."""
     read: set[str] = set()
-    for n in ast.walk(ref.facts.node):
+    for n in walk(ref.facts.node):
         if (isinstance(n, ast.Attribute) and n.attr == "grad" and isinstance(n.ctx, ast.Load)
                 and getattr(n, "lineno", 0) >= b.line):
             read.add(dotted(n.value))

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from audit.analysis import names as N
 from audit.analysis.facts import EMPTY, FunctionFacts, Labels, ReturnSummary
 from audit.analysis.grad_context import Walker
-from audit.analysis.syntax import names_in
+from audit.analysis.syntax import child_nodes, names_in
 
 
 def walk_function(ff: FunctionFacts, body: list[ast.stmt], resolve: ReturnSummary,
@@ -37,7 +37,7 @@ def walk_function(ff: FunctionFacts, body: list[ast.stmt], resolve: ReturnSummar
             env[p] = frozenset({N.PARAM + p})
     w = Walker(ff, env, resolve, fields, nested_env)
     w.classes = classes
-    w.path_fields = path_fields or {}
+    w.path_fields = path_fields if path_fields is not None else {}
     if ff.parent is not None and not ff.parent.endswith("<module>"):
         w.free = _enclosing_names(ff, body)
     w.block(body)
@@ -77,7 +77,7 @@ def _enclosing_names(ff: FunctionFacts, body: list[ast.stmt]) -> frozenset[str]:
             bound.add((n.asname or n.name).split(".", 1)[0])
         elif isinstance(n, ast.ExceptHandler) and n.name:
             bound.add(n.name)
-        todo.extend(ast.iter_child_nodes(n))
+        todo.extend(child_nodes(n))
     return frozenset((used - bound) | nonlocal_)
 
 

@@ -71,8 +71,10 @@ def kraft_finding(outcome) -> Finding:
                        evidence=(call, *_rewrites(outcome)), key="kraft-na", source=SOURCES[KRAFT], **where)
     k = outcome.kraft
     cfg = outcome.config
+    over = (f"{k['candidates']} of {k['vocab']} candidates (stopped early: every term is positive, so the whole "
+            "sum is at least this)") if k.get("stopped_early") else f"{k['candidates']} candidates"
     measured = Evidence(
-        f"Kraft sum K = {k['value']:.6f} over {k['candidates']} candidates (per-candidate p(v|x) from "
+        f"Kraft sum K {'>=' if k.get('stopped_early') else '='} {k['value']:.6f} over {over} (per-candidate p(v|x) from "
         f"{k['p_min']:.2e} to {k['p_max']:.2e}); legal twin (same weights, plain causal forward) "
         f"K = {k['twin']:.6f}; {k['tolerance_explained']}", outcome.path, outcome.line)
     setup = Evidence(f"probe stream: {cfg.get('n')} targets + 1 candidate, vocabulary {cfg.get('vocab')}, "
@@ -92,7 +94,7 @@ def kraft_finding(outcome) -> Finding:
     if k["violated"]:
         return Finding(KRAFT, Severity.ERROR,
                        f"The evaluator's scores are not a causal, normalised distribution: the Kraft sum is "
-                       f"{k['value']:.6g}, not {k.get('reference', 1.0):.6g} (tolerance {k['tolerance']:.1e}, measured on the legal twin in the "
+                       f"{'at least ' if k.get('stopped_early') else ''}{k['value']:.6g}, not {k.get('reference', 1.0):.6g} (tolerance {k['tolerance']:.1e}, measured on the legal twin in the "
                        "same run). A legal evaluator's score of a prefix does not depend on the next token and its "
                        "p(v|x) sums to 1; training on unscored tokens, target-keyed caches, unnormalised mixtures, "
                        "SLOT and gates that read the realised token all move this sum (C1/C2).",
