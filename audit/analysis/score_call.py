@@ -4,6 +4,13 @@ The probes (audit/probes) must drive the evaluator that produced the number the 
 claims, not any function that looks like one. The claimed number is the one logged last: the
 call whose result is formatted into the last `val_bpb` log line of main is that evaluator.
 Everything here is read from the syntax tree; nothing is imported or executed.
+
+The claimed score is followed through logging wrappers (`timed_eval(label, fn, *args)`) and
+helpers of main (three levels), and the logs decide between candidates with the same label.
+
+(Over 450 lines on purpose: finding the call, the model, the hyperparameters, the data object
+and the steps main replays before the call is one plan, `ScoreCall`, handed to the probe driver
+as a whole; split, each part would need the others' scope bookkeeping.)
 """
 
 from __future__ import annotations
@@ -350,7 +357,7 @@ def _nested_defs(scope: ast.FunctionDef, before: int, nodes: list, assigns, seg)
 
     nested = {f.name: f for f in ast.walk(scope) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
               and f is not scope and f.lineno < before
-              and not f.name.lower().startswith(LOG_FUNCS)}  # main's loggers: the probe's no-op stands in
+              and not f.name.lower().startswith(LOGGING_PREFIXES)}  # main's loggers: the probe's no-op stands in
     wanted = {n.id for node in nodes for n in ast.walk(node) if isinstance(n, ast.Name)} & set(nested)
     todo, seen = list(wanted), set()
     while todo:
@@ -582,7 +589,7 @@ def _val_aliases(names: set[str], assigns) -> tuple[str, ...]:
     return tuple(sorted(out))
 
 
-LOG_FUNCS = ("log", "print", "logger", "log0", "info", "warn")
+LOGGING_PREFIXES = ("log", "print", "logger", "log0", "info", "warn")
 
 
 def _val_steps(main: ast.FunctionDef, val_names: tuple[str, ...], after: int, before: int, evals: frozenset[int],
@@ -610,7 +617,7 @@ def _val_steps(main: ast.FunctionDef, val_names: tuple[str, ...], after: int, be
             if not isinstance(value, ast.Call):
                 continue
             fname = ast.unparse(value.func).rsplit(".", 1)[-1].lower()
-            if fname.startswith(LOG_FUNCS):
+            if fname.startswith(LOGGING_PREFIXES):
                 continue
             used = {n.id for a in (*value.args, *(k.value for k in value.keywords), value.func) for n in ast.walk(a)
                     if isinstance(n, ast.Name)}
