@@ -242,6 +242,22 @@ def test_probe_rule_ids_are_described_as_runtime_rules():
     assert infos["R-PROBE-KRAFT"].kind == "runtime" and infos["R-PROBE-BYTES"].kind == "runtime"
 
 
+def test_probe_stream_repeats_a_phrase_so_ngram_contexts_recur():
+    """Every context of the stream's last tokens has been seen before with a continuation; the
+    marker occurs once; the stream starts a document."""
+    from audit.probes.driver import PERIOD, choose_stream
+
+    val = [1, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 1, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69] * 4
+    x, marker = choose_stream(val, 24, bos=1, vocab=384)
+    assert len(x) == 25 and x[0] == 1 and x.count(marker) == 1
+    body = x[2:]
+    assert body == [body[i % PERIOD] for i in range(len(body))] and len(set(body)) == PERIOD
+    for order in range(1, 8):
+        ctx = x[-order:]
+        seen = sum(1 for i in range(2, len(x) - order) if x[i:i + order] == ctx)
+        assert seen >= 2, (order, seen)
+
+
 # -- end to end: the mutation test-bed ----------------------------------------------------------
 def _probe(name: str):
     pytest.importorskip("torch")

@@ -530,9 +530,17 @@ def twin_nll(model, stream: list[int]) -> float:
         return float(F.cross_entropy(out.reshape(-1, out.size(-1)).float(), y.reshape(-1), reduction="sum"))
 
 
+PERIOD = 5  # tokens in the repeated phrase of the probe stream
+
+
 def choose_stream(val: list[int], n: int, bos: int, vocab: int) -> tuple[list[int], int]:
-    """n+1 tokens from a document start whose last token occurred before (n-gram caches see a context),
-    with a marker id at position 1 that occurs nowhere else (it carries the one counted byte)."""
+    """n+1 tokens: a document start, a marker id at position 1 that occurs nowhere else (it carries
+    the one counted byte), then a phrase of PERIOD validation tokens repeated to the end.
+
+    The repetition is what lets an n-gram cache speak: every context of the last tokens, of any
+    order, has been seen several times before with a continuation, so a cache that needs a
+    minimum count (or keys on the target) contributes to the scores of the candidates. A legal
+    evaluator sums to 1 on any stream, so the choice of stream never makes a legal one fail."""
     starts = [i for i, t in enumerate(val) if t == bos and i + n + 1 <= len(val)] or [0]
     pick = starts[0]
     for s in starts:
@@ -540,7 +548,18 @@ def choose_stream(val: list[int], n: int, bos: int, vocab: int) -> tuple[list[in
         if window[-1] in window[2:-1] and bos not in window[1:]:
             pick = s
             break
-    x = list(val[pick:pick + n + 1])
+    head = list(val[pick:pick + n + 1])
+    phrase: list[int] = []
+    for t in head[2:] + val[pick + n + 1:pick + n + 1 + 64]:
+        if t != bos and t not in phrase:
+            phrase.append(t)
+        if len(phrase) == PERIOD:
+            break
+    if len(phrase) < 2:  # a degenerate shard: keep the document as it is
+        body = head[2:]
+    else:
+        body = [phrase[i % len(phrase)] for i in range(n - 1)]
+    x = [head[0], head[1], *body]
     used = set(x[2:])
     marker = next(t for t in range(vocab - 1, -1, -1) if t not in used and t != bos)
     x[1] = marker
