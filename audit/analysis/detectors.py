@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from audit.analysis import names as N
-from audit.analysis.facts import Site, substitute
+from audit.analysis.facts import Site, assign_closure, substitute
 from audit.analysis.program import FunctionRef
 from audit.analysis.syntax import names_in, walk
 from audit.analysis.valflow import Event, ValFlow
@@ -107,14 +107,7 @@ def _adapts_in_place(callee: FunctionRef) -> bool:
     if not backs:
         return True  # the updates happen further down; assume in place
     for o in (s for s in ff.sites if s.kind == "optim"):
-        seen: set[str] = set()
-        todo = list(o.mentions)
-        while todo and len(seen) < 100:
-            n = todo.pop()
-            if n in seen:
-                continue
-            seen.add(n)
-            todo.extend(ff.assign_sources.get(n, ()))
+        seen = assign_closure(ff, o.mentions, limit=100)
         if "deepcopy" in seen:
             return False
     last = max(b.order for b in backs)
@@ -375,14 +368,8 @@ def _artifact_save(s: Site, ref: FunctionRef) -> bool:
         return False
     if not isinstance(s.node, ast.Call):
         return False
-    seen: set[str] = set()
     todo = [n for a in (*s.node.args, *(k.value for k in s.node.keywords)) for n in names_in(a)]
     strings = [c.value for a in (*s.node.args, *(k.value for k in s.node.keywords)) for c in walk(a)
                if isinstance(c, ast.Constant) and isinstance(c.value, str)]
-    while todo and len(seen) < 200:
-        n = todo.pop()
-        if n in seen:
-            continue
-        seen.add(n)
-        todo.extend(ref.facts.assign_sources.get(n, ()))
+    seen = assign_closure(ref.facts, todo, limit=200)
     return any(ARTIFACT_NAME.search(x) for x in seen) or any(ARTIFACT_PATH.search(x) for x in strings)

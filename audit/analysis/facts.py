@@ -31,7 +31,7 @@ receiver and arguments.
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from audit.analysis import names as N
@@ -130,6 +130,20 @@ class FunctionFacts:
 # Summaries the walker consults for user-defined callees: qualname -> labels of the return value
 # expressed over that callee's parameters, plus the parameter names.
 ReturnSummary = Callable[[ast.Call, str, "FunctionFacts"], list[tuple[FunctionFacts, Labels]]]
+
+
+def assign_closure(ff: FunctionFacts, seeds: Iterable[str], limit: int | None = None) -> set[str]:
+    """`seeds` and every name they were assigned from, transitively (`ff.assign_sources`); at
+    most about `limit` names when given (the walk stops once that many are collected)."""
+    out: set[str] = set()
+    todo = list(seeds)
+    while todo and (limit is None or len(out) < limit):
+        n = todo.pop()
+        if n in out:
+            continue
+        out.add(n)
+        todo.extend(ff.assign_sources.get(n, ()))
+    return out
 
 
 def bind_args(callee: FunctionFacts, call: ast.Call, arg_labels: tuple[Labels, ...],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 
-from audit.analysis.facts import EMPTY, Labels, Site, is_accumulator_method, substitute
+from audit.analysis.facts import EMPTY, Labels, Site, assign_closure, is_accumulator_method, substitute
 from audit.analysis.program import FunctionRef
 from audit.analysis.syntax import dotted
 from audit.analysis.valflow import Event, ValFlow
@@ -35,13 +35,7 @@ def _objective_names(ref: FunctionRef) -> set[str]:
     cached = getattr(ff, "_objective", None)
     if cached is not None:
         return cached
-    out: set[str] = set()
-    todo = [n for s in ff.sites if s.kind == "backward" for n in s.mentions]
-    while todo:
-        n = todo.pop()
-        if n not in out:
-            out.add(n)
-            todo.extend(ff.assign_sources.get(n, ()))
+    out = assign_closure(ff, [n for s in ff.sites if s.kind == "backward" for n in s.mentions])
     ff._objective = out  # type: ignore[attr-defined]
     return out
 
@@ -152,13 +146,7 @@ def _returned_closure(ref: FunctionRef) -> set[str]:
     cached = getattr(ff, "_ret_closure", None)
     if cached is not None:
         return cached
-    out: set[str] = set()
-    todo = list(ff.return_names)
-    while todo:
-        n = todo.pop()
-        if n not in out:
-            out.add(n)
-            todo.extend(ff.assign_sources.get(n, ()))
+    out = assign_closure(ff, ff.return_names)
     ff._ret_closure = out  # type: ignore[attr-defined]
     return out
 

@@ -9,7 +9,7 @@ import ast
 from collections.abc import Mapping
 
 from audit.analysis import names as N
-from audit.analysis.facts import EMPTY, FunctionFacts, Labels, ReturnSummary
+from audit.analysis.facts import EMPTY, FunctionFacts, Labels, ReturnSummary, assign_closure
 from audit.analysis.grad_context import Walker
 from audit.analysis.syntax import child_nodes, names_in
 
@@ -87,12 +87,5 @@ def _reported_names(ff: FunctionFacts) -> set[str]:
     for s in ff.sites:
         if s.kind == "call" and N.LOG_CALLS.search(s.name.rsplit(".", 1)[-1]) and s.node is not None:
             seeds |= names_in(s.node)
-    out = set()
-    todo = list(seeds)
-    while todo:
-        n = todo.pop()
-        if n in out:
-            continue
-        out.add(n)
-        todo.extend(ff.assign_sources.get(n, ()))
+    out = assign_closure(ff, seeds)
     return out
