@@ -8,11 +8,11 @@ Three numbers matter for a script:
 - whether it is a self-extracting wrapper (`exec(lzma.decompress(base64.b85decode("...")))`,
   convention (a)) whose own file size is what gets counted;
 - for a readable script, an estimate of convention (b) (minify.py): strip comments, docstrings,
-  blank lines and the spaces around symbols, indent by one space, compress (lzma preset 9 extreme /
-  brotli 11, the smaller) and wrap in the same `exec(...)` shell. On the eleven 04-10..04-29
-  records this lands within -2.1%..+2.1% of the pyminify-based "Code size (compressed)" they
-  logged: close, not byte-exact. It costs ~0.4 s on a 150 KB script, hence `estimate=False` where
-  only the raw size is needed.
+  blank lines and the spaces around symbols, indent by one space, compress (the bytes of lzma
+  preset 9 extreme, written as 6e / brotli 11, the smaller) and wrap in the same `exec(...)` shell.
+  On the eleven 04-10..04-29 records this lands within -2.1%..+2.1% of the pyminify-based "Code
+  size (compressed)" they logged: close, not byte-exact. It costs ~0.2 s on a 150 KB script, hence
+  `estimate=False` where only the raw size is needed.
 
 This module is also the one decoder of packed code, used by the submission reader, code size and
 the analysis sources alike. A wrapper is decoded *statically*: the `exec` argument is evaluated by
@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from audit.minify import (  # noqa: F401 - re-exported: convention (b) lives in minify.py
+    LZMA_PRESET,
     WRAPPER_HEAD_BROTLI,
     WRAPPER_HEAD_LZMA,
     WRAPPER_TAIL_BROTLI,
@@ -106,7 +107,7 @@ class WrapperInfo:
 
 
 _UNKNOWN: Any = object()
-# The full estimate (tokenize-minify, lzma 9e, brotli 11) costs ~0.4 s on a 150 KB script and
+# The full estimate (tokenize-minify, lzma 9e bytes, brotli 11) costs ~0.2 s on a 150 KB script and
 # minutes on a hostile 8 MB one; real scripts are at most ~220 KB. Above this size the estimate is
 # the zlib-9 wrapper of the unminified text: seconds at most, and in practice larger than what a
 # minifier plus lzma/brotli give (nothing stripped, a weaker codec), so it errs towards the cap.

@@ -22,6 +22,7 @@ from functools import partial
 from typing import Any
 
 from audit.analysis.execution import with_execution_state
+from audit.collector import fewer_collections
 from audit.context import AuditContext, Options
 from audit.findings import AuditError, Finding, Report
 from audit.registry import all_rules
@@ -69,6 +70,14 @@ def audit_submission(
     rules: Iterable[type[Rule]] | None = None,
     kinds: tuple[str, ...] = ("static", "meta"),
 ) -> Report:
+    with fewer_collections():
+        # The folder's trees and facts die with `_audit`'s frame, before the collector's usual
+        # thresholds come back: a collection triggered then does not scan them.
+        return _audit(submission, options, rules, kinds)
+
+
+def _audit(submission: Submission, options: Options | None, rules: Iterable[type[Rule]] | None,
+           kinds: tuple[str, ...]) -> Report:
     ctx = AuditContext(submission, options or Options())
     selected = [r for r in (rules if rules is not None else all_rules()) if r.KIND in kinds]
     budget = _Budget(ctx.options)  # one per folder: the preparation and every rule draw on it

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from audit.analysis.parse import parse_source  # noqa: E402
-from audit.codesize import find_wrapper  # noqa: E402
+from audit.analysis.sources import decode_wrapped  # noqa: E402
 from audit.engine import audit_submission  # noqa: E402
 from audit.submission import Submission  # noqa: E402
 
@@ -82,11 +82,18 @@ def _best_cpu(fn, repeats: int = REPEATS) -> float:
 
 def py_texts(folder: Path) -> list[str]:
     """The folder's .py files, and the program inside each self-extracting wrapper: a 16 KB wrapper
-    holds a 50 KB script, which the check must parse too (the floor counts it)."""
+    holds a 50 KB script, which the check must parse too (the floor counts it). A wrapper may hold
+    a bundle of several files (#1518: its runner, two modules, C++ and CUDA sources); the floor
+    counts each part, decoded and split by the check's own decoder (`sources.decode_wrapped`)."""
     texts = [p.read_text(encoding="utf-8", errors="replace") for p in sorted(folder.rglob("*.py"))
              if p.is_file() and not p.is_symlink()]
-    inner = [w.inner_source for w in map(find_wrapper, texts) if w is not None and w.inner_source]
+    inner = [part for t in texts for part in decode_wrapped_text(t)]
     return texts + inner
+
+
+def decode_wrapped_text(text: str) -> list[str]:
+    tree = parse_source("x.py", text).tree
+    return decode_wrapped(tree) if tree is not None else []
 
 
 def check(folder: Path) -> None:

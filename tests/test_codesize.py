@@ -148,3 +148,73 @@ def test_estimate_is_wrapper_overhead_plus_base85_payload():
     assert (size, codec) == (sizes.compressed_estimate, sizes.estimate_codec)
     head = codesize.WRAPPER_HEAD_LZMA if codec == "lzma" else codesize.WRAPPER_HEAD_BROTLI
     assert size > len(head)
+
+
+def test_lzma_preset_6e_writes_the_bytes_of_9e():
+    """minify.LZMA_PRESET is 6e, not the authors' 9e, for speed: presets 6-9 differ only in the
+    dictionary, which covers any input the full estimate takes (at most 1 MiB)."""
+    from pathlib import Path
+
+    scripts = sorted(Path(__file__).resolve().parents[1].glob("fixtures/submissions/*/train_gpt.py"))[:6]
+    texts = [minify_source(p.read_text(encoding="utf-8")) for p in scripts] + [INNER * 40]
+    assert len(texts) >= 4
+    for text in texts:
+        data = text.encode()
+        ours = lzma.compress(data, format=lzma.FORMAT_RAW,
+                             filters=[{"id": lzma.FILTER_LZMA2, "preset": codesize.LZMA_PRESET}])
+        authors = lzma.compress(data, format=lzma.FORMAT_RAW,
+                                filters=[{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}])
+        assert ours == authors
+
+
+def _both_tokenizers(source: str) -> tuple[str, str]:
+    import audit.minify as minify
+
+    fast = minify.minify_source(source, parses=True)
+    slow_tokens = minify._tokens
+
+    def slow(src: str, fast: bool = True):  # noqa: ARG001 - the signature minify calls
+        return slow_tokens(src, fast=False)
+
+    minify._tokens = slow
+    try:
+        return fast, minify.minify_source(source, parses=True)
+    finally:
+        minify._tokens = slow_tokens
+
+
+@pytest.mark.parametrize("module", ["ast", "argparse", "dataclasses", "tokenize", "typing", "inspect"])
+def test_fast_tokenizer_minifies_like_tokenize(module):
+    """On 3.11 minify reads the C tokenizer; the text must be what `tokenize` gives."""
+    import importlib
+    from pathlib import Path
+
+    source = Path(importlib.import_module(module).__file__).read_text(encoding="utf-8")
+    fast, slow = _both_tokenizers(source)
+    assert fast == slow
+
+
+def test_fast_tokenizer_minifies_our_fixture_scripts_like_tokenize():
+    from pathlib import Path
+
+    for p in sorted(Path(__file__).resolve().parents[1].glob("fixtures/submissions/*/train_gpt.py"))[:8]:
+        fast, slow = _both_tokenizers(p.read_text(encoding="utf-8"))
+        assert fast == slow, p
+
+
+def test_identifier_with_combining_mark_stays_whole():
+    """3.11's `tokenize` splits `x\u0947y` at the mark (a CPython bug); the C tokenizer does not,
+    so the minified text stays valid Python."""
+    import ast as ast_module
+    import sys
+
+    import audit.minify as minify
+
+    source = "x\u0947y = 1\nprint(x\u0947y)\n"
+    out = minify_source(source)
+    if minify._C_TOKENIZER is not None:
+        assert out == "x\u0947y=1\nprint(x\u0947y)\n"
+    if minify._C_TOKENIZER is not None or sys.version_info >= (3, 12):
+        ast_module.parse(out)
+    if sys.version_info[:2] == (3, 11):
+        assert minify._C_TOKENIZER is not None

@@ -38,6 +38,7 @@ from audit.analysis.eval_code import code_units
 from audit.analysis.names import LOGARITHM_FUNCS
 from audit.analysis.oracle_gates import OracleGate, gold_score_functions, oracle_gates
 from audit.analysis.syntax import (
+    any_below,
     assigned_names,
     base_of,
     call_name,
@@ -102,14 +103,17 @@ def _compute(ctx) -> NgramFacts:  # type: ignore[no-untyped-def]
 # -- target hash keys ------------------------------------------------------------------------
 
 def has_hash_op(node: ast.AST) -> bool:
-    for n in walk_nodes(node):
-        if isinstance(n, ast.BinOp) and isinstance(n.op, (ast.BitXor, ast.Mod, ast.BitAnd, ast.LShift, ast.RShift)):
-            return True
-        if isinstance(n, ast.AugAssign) and isinstance(n.op, (ast.BitXor, ast.Mod, ast.BitAnd)):
-            return True
-        if isinstance(n, ast.Call) and call_name(n) in ("hash", "remainder", "bitwise_xor", "fmod"):
-            return True
-    return False
+    """A hashing operator or call anywhere in the expression (asked for every assignment and key
+    of the n-gram analyses, hence memoised on the nodes)."""
+    return any_below(node, "_pga_hash", _hash_op_here)
+
+
+def _hash_op_here(n: ast.AST) -> bool:
+    if isinstance(n, ast.BinOp):
+        return isinstance(n.op, (ast.BitXor, ast.Mod, ast.BitAnd, ast.LShift, ast.RShift))
+    if isinstance(n, ast.AugAssign):
+        return isinstance(n.op, (ast.BitXor, ast.Mod, ast.BitAnd))
+    return isinstance(n, ast.Call) and call_name(n) in ("hash", "remainder", "bitwise_xor", "fmod")
 
 
 def _data_names(flow: TargetFlow, fn: Function, node: ast.AST) -> tuple[set[str], set[str]]:

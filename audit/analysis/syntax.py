@@ -103,9 +103,10 @@ def own_nodes(fn_node: ast.AST) -> Iterator[tuple[ast.AST, ast.AST]]:
     while stack:
         node, parent = stack.pop()
         yield node, parent
-        if isinstance(node, _SCOPES):
-            continue
-        stack.extend((c, node) for c in child_nodes(node))
+        if not isinstance(node, _SCOPES):
+            kids = child_nodes(node)
+            if kids:
+                stack += [(c, node) for c in kids]
 
 
 def body_nodes(fn_node: ast.AST) -> tuple[ast.AST, ...]:
@@ -131,17 +132,15 @@ def body_nodes(fn_node: ast.AST) -> tuple[ast.AST, ...]:
 def nesting_depth(fn_node: ast.AST, limit: int = MAX_NESTING) -> int:
     """Deepest nesting of a function's nodes, lambdas included (nested defs and classes are
     measured on their own), or `limit + 1` as soon as it is known to exceed `limit`."""
-    stack: list[tuple[ast.AST, int]] = [(c, 1) for c in child_nodes(fn_node)]
-    best = 0
-    while stack:
-        node, d = stack.pop()
-        if d > limit:
+    level = child_nodes(fn_node)
+    depth = 0
+    while level:  # one level at a time: a list comprehension per level, not a push per node
+        depth += 1
+        if depth > limit:
             return limit + 1
-        best = max(best, d)
-        if isinstance(node, _DEFS):
-            continue  # analysed as functions of their own (a lambda's body is part of this one)
-        stack.extend((c, d + 1) for c in child_nodes(node))
-    return best
+        # nested defs and classes end here (a lambda's body is part of this function)
+        level = [c for n in level if not isinstance(n, _DEFS) for c in child_nodes(n)]
+    return depth
 
 
 def too_deep(fn_node: ast.AST) -> bool:
@@ -173,6 +172,14 @@ def _bottom_up(node: ast.AST, attr: str, children: Callable[[ast.AST], list[ast.
         stack.pop()
         n.__dict__[attr] = combine(n, [c.__dict__[attr] for c in kids])
     return node.__dict__[attr]
+
+
+def any_below(node: ast.AST, attr: str, here: Callable[[ast.AST], bool]) -> bool:
+    """Whether `here` holds for `node` or any node below it (shared operator nodes aside),
+    memoised on every node under `attr`: asking again about a sub-expression is a lookup."""
+    if isinstance(node, _SHARED):
+        return False
+    return _bottom_up(node, attr, _kids, lambda n, kids: any(kids) or here(n))  # type: ignore[return-value]
 
 
 def _union(own: frozenset[str], parts: list) -> frozenset[str]:
