@@ -7,10 +7,11 @@ import ast
 import base64
 import io
 import lzma
-import sys
 import tokenize
 import warnings
 import zlib
+
+from audit.tokens import python_tokens
 
 # The shell of the challenge's self-extracting scripts; its length is the fixed overhead added to
 # the base85 payload when estimating convention (b).
@@ -29,7 +30,7 @@ def minify_source(source: str, *, parses: bool | None = None) -> str:
     """Strip comments, docstrings, other bare string statements and blank lines; 1-space indent;
     a space between tokens only where two words would otherwise merge.
 
-    Token-level (`_tokens`): on a 150 KB script it takes ~0.05 s where a libcst transform took
+    Token-level (`audit.tokens`): on a 150 KB script it takes ~0.05 s where a libcst transform took
     2.5-3.5 s, and its estimate lands within ~2% of the libcst one. The result
     is valid Python with the same meaning (a block left empty gets `pass`). Unparseable source
     is returned unchanged. `parses` is whether `ast.parse(source)` succeeds, when the caller knows.
@@ -41,7 +42,7 @@ def minify_source(source: str, *, parses: bool | None = None) -> str:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 ast.parse(source)
-        tokens = _tokens(source)
+        tokens = python_tokens(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError, tokenize.TokenError):
         return source
     offsets = _line_offsets(source)
@@ -83,32 +84,6 @@ def minify_source(source: str, *, parses: bool | None = None) -> str:
         elif not _block_has_code(entries, k):
             lines.append(" " * d + "pass")
     return "\n".join(lines) + "\n"
-
-
-# Python 3.11's `tokenize` is pure Python: 0.08 s of a 170 KB script, more than the codecs after
-# it. Its C tokenizer (`_tokenize.TokenizerIter`, which 3.12's `tokenize` wraps with another
-# signature) yields the same tokens without the comments and NL tokens minify drops anyway, in a
-# sixth of the time. The minified text is identical on 14,161 of 14,166 files (standard library,
-# site-packages, corpus); the 5 others hold identifiers with combining marks, which `tokenize`
-# splits in two (a CPython bug) and the C tokenizer keeps whole (tests/test_codesize.py).
-# Anything unexpected from the private API falls back to `tokenize`.
-try:
-    from _tokenize import TokenizerIter as _C_TOKENIZER  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - every CPython 3.11 has it
-    _C_TOKENIZER = None
-if sys.version_info[:2] != (3, 11):
-    _C_TOKENIZER = None
-
-
-def _tokens(source: str, *, fast: bool = True) -> list[tuple]:
-    """(type, string, start, end) of each token of valid code; start/end only from `tokenize`
-    (the fast path runs only on 3.11, which has no f-string tokens that need them)."""
-    if fast and _C_TOKENIZER is not None:
-        try:
-            return [(t[1], t[0], None, None) for t in _C_TOKENIZER(source)]
-        except Exception:  # noqa: BLE001 - a private API: any surprise means the slow path
-            pass
-    return list(tokenize.generate_tokens(io.StringIO(source).readline))
 
 
 _FSTRING_START = getattr(tokenize, "FSTRING_START", -1)

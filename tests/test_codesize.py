@@ -168,19 +168,16 @@ def test_lzma_preset_6e_writes_the_bytes_of_9e():
 
 
 def _both_tokenizers(source: str) -> tuple[str, str]:
+    """minify's text with the fast tokens (3.11's C tokenizer) and with `tokenize`'s."""
     import audit.minify as minify
+    from audit.tokens import python_tokens
 
     fast = minify.minify_source(source, parses=True)
-    slow_tokens = minify._tokens
-
-    def slow(src: str, fast: bool = True):  # noqa: ARG001 - the signature minify calls
-        return slow_tokens(src, fast=False)
-
-    minify._tokens = slow
+    minify.python_tokens = lambda src, fast=True: python_tokens(src, fast=False)  # type: ignore[assignment]
     try:
         return fast, minify.minify_source(source, parses=True)
     finally:
-        minify._tokens = slow_tokens
+        minify.python_tokens = python_tokens  # type: ignore[assignment]
 
 
 @pytest.mark.parametrize("module", ["ast", "argparse", "dataclasses", "tokenize", "typing", "inspect"])
@@ -208,13 +205,13 @@ def test_identifier_with_combining_mark_stays_whole():
     import ast as ast_module
     import sys
 
-    import audit.minify as minify
+    import audit.tokens as tokens
 
     source = "x\u0947y = 1\nprint(x\u0947y)\n"
     out = minify_source(source)
-    if minify._C_TOKENIZER is not None:
+    if tokens._C_TOKENIZER is not None:
         assert out == "x\u0947y=1\nprint(x\u0947y)\n"
-    if minify._C_TOKENIZER is not None or sys.version_info >= (3, 12):
+    if tokens._C_TOKENIZER is not None or sys.version_info >= (3, 12):
         ast_module.parse(out)
     if sys.version_info[:2] == (3, 11):
-        assert minify._C_TOKENIZER is not None
+        assert tokens._C_TOKENIZER is not None

@@ -179,6 +179,9 @@ def _target_hash_keys(flow: TargetFlow, fn: Function, defs_by_fn: dict[int, _Key
                 keys.setdefault(n, KeyFact(a.line, t, fn))
                 defs.add(n, a.line)
     for _ in range(4):  # `fk = full_key[ok]`, `k = full_key.astype(...)` keep the key
+        if not keys:
+            break
+        grew = False
         for a in fn.assigns:
             v = strip_chain(a.value)
             src = base_of(v) if isinstance(v, (ast.Subscript, ast.Name, ast.Attribute)) else None
@@ -195,6 +198,9 @@ def _target_hash_keys(flow: TargetFlow, fn: Function, defs_by_fn: dict[int, _Key
                     if n not in keys:
                         keys[n] = keys[src]
                         defs.add(n, a.line)
+                        grew = True
+        if not grew:
+            break  # a pass reads only `keys`: one that adds nothing ends the propagation
     defs_by_fn[id(fn)] = defs
     return keys
 

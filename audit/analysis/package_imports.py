@@ -6,7 +6,8 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from audit.analysis.syntax import walk
+from audit.analysis.sources import MAX_ANALYSED_BYTES
+from audit.analysis.syntax import nodes_of, walk
 
 _OPTIONAL_GUARDS = ("ImportError", "ModuleNotFoundError", "Exception")
 
@@ -27,9 +28,13 @@ def imported_packages(ctx) -> list[ImportedPackage]:  # type: ignore[no-untyped-
             parsed = ctx.parsed(rel)
             if parsed.tree is None:
                 continue
-            # Every shipped file, analysed or not (a 4 MB script is not): one plain walk that
-            # leaves nothing memoised on the tree.
-            nodes = list(ast.walk(parsed.tree))
+            # Every shipped file, analysed or not. An analysed tree is indexed once for every
+            # analysis (`nodes_of`); a file too large to analyse (a 4 MB script) gets one plain
+            # walk that leaves nothing memoised on its tree.
+            if len(parsed.source) <= MAX_ANALYSED_BYTES:
+                nodes = nodes_of(parsed.tree, ast.Import, ast.ImportFrom, ast.Try)
+            else:
+                nodes = list(ast.walk(parsed.tree))
             guarded = _guarded_imports([n for n in nodes if isinstance(n, ast.Try)])
             for node in nodes:
                 if isinstance(node, ast.Import):

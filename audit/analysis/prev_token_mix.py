@@ -81,9 +81,12 @@ def _mask_vars(fn: Function) -> set[str]:
     """Names computed from BOS/document-boundary facts (`keep = input_ids != bos_id`)."""
     out: set[str] = set()
     for _ in range(3):
+        before = len(out)
         for a in fn.assigns:
             if _masked(a.value, out):
                 out.update(a.names)
+        if len(out) == before:
+            break  # a pass reads only `out`: one that adds nothing ends the propagation
     return out
 
 

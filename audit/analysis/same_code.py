@@ -12,6 +12,7 @@ import warnings
 
 from audit.analysis.parse import MAX_PARSE_CHARS
 from audit.analysis.sources import analysis_sources
+from audit.tokens import code_tokens, same_code_tokens
 
 
 def same_syntax(ctx, embedded: str, submitted: str) -> bool:  # type: ignore[no-untyped-def]
@@ -25,8 +26,18 @@ def _same(ctx, embedded: str, submitted: str) -> bool:  # type: ignore[no-untype
     b = ctx.memo("analysis.submitted_tree:" + _digest(submitted), lambda: _shared_parse(ctx, submitted))
     if b is None:
         return False
+    # The parser sees only tokens: the same tokens as a text that parses give the same tree. A
+    # log's copy that differs in comments, blank lines or spacing is answered without a parse.
+    if len(embedded) <= MAX_PARSE_CHARS:
+        mine = _tokens_of(ctx, submitted)
+        if mine is not None and same_code_tokens(embedded, mine):
+            return True
     a = _parse(embedded)
     return a is not None and same_tree(a, b)
+
+
+def _tokens_of(ctx, text: str) -> list[tuple[int, str]] | None:  # type: ignore[no-untyped-def]
+    return ctx.memo("analysis.submitted_tokens:" + _digest(text), lambda: code_tokens(text))  # type: ignore[no-any-return]
 
 
 def _digest(text: str) -> str:
