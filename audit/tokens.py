@@ -6,7 +6,8 @@ from __future__ import annotations
 import io
 import sys
 import tokenize
-from collections.abc import Iterator
+import unicodedata
+from collections import Counter
 
 # Python 3.11's `tokenize` is pure Python: 0.08 s of a 170 KB script, more than the codecs after
 # it. Its C tokenizer (`_tokenize.TokenizerIter`, which 3.12's `tokenize` wraps with another
@@ -43,27 +44,42 @@ def code_tokens(source: str) -> list[tuple[int, str]] | None:
     tokens by kind only (their text is indentation or a line end). Two texts with the same list
     parse to the same tree. None when the text does not tokenize."""
     try:
-        return list(_code_tokens(source))
+        if _C_TOKENIZER is not None:  # no fallback to `tokenize` here: a text 3.11 rejects has no list
+            return [(t[1], "" if t[1] in _LAYOUT else t[0]) for t in _C_TOKENIZER(source) if t[1] not in _DROPPED]
+        return [(t[0], "" if t[0] in _LAYOUT else t[1]) for t in python_tokens(source) if t[0] not in _DROPPED]
     except Exception:  # noqa: BLE001 - SyntaxError, TokenError, or a surprise from a private API
         return None
 
 
-def same_code_tokens(source: str, tokens: list[tuple[int, str]]) -> bool:
-    """Whether `source` has exactly these `code_tokens`, reading it only up to the first token
-    that differs (a copy with a real change usually stops long before its end)."""
-    try:
-        n = 0
-        for n, tok in enumerate(_code_tokens(source), 1):
-            if n > len(tokens) or tokens[n - 1] != tok:
-                return False
-        return n == len(tokens)
-    except Exception:  # noqa: BLE001 - as in code_tokens: a text that does not tokenize differs
-        return False
+def same_program(source: str, tokens: list[tuple[int, str]]) -> bool | None:
+    """Whether `source` parses to the tree of the text whose `code_tokens` are `tokens`, when the
+    tokens alone can tell (one pass of the tokenizer over `source`, a fraction of a parse):
+
+    - True: the same token list (the parser sees only tokens);
+    - False: other names. Formatting (parentheses, quotes, spacing, number spelling, comments)
+      never adds or drops a name token, and the only reordering a tree forgets (`f(k=v, *a)` is
+      `f(*a, k=v)`) keeps the same names, so two texts with one tree have the same names, counted
+      once `elif` is read as `else if` (the one keyword that spells two) and identifiers are
+      NFKC-normalised as the parser does;
+    - None: the names agree but other tokens differ, or the text does not tokenize: only a parse
+      can tell.
+    """
+    mine = code_tokens(source)
+    if mine is None:
+        return None
+    if mine == tokens:
+        return True
+    return False if _name_counts(mine) != _name_counts(tokens) else None
 
 
-def _code_tokens(source: str) -> Iterator[tuple[int, str]]:
-    # No fallback to `tokenize` on 3.11: a text the C tokenizer rejects has no token list.
-    raw = ((t[1], t[0]) for t in _C_TOKENIZER(source)) if _C_TOKENIZER is not None else python_tokens(source)
-    for kind, text, *_ in raw:
-        if kind not in _DROPPED:
-            yield (kind, "" if kind in _LAYOUT else text)
+def _name_counts(tokens: list[tuple[int, str]]) -> Counter[str]:
+    counts = Counter(text for kind, text in tokens if kind == tokenize.NAME)
+    elifs = counts.pop("elif", 0)
+    if elifs:
+        counts["else"] += elifs
+        counts["if"] += elifs
+    for name in [n for n in counts if not n.isascii()]:
+        same = unicodedata.normalize("NFKC", name)
+        if same != name:
+            counts[same] += counts.pop(name)
+    return counts

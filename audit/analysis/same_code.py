@@ -12,7 +12,7 @@ import warnings
 
 from audit.analysis.parse import MAX_PARSE_CHARS
 from audit.analysis.sources import analysis_sources
-from audit.tokens import code_tokens, same_code_tokens
+from audit.tokens import code_tokens, same_program
 
 
 def same_syntax(ctx, embedded: str, submitted: str) -> bool:  # type: ignore[no-untyped-def]
@@ -26,12 +26,13 @@ def _same(ctx, embedded: str, submitted: str) -> bool:  # type: ignore[no-untype
     b = ctx.memo("analysis.submitted_tree:" + _digest(submitted), lambda: _shared_parse(ctx, submitted))
     if b is None:
         return False
-    # The parser sees only tokens: the same tokens as a text that parses give the same tree. A
-    # log's copy that differs in comments, blank lines or spacing is answered without a parse.
+    # Most logs' copies differ from the script in comments and spacing only, or in names (a
+    # variable added): the tokens tell both without a parse (`same_program`).
     if len(embedded) <= MAX_PARSE_CHARS:
         mine = _tokens_of(ctx, submitted)
-        if mine is not None and same_code_tokens(embedded, mine):
-            return True
+        told = same_program(embedded, mine) if mine is not None else None
+        if told is not None:
+            return told
     a = _parse(embedded)
     return a is not None and same_tree(a, b)
 
