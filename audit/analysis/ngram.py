@@ -218,7 +218,7 @@ def _returned_keys(flow: TargetFlow, keys_by_fn: dict[int, dict[str, KeyFact]]) 
                 elts = list(v.elts) if isinstance(v, ast.Tuple) else [v] if v is not None else []
                 for i, e in enumerate(elts):
                     slot = i if isinstance(v, ast.Tuple) else None
-                    k = next((n for n in names_in(e, variables=True) if n in keys), None)
+                    k = next((n for n in sorted(names_in(e, variables=True)) if n in keys), None)
                     if k is not None:
                         returns.setdefault(fn.name, {})[slot] = keys[k]
                         continue
@@ -316,7 +316,7 @@ def _lookups(flow: TargetFlow, fn: Function, keys: dict[str, KeyFact],
         line = getattr(node, "lineno", 0)
         if line in seen_lines:
             continue
-        key_name = next((n for n in names_in(key, variables=True) if n in keys), None)
+        key_name = next((n for n in sorted(names_in(key, variables=True)) if n in keys), None)
         if key_name is not None:
             fact = keys[key_name]
             key_line, tname, owner = fact.line, fact.target, fact.owner

@@ -88,7 +88,7 @@ def _gate_names(fn: Function, reads: list[ast.Subscript]) -> dict[str, tuple[int
                 continue
             src = next((ids[id(n)] for n in walk_nodes(a.value) if id(n) in ids), None)
             if src is None:
-                src = next((gate[n] for n in names_in(a.value, variables=True) if n in gate), None)
+                src = next((gate[n] for n in sorted(names_in(a.value, variables=True)) if n in gate), None)
             if src is None:
                 continue
             for n in a.names:

@@ -121,7 +121,7 @@ class TargetFlow:
                 if a.unpacks and not isinstance(a.value, (ast.Tuple, ast.List)):
                     continue  # `a, b = rows[i]`: which element is which is unknown; do not smear
                 for names, values in self._element_flows(fn, a):
-                    src = next((n for v in values for n in self._carried(fn, v) if self.is_target(fn, n)), None)
+                    src = next((n for v in values for n in sorted(self._carried(fn, v)) if self.is_target(fn, n)), None)
                     if src is None:
                         continue
                     for n in names:
@@ -216,7 +216,7 @@ class TargetFlow:
                 for pname, arg in pairs:
                     if isinstance(arg, ast.Starred):
                         break
-                    src = next((n for n in names_in(arg, variables=True) if self.is_target(fn, n)), None)
+                    src = next((n for n in sorted(names_in(arg, variables=True)) if self.is_target(fn, n)), None)
                     if src is not None and self.mark(
                         callee, pname, call.lineno,
                         f"`{src}` is passed as `{pname}` to `{callee.qualname}`", self.key(fn, src),
