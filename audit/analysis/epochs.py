@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass
 
 from audit.analysis.facts import Loop, Site
+from audit.analysis.syntax import unparsed
 
 EPOCH_HEADER = re.compile(r"epoch|(?:^|_)ep(?:_|$)|pass|round", re.IGNORECASE)
 
@@ -100,7 +101,7 @@ def _common(a: Site, b: Site) -> list[Loop]:
 def _is_epoch_loop(lp: Loop) -> bool:
     node = lp.node
     if isinstance(node, ast.For):
-        return bool(EPOCH_HEADER.search(ast.unparse(node.target)) or EPOCH_HEADER.search(ast.unparse(node.iter)))
+        return bool(EPOCH_HEADER.search(unparsed(node.target)) or EPOCH_HEADER.search(unparsed(node.iter)))
     return bool(EPOCH_HEADER.search(lp.text))
 
 

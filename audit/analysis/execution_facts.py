@@ -16,7 +16,7 @@ from audit.analysis.flags import folder_default_off_flags, logged_flags
 from audit.analysis.names import LOG_CALLS
 from audit.analysis.program import FunctionRef, Program
 from audit.analysis.sources import Source, analysis_sources
-from audit.analysis.syntax import too_deep
+from audit.analysis.syntax import too_deep, unparsed
 from audit.findings import Evidence
 
 RAN = "ran"
@@ -177,7 +177,7 @@ def _visit_prints(ref: FunctionRef, src: Source, stmts: list[ast.stmt], conditio
                 yield _Print(ref, st.lineno, made[0], made[1], conditional)
             continue
         if isinstance(st, ast.If):
-            cond = conditional or not _RANK_GUARD.search(ast.unparse(st.test))
+            cond = conditional or not _RANK_GUARD.search(unparsed(st.test))
             yield from _visit_prints(ref, src, st.body, cond)
             yield from _visit_prints(ref, src, st.orelse, True)
         elif isinstance(st, ast.Try):

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from audit.analysis import names as N
 from audit.analysis.call_effects import CallEffects, _name_of
 from audit.analysis.facts import EMPTY, Loop
-from audit.analysis.syntax import child_nodes, dotted, names_in, root_name, walk
+from audit.analysis.syntax import child_nodes, dotted, names_in, root_name, unparsed, walk
 
 
 def is_grad_off_ctx(expr: ast.AST) -> bool:
@@ -178,7 +178,7 @@ class Walker(CallEffects):
     def _s_For(self, s: ast.For | ast.AsyncFor) -> None:
         it = self.labels(s.iter)
         loop = Loop(id(s), s.lineno, names_in(s.iter) | names_in(s.target), names_in(s.target),
-                    f"for {ast.unparse(s.target)} in {ast.unparse(s.iter)}"[:120], s)
+                    f"for {unparsed(s.target)} in {unparsed(s.iter)}"[:120], s)
         self.loops.append(loop)
         for _ in range(self._passes()):
             self.assign(s.target, it, s.iter)
@@ -194,7 +194,7 @@ class Walker(CallEffects):
         return 2 if len(self.loops) == 1 else 1
 
     def _s_While(self, s: ast.While) -> None:
-        loop = Loop(id(s), s.lineno, names_in(s.test), frozenset(), f"while {ast.unparse(s.test)}"[:120], s)
+        loop = Loop(id(s), s.lineno, names_in(s.test), frozenset(), f"while {unparsed(s.test)}"[:120], s)
         self.loops.append(loop)
         for _ in range(self._passes()):
             self.labels(s.test)

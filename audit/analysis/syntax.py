@@ -268,6 +268,19 @@ def _var_combine(n: ast.AST, kids: list) -> frozenset[str]:
     return _union(EMPTY_NAMES, kids)
 
 
+# -- source text -------------------------------------------------------------------------------
+
+def unparsed(node: ast.AST) -> str:
+    """`ast.unparse(node)`, memoised on the node: a loop header is printed on every walk of its
+    function (twice per loop), and `ast.unparse` builds a visitor each time."""
+    hit = node.__dict__.get("_pga_text")
+    if hit is None:
+        hit = ast.unparse(node)
+        if not isinstance(node, _SHARED):
+            node.__dict__["_pga_text"] = hit
+    return hit  # type: ignore[no-any-return]
+
+
 # -- dotted names ------------------------------------------------------------------------------
 
 def dotted(node: ast.AST, *, variable: bool = False) -> str:
