@@ -351,3 +351,24 @@ def test_a_nested_logger_is_never_defined_but_a_nested_helper_the_evaluator_need
     call = _find(text)
     assert call is not None and call.defs is not None
     assert call.defs.name == "fwd" and "log0" not in call.defs.source
+
+
+def test_the_probe_environment_passes_the_harness_policy():
+    """A README's run command and the script's own reads are the submitter's: loader and Python
+    start-up variables never reach the sandbox launcher; hyperparameters do."""
+    from types import SimpleNamespace
+
+    from audit.probes.runner import _submission_env
+
+    readme = SimpleNamespace(text="```\nLD_LIBRARY_PATH=. LD_PRELOAD=evil.so PYTHONINSPECT=1 GCONV_PATH=. "
+                                  "TTT_ENABLED=1 torchrun --nproc_per_node=8 train_gpt.py\n```\n")
+    script = textwrap.dedent('''
+        class Hyperparameters:
+            ttt_enabled = bool(int(os.environ.get("TTT_ENABLED", "0")))
+            preload = bool(int(os.environ.get("LD_PRELOAD", "0")))
+    ''')
+    run = SimpleNamespace(hyperparameters={"ttt_enabled": "True", "preload": "True"})
+    ctx = SimpleNamespace(submission=SimpleNamespace(readme=readme), runs=[run])
+    env, logged, refused = _submission_env(ctx, script)
+    assert env == {"TTT_ENABLED": "1"} and logged == {"TTT_ENABLED": "1"}
+    assert set(refused) == {"LD_LIBRARY_PATH", "LD_PRELOAD", "PYTHONINSPECT", "GCONV_PATH"}

@@ -90,6 +90,9 @@ def kraft_finding(outcome) -> Finding:
     if getattr(outcome, "env_from_logs", None):
         steps += (Evidence("set as the logs' hyperparameters show: " + ", ".join(
             f"{k}={v}" for k, v in sorted(outcome.env_from_logs.items()))),)
+    if getattr(outcome, "env_refused", None):
+        steps += (Evidence("not set, the harness's environment policy refuses them: " + ", ".join(
+            f"{k} ({why})" for k, why in sorted(outcome.env_refused.items()))),)
     evidence = (call, measured, setup, *steps, *_rewrites(outcome))
     if k["violated"]:
         return Finding(KRAFT, Severity.ERROR,

@@ -49,6 +49,7 @@ class ProbeOutcome:
     replayed: list[dict] = field(default_factory=list)  # main's val-consuming steps run before the evaluator
     skipped_steps: list[str] = field(default_factory=list)
     env_from_logs: dict[str, str] = field(default_factory=dict)  # switches the logs prove were set
+    env_refused: dict[str, str] = field(default_factory=dict)  # README/script variables refused, and why
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -151,8 +152,8 @@ def _run_in_scratch(folder, scratch, ctx, src, call, out, timeout_s, vocab, n, a
     for shard in sorted(data.data_path.glob("fineweb_train_*.bin"))[:1]:
         shutil.copyfile(shard, probe_dir / shard.name)
     shutil.copyfile(data.data_path / "fineweb_val_000000.bin", probe_dir / "fineweb_val_000000.bin")
-    out.env_from_logs = _logged_env(ctx, src.parsed.source)
-    env = {**_readme_env(ctx), **out.env_from_logs, **TINY_ENV, **data.env(), "DATA_PATH": str(probe_dir), "TRAIN_SEQ_LEN": str(first["seq_len"]),
+    declared, out.env_from_logs, out.env_refused = _submission_env(ctx, src.parsed.source)
+    env = {**declared, **TINY_ENV, **data.env(), "DATA_PATH": str(probe_dir), "TRAIN_SEQ_LEN": str(first["seq_len"]),
            "EVAL_SEQ_LEN": str(first["seq_len"]), "EVAL_STRIDE": str(first["stride"]), "TTT_CHUNK_TOKENS": str(CHUNK)}
     for c in configs:
         c["overrides"]["val_batch"] = 65536
@@ -197,6 +198,18 @@ def _run_in_scratch(folder, scratch, ctx, src, call, out, timeout_s, vocab, n, a
     out.replayed = [{"line": ln, "path": out.path} for ln in result.get("replayed_lines", [])]
     out.skipped_steps = result.get("skipped_steps", [])
     return out
+
+
+def _submission_env(ctx, source: str) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+    """(what the submission sets for the probe run, of it what the logs prove, what was refused).
+    The README and the script are the submitter's: every variable passes the harness's own policy
+    (`envpolicy.screen`), so `LD_LIBRARY_PATH=. LD_PRELOAD=x.so` in a run command cannot load a
+    shipped library into the sandbox's launcher before it isolates anything."""
+    from audit.harness.envpolicy import screen
+
+    readme, refused = screen(_readme_env(ctx))
+    logged, refused_logged = screen(_logged_env(ctx, source))
+    return {**readme, **logged}, logged, {**refused, **refused_logged}
 
 
 def _readme_env(ctx) -> dict[str, str]:
