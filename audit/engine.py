@@ -70,19 +70,12 @@ def audit_submission(
     rules: Iterable[type[Rule]] | None = None,
     kinds: tuple[str, ...] = ("static", "meta"),
 ) -> Report:
-    with fewer_collections():
-        # The folder's trees and facts die with `_audit`'s frame, before the collector's usual
-        # thresholds come back: a collection triggered then does not scan them.
-        return _audit(submission, options, rules, kinds)
-
-
-def _audit(submission: Submission, options: Options | None, rules: Iterable[type[Rule]] | None,
-           kinds: tuple[str, ...]) -> Report:
     ctx = AuditContext(submission, options or Options())
     selected = [r for r in (rules if rules is not None else all_rules()) if r.KIND in kinds]
     budget = _Budget(ctx.options)  # one per folder: the preparation and every rule draw on it
-    prepared = _prepare(ctx, budget)
-    findings, errors = run_rules(ctx, selected, budget)
+    with fewer_collections():
+        prepared = _prepare(ctx, budget)
+        findings, errors = run_rules(ctx, selected, budget)
     report = Report(
         target=str(submission.root) if submission.root is not None else submission.name,
         findings=_dedupe(findings),

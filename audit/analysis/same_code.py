@@ -18,27 +18,25 @@ from audit.tokens import code_tokens, same_program
 def same_syntax(ctx, embedded: str, submitted: str) -> bool:  # type: ignore[no-untyped-def]
     """True when both texts parse to the same syntax tree (positions aside). Seeds' logs usually
     embed the same text: each pair is answered once per folder."""
-    key = f"analysis.same_syntax:{_digest(embedded)}:{_digest(submitted)}"
-    return ctx.memo(key, lambda: _same(ctx, embedded, submitted))
+    theirs = _digest(submitted)
+    key = f"analysis.same_syntax:{_digest(embedded)}:{theirs}"
+    return ctx.memo(key, lambda: _same(ctx, embedded, submitted, theirs))
 
 
-def _same(ctx, embedded: str, submitted: str) -> bool:  # type: ignore[no-untyped-def]
-    b = ctx.memo("analysis.submitted_tree:" + _digest(submitted), lambda: _shared_parse(ctx, submitted))
+def _same(ctx, embedded: str, submitted: str, theirs: str) -> bool:  # type: ignore[no-untyped-def]
+    """`theirs`: the digest of `submitted`, which keys its parse and its tokens."""
+    b = ctx.memo("analysis.submitted_tree:" + theirs, lambda: _shared_parse(ctx, submitted))
     if b is None:
         return False
     # Most logs' copies differ from the script in comments and spacing only, or in names (a
     # variable added): the tokens tell both without a parse (`same_program`).
     if len(embedded) <= MAX_PARSE_CHARS:
-        mine = _tokens_of(ctx, submitted)
+        mine = ctx.memo("analysis.submitted_tokens:" + theirs, lambda: code_tokens(submitted))
         told = same_program(embedded, mine) if mine is not None else None
         if told is not None:
             return told
     a = _parse(embedded)
     return a is not None and same_tree(a, b)
-
-
-def _tokens_of(ctx, text: str) -> list[tuple[int, str]] | None:  # type: ignore[no-untyped-def]
-    return ctx.memo("analysis.submitted_tokens:" + _digest(text), lambda: code_tokens(text))  # type: ignore[no-any-return]
 
 
 def _digest(text: str) -> str:
