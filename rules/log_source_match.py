@@ -144,7 +144,10 @@ class LogSourceMatch(Rule):
                 evidence=[Evidence("same syntax tree, different text", log_path)],
             )
             return
-        added, removed, first = diff_summary(normalise(embedded), normalise(target))
+        # seeds' logs usually embed one text: diff it against the script once per folder
+        theirs = digest(target)
+        added, removed, first = ctx.memo(f"log-source.diff:{d}:{theirs}",
+                                         lambda: diff_summary(normalise(embedded), normalise(target)))
         yield self.finding(
             f"{log_path}: the source embedded in the log is not the submitted {main_path} "
             f"({added} line(s) added, {removed} removed in the submitted file; first changes: "
@@ -152,6 +155,6 @@ class LogSourceMatch(Rule):
             "score, size and time; they must come from the code that is submitted. Re-run with the submitted "
             "script, or submit the script that produced the logs.",
             path=log_path, key=f"differs:{log_path}",
-            evidence=[Evidence(f"embedded sha256 {d[:12]}, {main_path} sha256 {digest(target)[:12]}", log_path),
+            evidence=[Evidence(f"embedded sha256 {d[:12]}, {main_path} sha256 {theirs[:12]}", log_path),
                       *(Evidence("diff", main_path, None, line) for line in first)],
         )

@@ -29,6 +29,7 @@ MAX_NESTING = 100
 
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _SCOPES = (*_DEFS, ast.Lambda)
+SCOPE_TYPES = _SCOPES  # the node types that open a scope of their own (`own_nodes` stops there)
 # Shared, stateless node instances (`ast.Load()`, `ast.Add()`): never memoised on.
 _SHARED = (ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)
 EMPTY_NAMES: frozenset[str] = frozenset()
