@@ -10,14 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import PurePosixPath
 
 from audit.analysis.sources import wrapper_info
-from audit.codesize import CodeSizes, code_sizes
+from audit.codesize import CODECS, CodeSizes, code_sizes, with_codecs
 from audit.context import AuditContext
 
 LAUNCHER_MAX_BYTES = 1_024
+
+
+# The estimate's first codec: lzma costs a fifth of brotli-11, which on its own takes three times
+# the parse of the script. The rules ask whether the code fits in the room a model leaves; when
+# lzma's figure already fits, every codec's smallest fits too, and brotli is not run.
+QUICK_CODECS = ("lzma",)
 
 
 @dataclass
@@ -25,29 +30,39 @@ class CountedCode:
     files: tuple[str, ...]  # the main script first, then files a launcher runs
     raw: int  # bytes as shipped (convention a)
     wrapper: bool  # the counted code already is a self-extracting wrapper
-    # Minify+compress of a 150 KB script takes seconds: computed only when a rule needs it.
-    _estimate: Callable[[], int] = field(repr=False, compare=False)
+    # Minify+compress of a 150 KB script takes a tenth of a second or more: computed only when a
+    # rule needs it; codecs -> the estimate, summed over the counted files.
+    _estimate: Callable[[tuple[str, ...]], int] = field(repr=False, compare=False)
 
-    @cached_property
-    def compressed(self) -> int:
-        """Wrapper bytes as shipped, or the minified+compressed estimate (convention b)."""
-        return self._estimate()
+    def compressed_for(self, room: int) -> int:
+        """Wrapper bytes as shipped, or the minified+compressed estimate (convention b), as far as
+        the question "does it fit in `room` bytes?" needs: lzma's figure when that fits, else the
+        smallest over every codec. Either way the answer is the one every codec gives."""
+        quick = self._estimate(QUICK_CODECS)
+        return quick if quick <= room else self._estimate(CODECS)
 
-    @property
-    def smallest(self) -> int:
-        return min(self.raw, self.compressed)
+    def smallest_for(self, room: int) -> int:
+        """The fewest bytes any accepted convention counts, as far as fitting in `room` needs."""
+        return min(self.raw, self.compressed_for(room))
 
 
-def sizes_of(ctx: AuditContext, path: str, *, estimate: bool = False) -> CodeSizes | None:
-    """code_sizes of one file of the folder, computed once; the slow estimate only on request."""
+def sizes_of(ctx: AuditContext, path: str, *, estimate: bool = False,
+             codecs: tuple[str, ...] = CODECS) -> CodeSizes | None:
+    """code_sizes of one file of the folder, computed once; the slow estimate only on request,
+    over `codecs` (an estimate over more codecs reuses the minified text of one over fewer)."""
     tf = ctx.submission.code.get(path)
     if tf is None or tf.text is None:
         return None
     text = tf.text
-    if estimate:
-        return ctx.memo(f"codesize:{path}", lambda: code_sizes(text, wrapper=wrapper_info(ctx, path),
-                                                               parses=_parses_as_is(ctx, path)))
-    return ctx.memo(f"codesize-raw:{path}", lambda: code_sizes(text, estimate=False, wrapper=wrapper_info(ctx, path)))
+    if not estimate:
+        return ctx.memo(f"codesize-raw:{path}",
+                        lambda: code_sizes(text, estimate=False, wrapper=wrapper_info(ctx, path)))
+    if codecs == QUICK_CODECS:
+        return ctx.memo(f"codesize-quick:{path}", lambda: code_sizes(
+            text, wrapper=wrapper_info(ctx, path), parses=_parses_as_is(ctx, path), codecs=QUICK_CODECS))
+    quick = sizes_of(ctx, path, estimate=True, codecs=QUICK_CODECS)
+    return ctx.memo(f"codesize:{path}:{','.join(codecs)}",
+                    lambda: with_codecs(quick, codecs) if quick is not None else None)
 
 
 def _parses_as_is(ctx: AuditContext, path: str) -> bool | None:
@@ -79,8 +94,8 @@ def _counted(ctx: AuditContext) -> CountedCode | None:
     counted = files[1:] or files
     measured = [s for s in (sizes_of(ctx, p) for p in counted) if s is not None]
 
-    def estimate() -> int:
-        full = [s for s in (sizes_of(ctx, p, estimate=True) for p in counted) if s is not None]
-        return sum(s.compressed_estimate if s.compressed_estimate is not None else s.raw for s in full)
+    def estimate(codecs: tuple[str, ...]) -> int:
+        sizes = [s for s in (sizes_of(ctx, p, estimate=True, codecs=codecs) for p in counted) if s is not None]
+        return sum(s.compressed_estimate if s.compressed_estimate is not None else s.raw for s in sizes)
 
     return CountedCode(tuple(files), sum(s.raw for s in measured), all(s.wrapper for s in measured), estimate)

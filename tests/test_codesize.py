@@ -215,3 +215,48 @@ def test_identifier_with_combining_mark_stays_whole():
         ast_module.parse(out)
     if sys.version_info[:2] == (3, 11):
         assert tokens._C_TOKENIZER is not None
+
+
+def test_more_codecs_reuse_the_minified_text_and_match_the_full_estimate(monkeypatch):
+    """`with_codecs` on an lzma-only estimate gives what one estimate over every codec gives,
+    without minifying again."""
+    big = INNER * 12
+    quick = code_sizes(big, codecs=("lzma",))
+    assert quick.codecs_tried == ("lzma",) and quick.estimate_codec == "lzma"
+    monkeypatch.setattr(codesize, "minify_source", lambda *a, **k: pytest.fail("minified twice"))
+    full = codesize.with_codecs(quick)
+    monkeypatch.undo()
+    once = code_sizes(big)
+    assert (full.compressed_estimate, full.estimate_codec) == (once.compressed_estimate, once.estimate_codec)
+    assert full.compressed_estimate <= quick.compressed_estimate
+    assert codesize.with_codecs(full) is full  # nothing left to try
+
+
+def test_brotli_runs_only_when_the_lzma_figure_does_not_fit(monkeypatch):
+    """The rules ask whether the counted code fits in the room the model leaves: lzma's figure
+    answers when it fits (the smaller codec fits too); otherwise every codec is tried, so the
+    answer is always the one the smallest codec gives."""
+    import audit.minify as minify
+    from audit.artifact import counted_code
+    from audit.context import AuditContext
+    from audit.submission import Submission
+
+    big = INNER * 40
+    once = code_sizes(big)
+    lz = code_sizes(big, codecs=("lzma",)).compressed_estimate
+    assert once.compressed_estimate is not None and lz is not None
+    ran: list[str] = []
+    real = minify._wrapper_size
+    monkeypatch.setattr(minify, "_wrapper_size", lambda data, codec: ran.append(codec) or real(data, codec))
+    for room in (lz + 10, lz, lz - 1, once.compressed_estimate, once.compressed_estimate - 1, 0):
+        ran.clear()
+        code = counted_code(AuditContext(Submission.from_files({"train_gpt.py": big})))
+        assert code is not None
+        got = code.compressed_for(room)
+        assert (got <= room) == (once.compressed_estimate <= room)
+        if lz <= room:
+            assert (got, ran) == (lz, ["lzma"])
+        else:
+            assert got == once.compressed_estimate and "brotli" in ran
+            assert ran.count("lzma") == 1  # the lzma figure is not computed twice
+        assert code.smallest_for(room) == min(code.raw, got)
