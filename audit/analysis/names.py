@@ -9,6 +9,7 @@ and submissions keep those names (DESIGN.md "The static analyses that matter mos
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # Labels carried by values in the taint analysis.
 VAL = "VAL"  # derived from the validation split
@@ -97,10 +98,14 @@ COMMON_METHODS = frozenset({
 NOT_DATA_NAME = re.compile(r"count|len|size|num|every|batch|seq|frac|limit|bytes|budget|steps", re.IGNORECASE)
 
 
+# The walkers ask about every name they meet, and a script has a few thousand distinct names:
+# the answers are cached by name (strings only, so the cache holds no folder's trees).
+@lru_cache(maxsize=16_384)
 def is_val_name(name: str) -> bool:
     return VAL_NAME.search(name) is not None and NOT_DATA_NAME.search(name) is None
 
 
+@lru_cache(maxsize=16_384)
 def is_train_name(name: str) -> bool:
     return TRAIN_NAME.search(name) is not None and NOT_DATA_NAME.search(name) is None
 

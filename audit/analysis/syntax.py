@@ -157,22 +157,26 @@ def _bottom_up(node: ast.AST, attr: str, children: Callable[[ast.AST], list[ast.
                combine: Callable[[ast.AST, list], object]) -> object:
     """Compute `combine(n, [value of each child])` for every node under `node` that has no value
     yet, children first, without recursion; each value is stored on its node under `attr`.
-    `children` never returns shared nodes (`_SHARED`), which carry no names."""
-    if attr in node.__dict__:
-        return node.__dict__[attr]
-    stack: list[tuple[ast.AST, list[ast.AST] | None]] = [(node, None)]
-    while stack:
-        n, kids = stack[-1]
-        if kids is None:
-            kids = children(n)
-            stack[-1] = (n, kids)
-            missing = [c for c in kids if attr not in c.__dict__]
-            if missing:
-                stack.extend((c, None) for c in missing)
-                continue
-        stack.pop()
+    `children` never returns shared nodes (`_SHARED`), which carry no names.
+
+    Two passes: a depth-first list of the nodes still without a value (each after its parent),
+    then that list backwards, so every node's children have their values before it does."""
+    hit = node.__dict__.get(attr, _MISSING)
+    if hit is not _MISSING:
+        return hit
+    order: list[tuple[ast.AST, list[ast.AST]]] = []
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        kids = children(n)
+        order.append((n, kids))
+        todo += [c for c in kids if attr not in c.__dict__]
+    for n, kids in reversed(order):
         n.__dict__[attr] = combine(n, [c.__dict__[attr] for c in kids])
     return node.__dict__[attr]
+
+
+_MISSING = object()
 
 
 def any_below(node: ast.AST, attr: str, here: Callable[[ast.AST], bool]) -> bool:
@@ -180,7 +184,25 @@ def any_below(node: ast.AST, attr: str, here: Callable[[ast.AST], bool]) -> bool
     memoised on every node under `attr`: asking again about a sub-expression is a lookup."""
     if isinstance(node, _SHARED):
         return False
-    return _bottom_up(node, attr, _kids, lambda n, kids: any(kids) or here(n))  # type: ignore[return-value]
+    hit = node.__dict__.get(attr)
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    # `_bottom_up(node, attr, _kids, lambda n, kids: any(kids) or here(n))`, written out as
+    # `_ids_below` is (tests/test_syntax_memos.py)
+    order: list[ast.AST] = []
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        order.append(n)
+        todo += [c for c in child_nodes(n) if attr not in c.__dict__ and not isinstance(c, _SHARED)]
+    for n in reversed(order):
+        found = False
+        for c in n.__dict__["_pga_kids"]:
+            if c.__dict__.get(attr):
+                found = True
+                break
+        n.__dict__[attr] = found or bool(here(n))
+    return node.__dict__[attr]  # type: ignore[no-any-return]
 
 
 def _union(own: frozenset[str], parts: list) -> frozenset[str]:
@@ -216,17 +238,34 @@ def names_in(node: ast.AST | None, *, variables: bool = False) -> frozenset[str]
         return EMPTY_NAMES
     if variables:
         return _bottom_up(node, "_pga_vars", _var_children, _var_combine)  # type: ignore[return-value]
-    return _bottom_up(node, "_pga_ids", _kids, _id_combine)  # type: ignore[return-value]
+    hit = node.__dict__.get("_pga_ids")
+    return hit if hit is not None else _ids_below(node)
 
 
-def _id_combine(n: ast.AST, kids: list) -> frozenset[str]:
-    if isinstance(n, ast.Name):
-        own = frozenset({n.id})
-    elif isinstance(n, ast.Attribute):
-        own = frozenset({n.attr})
-    else:
-        own = EMPTY_NAMES
-    return _union(own, kids)
+def _ids_below(node: ast.AST) -> frozenset[str]:
+    """`_bottom_up(node, "_pga_ids", _kids, _id_combine)` written out: the val-flow walkers ask
+    for the names of nearly every expression, a tenth of the check's time through the generic
+    callbacks. The same two passes, the same sets (tests/test_syntax.py compares them)."""
+    order: list[ast.AST] = []
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        order.append(n)
+        todo += [c for c in child_nodes(n) if "_pga_ids" not in c.__dict__ and not isinstance(c, _SHARED)]
+    for n in reversed(order):
+        kind = type(n)
+        out = frozenset((n.id,)) if kind is ast.Name else (  # type: ignore[attr-defined]
+            frozenset((n.attr,)) if kind is ast.Attribute else EMPTY_NAMES)  # type: ignore[attr-defined]
+        for c in n.__dict__["_pga_kids"]:
+            p = c.__dict__.get("_pga_ids")
+            if not p or p is out:
+                continue
+            if not out:
+                out = p
+            elif not p <= out:
+                out = out | p
+        n.__dict__["_pga_ids"] = out
+    return node.__dict__["_pga_ids"]  # type: ignore[no-any-return]
 
 
 _COMPS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
