@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import ast
 import cProfile
+import gc
 import io
 import json
 import os
@@ -72,10 +73,15 @@ def _parse_all(texts: list[str]) -> None:
 
 
 def _best_cpu(fn, repeats: int = REPEATS) -> float:
+    """Best CPU time of `fn` plus the collection of whatever cyclic garbage it leaves, each run
+    starting from a collected heap: otherwise a parse timed after a check pays for collecting
+    the check's trees (that made the floor of #1945 five times its parse)."""
     best = float("inf")
     for _ in range(repeats):
+        gc.collect()
         t0 = time.process_time()
         fn()
+        gc.collect()
         best = min(best, time.process_time() - t0)
     return best
 
