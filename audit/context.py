@@ -68,3 +68,11 @@ class AuditContext:
         if key not in self._cache:
             self._cache[key] = compute()
         return self._cache[key]
+
+    def release(self) -> None:
+        """Drop the memoised facts and parses once the folder's report is built. Some facts hold
+        closures over this context (a lazily computed code size), a reference cycle that would
+        leave the folder's trees to the garbage collector to trace; cleared, they are freed at
+        once. The report keeps what it shows (`runs_table`, `stats`, `facts`)."""
+        self._cache.clear()
+        self._parsed.clear()

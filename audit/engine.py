@@ -84,6 +84,7 @@ def audit_submission(
         stats=ctx.stats,
         facts=ctx.facts,
     )
+    ctx.release()  # frees the folder's trees now, not at the collector's next full pass
     return report
 
 

@@ -72,28 +72,30 @@ def collect_functions(unit: CodeUnit) -> list[Function]:
     tree = unit.parsed.tree
     if tree is None:
         return []
-    out: list[Function] = []
-
-    def visit(body: list[ast.stmt], prefix: str) -> None:
-        for child in body:
-            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                args = child.args
-                params = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
-                out.append(_fill(Function(unit, prefix + child.name, child.name, child, params)))
-                visit(child.body, prefix + child.name + ".")
-            elif isinstance(child, ast.ClassDef):
-                visit(child.body, prefix + child.name + ".")
-            else:
-                for field in ("body", "orelse", "finalbody", "handlers", "cases"):
-                    inner = getattr(child, field, None)
-                    if isinstance(inner, list):
-                        visit([x for x in inner if isinstance(x, ast.stmt)]
-                              + [s for h in inner if isinstance(h, (ast.ExceptHandler, ast.match_case))
-                                 for s in h.body], prefix)
-
-    out.append(_fill(Function(unit, "<module>", "<module>", tree, [])))
-    visit(tree.body, "")
+    out = [_fill(Function(unit, "<module>", "<module>", tree, []))]
+    _collect_defs(unit, tree.body, "", out)
     return out
+
+
+def _collect_defs(unit: CodeUnit, body: list[ast.stmt], prefix: str, out: list[Function]) -> None:
+    """The functions defined in `body`, nested ones after their parent, in source order. (A
+    module-level function, not a recursive closure: a closure that calls itself is a reference
+    cycle that would keep the folder's trees alive until a collection.)"""
+    for child in body:
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = child.args
+            params = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+            out.append(_fill(Function(unit, prefix + child.name, child.name, child, params)))
+            _collect_defs(unit, child.body, prefix + child.name + ".", out)
+        elif isinstance(child, ast.ClassDef):
+            _collect_defs(unit, child.body, prefix + child.name + ".", out)
+        else:
+            for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+                inner = getattr(child, field, None)
+                if isinstance(inner, list):
+                    _collect_defs(unit, [x for x in inner if isinstance(x, ast.stmt)]
+                                  + [s for h in inner if isinstance(h, (ast.ExceptHandler, ast.match_case))
+                                     for s in h.body], prefix, out)
 
 
 _SCOPES = frozenset(SCOPE_TYPES)

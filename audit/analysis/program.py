@@ -118,29 +118,33 @@ def _collect(prog: Program, pm: ParsedModule) -> None:
     prog.functions.append(ref)
     prog.by_qualname[mod_q] = ref
 
-    def visit(body: list[ast.stmt], prefix: str, cls: str | None, parent: str) -> None:
-        for node in body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                ps, va, kw = _params(node.args)
-                q = f"{prefix}{node.name}"
-                ff = FunctionFacts(q, node.name, cls, node, ps, va, kw, node.lineno,
-                                   decorated_grad_off=_decorated_grad_off(node), parent=parent)
-                r = FunctionRef(ff, pm.path, node.body)
-                prog.functions.append(r)
-                prog.by_name[node.name].append(r)
-                prog.by_qualname[q] = r
-                visit(node.body, q + ".", None, q)
-            elif isinstance(node, ast.ClassDef):
-                prog.classes.add(node.name)
-                visit(node.body, f"{prefix}{node.name}.", node.name, parent)
-            elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
-                # defs under `if __name__ == ...:` / try-imports still count
-                for sub in ("body", "orelse", "finalbody"):
-                    visit(getattr(node, sub, []) or [], prefix, cls, parent)
-                for h in getattr(node, "handlers", []) or []:
-                    visit(h.body, prefix, cls, parent)
+    _collect_defs(prog, pm, pm.tree.body, f"{pm.path}:", None, mod_q)
 
-    visit(pm.tree.body, f"{pm.path}:", None, mod_q)
+
+def _collect_defs(prog: Program, pm: ParsedModule, body: list[ast.stmt], prefix: str, cls: str | None,
+                  parent: str) -> None:
+    """The functions defined in `body` and below (a module-level function: a recursive closure
+    is a reference cycle that would keep the folder's trees alive until a collection)."""
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            ps, va, kw = _params(node.args)
+            q = f"{prefix}{node.name}"
+            ff = FunctionFacts(q, node.name, cls, node, ps, va, kw, node.lineno,
+                               decorated_grad_off=_decorated_grad_off(node), parent=parent)
+            r = FunctionRef(ff, pm.path, node.body)
+            prog.functions.append(r)
+            prog.by_name[node.name].append(r)
+            prog.by_qualname[q] = r
+            _collect_defs(prog, pm, node.body, q + ".", None, q)
+        elif isinstance(node, ast.ClassDef):
+            prog.classes.add(node.name)
+            _collect_defs(prog, pm, node.body, f"{prefix}{node.name}.", node.name, parent)
+        elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
+            # defs under `if __name__ == ...:` / try-imports still count
+            for sub in ("body", "orelse", "finalbody"):
+                _collect_defs(prog, pm, getattr(node, sub, []) or [], prefix, cls, parent)
+            for h in getattr(node, "handlers", []) or []:
+                _collect_defs(prog, pm, h.body, prefix, cls, parent)
 
 
 def build_program(modules: list[ParsedModule]) -> Program:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 SCORE_WORDS = ("val_bpb", "val_loss")
@@ -604,31 +605,37 @@ def _val_steps(main: ast.FunctionDef, val_names: tuple[str, ...], after: int, be
     held = {id(n) for n in ast.walk(main) if isinstance(n, ast.If)
             and any(getattr(x, "lineno", 0) == before for b in n.body for x in ast.walk(b))}
 
-    def visit(body: list[ast.stmt], guards: tuple[str, ...]) -> None:
-        for st in body:
-            if isinstance(st, ast.If):
-                test = seg(st.test)
-                visit(st.body, guards if id(st) in held else (*guards, test))
-                visit(st.orelse, (*guards, f"not ({test})"))
-                continue
-            if not (after < st.lineno < before) or not isinstance(st, (ast.Expr, ast.Assign, ast.AnnAssign)):
-                continue
-            value = st.value
-            if not isinstance(value, ast.Call):
-                continue
-            fname = ast.unparse(value.func).rsplit(".", 1)[-1].lower()
-            if fname.startswith(LOGGING_PREFIXES):
-                continue
-            used = {n.id for a in (*value.args, *(k.value for k in value.keywords), value.func) for n in ast.walk(a)
-                    if isinstance(n, ast.Name)}
-            binds = _assigned_names(st) if not isinstance(st, ast.Expr) else frozenset()
-            # earlier evaluations are replayed too: one that adapts the model (TTT) changes what the
-            # claimed score is computed with (re-scoring after TTT)
-            if used & tainted and st.lineno not in evals:
-                out.append(Step(st.lineno, seg(st), guards, tuple(sorted(binds))))
-                tainted.update(binds)
-
-    visit(main.body, ())
+    # statements in source order, an `if`'s body before its `else`, each with the tests around it
+    # (a stack of iterators, not a recursive closure: that would be a reference cycle holding
+    # the tree until a collection)
+    stack: list[tuple[Iterator[ast.stmt], tuple[str, ...]]] = [(iter(main.body), ())]
+    while stack:
+        pending, guards = stack[-1]
+        st = next(pending, None)
+        if st is None:
+            stack.pop()
+            continue
+        if isinstance(st, ast.If):
+            test = seg(st.test)
+            stack.append((iter(st.orelse), (*guards, f"not ({test})")))
+            stack.append((iter(st.body), guards if id(st) in held else (*guards, test)))
+            continue
+        if not (after < st.lineno < before) or not isinstance(st, (ast.Expr, ast.Assign, ast.AnnAssign)):
+            continue
+        value = st.value
+        if not isinstance(value, ast.Call):
+            continue
+        fname = ast.unparse(value.func).rsplit(".", 1)[-1].lower()
+        if fname.startswith(LOGGING_PREFIXES):
+            continue
+        used = {n.id for a in (*value.args, *(k.value for k in value.keywords), value.func) for n in ast.walk(a)
+                if isinstance(n, ast.Name)}
+        binds = _assigned_names(st) if not isinstance(st, ast.Expr) else frozenset()
+        # earlier evaluations are replayed too: one that adapts the model (TTT) changes what the
+        # claimed score is computed with (re-scoring after TTT)
+        if used & tainted and st.lineno not in evals:
+            out.append(Step(st.lineno, seg(st), guards, tuple(sorted(binds))))
+            tainted.update(binds)
     return tuple(out)
 
 

@@ -73,29 +73,35 @@ def walk(node: ast.AST) -> Iterator[ast.AST]:
 
 def nodes_of(tree: ast.AST, *types: type) -> list[Any]:
     """The nodes of `tree` that are instances of `types`, in `ast.walk` order. The first call
-    walks the tree once and indexes every node by its class on the root, so the many analyses
-    that each look for the assignments or imports of a whole module share one walk."""
+    walks the tree once and indexes every node below the root by its class, on the root, so the
+    many analyses that each look for the assignments or imports of a whole module share one walk.
+    The root itself is not in its own index (see `walk_nodes`: no memo refers back to its node)."""
     index = tree.__dict__.get("_pga_types")
     if index is None:
         index = {}
         for i, n in enumerate(walk(tree)):
-            index.setdefault(type(n), []).append((i, n))
+            if i:
+                index.setdefault(type(n), []).append((i, n))
         tree.__dict__["_pga_types"] = index
+    head = [tree] if isinstance(tree, types) else []
     lists = [pairs for cls, pairs in index.items() if issubclass(cls, types)]
     if len(lists) == 1:
-        return [n for _, n in lists[0]]
-    return [n for _, n in heapq.merge(*lists, key=lambda p: p[0])]
+        return head + [n for _, n in lists[0]]
+    return head + [n for _, n in heapq.merge(*lists, key=lambda p: p[0])]
 
 
 def walk_nodes(node: ast.AST) -> tuple[ast.AST, ...]:
-    """`ast.walk(node)` (breadth-first, node first) as a tuple, memoised on the node."""
-    hit = node.__dict__.get("_pga_walk")
-    if hit is not None:
-        return hit  # type: ignore[no-any-return]
-    nodes = tuple(walk(node))
-    if not isinstance(node, _SHARED):
-        node.__dict__["_pga_walk"] = nodes
-    return nodes
+    """`ast.walk(node)` (breadth-first, node first) as a tuple; the nodes below it are memoised
+    on the node. The memo leaves the node itself out: a node that refers to itself makes its
+    whole tree reference-cycle garbage, which the collector must trace after the check (0.1 s
+    and 150,000 objects on #1945) instead of freeing it when the folder's context goes."""
+    below = node.__dict__.get("_pga_below")
+    if below is None:
+        nodes = tuple(walk(node))
+        if not isinstance(node, _SHARED):
+            node.__dict__["_pga_below"] = nodes[1:]
+        return nodes
+    return (node, *below)
 
 
 def own_nodes(fn_node: ast.AST) -> Iterator[tuple[ast.AST, ast.AST]]:
