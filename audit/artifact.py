@@ -13,7 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from audit.analysis.sources import wrapper_info
-from audit.codesize import CODECS, CodeSizes, code_sizes, with_codecs
+from audit.codesize import (
+    CODECS,
+    WRAPPER_HEAD_BROTLI,
+    WRAPPER_HEAD_LZMA,
+    WRAPPER_TAIL_BROTLI,
+    WRAPPER_TAIL_LZMA,
+    CodeSizes,
+    code_sizes,
+    with_codecs,
+)
 from audit.context import AuditContext
 
 LAUNCHER_MAX_BYTES = 1_024
@@ -23,6 +32,9 @@ LAUNCHER_MAX_BYTES = 1_024
 # the parse of the script. The rules ask whether the code fits in the room a model leaves; when
 # lzma's figure already fits, every codec's smallest fits too, and brotli is not run.
 QUICK_CODECS = ("lzma",)
+# The fewest bytes any codec's estimate can be: its `exec(...)` shell around an empty payload.
+EMPTY_WRAPPER_BYTES = min(len(WRAPPER_HEAD_LZMA) + len(WRAPPER_TAIL_LZMA),
+                          len(WRAPPER_HEAD_BROTLI) + len(WRAPPER_TAIL_BROTLI))
 
 
 @dataclass
@@ -36,10 +48,13 @@ class CountedCode:
 
     def compressed_for(self, room: int) -> int:
         """Wrapper bytes as shipped, or the minified+compressed estimate (convention b), as far as
-        the question "does it fit in `room` bytes?" needs: lzma's figure when that fits, else the
-        smallest over every codec. Either way the answer is the one every codec gives."""
+        the question "does it fit in `room` bytes?" needs: lzma's figure when that fits, or when
+        nothing could (the room is smaller than an empty wrapper: the model alone is over the
+        cap), else the smallest over every codec. Either way the answer is every codec's."""
         quick = self._estimate(QUICK_CODECS)
-        return quick if quick <= room else self._estimate(CODECS)
+        if quick <= room or room < EMPTY_WRAPPER_BYTES:
+            return quick
+        return self._estimate(CODECS)
 
     def smallest_for(self, room: int) -> int:
         """The fewest bytes any accepted convention counts, as far as fitting in `room` needs."""

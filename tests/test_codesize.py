@@ -248,7 +248,7 @@ def test_brotli_runs_only_when_the_lzma_figure_does_not_fit(monkeypatch):
     ran: list[str] = []
     real = minify._wrapper_size
     monkeypatch.setattr(minify, "_wrapper_size", lambda data, codec: ran.append(codec) or real(data, codec))
-    for room in (lz + 10, lz, lz - 1, once.compressed_estimate, once.compressed_estimate - 1, 0):
+    for room in (lz + 10, lz, lz - 1, once.compressed_estimate, once.compressed_estimate - 1, 200):
         ran.clear()
         code = counted_code(AuditContext(Submission.from_files({"train_gpt.py": big})))
         assert code is not None
@@ -260,3 +260,21 @@ def test_brotli_runs_only_when_the_lzma_figure_does_not_fit(monkeypatch):
             assert got == once.compressed_estimate and "brotli" in ran
             assert ran.count("lzma") == 1  # the lzma figure is not computed twice
         assert code.smallest_for(room) == min(code.raw, got)
+
+
+def test_no_codec_is_tried_when_nothing_could_fit(monkeypatch):
+    """A model over the cap on its own leaves less room than an empty wrapper: lzma's figure is
+    reported and brotli-11 (five times its cost) is not run, since no codec could fit."""
+    import audit.minify as minify
+    from audit.artifact import EMPTY_WRAPPER_BYTES, counted_code
+    from audit.context import AuditContext
+    from audit.submission import Submission
+
+    ran: list[str] = []
+    real = minify._wrapper_size
+    monkeypatch.setattr(minify, "_wrapper_size", lambda data, codec: ran.append(codec) or real(data, codec))
+    code = counted_code(AuditContext(Submission.from_files({"train_gpt.py": INNER * 40})))
+    assert code is not None
+    for room in (-900_000, 0, EMPTY_WRAPPER_BYTES - 1):
+        assert code.compressed_for(room) > room
+    assert ran == ["lzma"]
