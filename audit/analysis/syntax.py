@@ -185,6 +185,18 @@ def _bottom_up(node: ast.AST, attr: str, children: Callable[[ast.AST], list[ast.
 _MISSING = object()
 
 
+def _unmemoised(node: ast.AST, attr: str) -> list[ast.AST]:
+    """`node` and the nodes below it that have no value under `attr` yet (shared operator nodes
+    aside), each after its parent: walked backwards, every node comes after its children."""
+    order: list[ast.AST] = []
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        order.append(n)
+        todo += [c for c in child_nodes(n) if attr not in c.__dict__ and not isinstance(c, _SHARED)]
+    return order
+
+
 def any_below(node: ast.AST, attr: str, here: Callable[[ast.AST], bool]) -> bool:
     """Whether `here` holds for `node` or any node below it (shared operator nodes aside),
     memoised on every node under `attr`: asking again about a sub-expression is a lookup."""
@@ -193,15 +205,9 @@ def any_below(node: ast.AST, attr: str, here: Callable[[ast.AST], bool]) -> bool
     hit = node.__dict__.get(attr)
     if hit is not None:
         return hit  # type: ignore[no-any-return]
-    # `_bottom_up(node, attr, _kids, lambda n, kids: any(kids) or here(n))`, written out as
-    # `_ids_below` is (tests/test_syntax_memos.py)
-    order: list[ast.AST] = []
-    todo = [node]
-    while todo:
-        n = todo.pop()
-        order.append(n)
-        todo += [c for c in child_nodes(n) if attr not in c.__dict__ and not isinstance(c, _SHARED)]
-    for n in reversed(order):
+    # `_bottom_up(node, attr, _kids, lambda n, kids: any(kids) or here(n))` without per-node
+    # callbacks (tests/test_syntax_memos.py compares the two)
+    for n in reversed(_unmemoised(node, attr)):
         found = False
         for c in n.__dict__["_pga_kids"]:
             if c.__dict__.get(attr):
@@ -249,28 +255,15 @@ def names_in(node: ast.AST | None, *, variables: bool = False) -> frozenset[str]
 
 
 def _ids_below(node: ast.AST) -> frozenset[str]:
-    """`_bottom_up(node, "_pga_ids", _kids, _id_combine)` written out: the val-flow walkers ask
-    for the names of nearly every expression, a tenth of the check's time through the generic
-    callbacks. The same two passes, the same sets (tests/test_syntax.py compares them)."""
-    order: list[ast.AST] = []
-    todo = [node]
-    while todo:
-        n = todo.pop()
-        order.append(n)
-        todo += [c for c in child_nodes(n) if "_pga_ids" not in c.__dict__ and not isinstance(c, _SHARED)]
-    for n in reversed(order):
+    """The names of every node below `node` that has none yet, children first: `_bottom_up` with
+    the callbacks written out (the val-flow walkers ask for the names of nearly every expression,
+    a tenth of the check's time through the generic callbacks; tests/test_syntax_memos.py
+    compares the two). A `Name` gives its id, an `Attribute` its attr."""
+    for n in reversed(_unmemoised(node, "_pga_ids")):
         kind = type(n)
-        out = frozenset((n.id,)) if kind is ast.Name else (  # type: ignore[attr-defined]
+        own = frozenset((n.id,)) if kind is ast.Name else (  # type: ignore[attr-defined]
             frozenset((n.attr,)) if kind is ast.Attribute else EMPTY_NAMES)  # type: ignore[attr-defined]
-        for c in n.__dict__["_pga_kids"]:
-            p = c.__dict__.get("_pga_ids")
-            if not p or p is out:
-                continue
-            if not out:
-                out = p
-            elif not p <= out:
-                out = out | p
-        n.__dict__["_pga_ids"] = out
+        n.__dict__["_pga_ids"] = _union(own, [c.__dict__.get("_pga_ids") for c in n.__dict__["_pga_kids"]])
     return node.__dict__["_pga_ids"]  # type: ignore[no-any-return]
 
 
