@@ -8,8 +8,8 @@ submission files is measured alone.
 For every folder: the CPU time of `ast.parse` of each .py file and of the program inside each
 self-extracting wrapper (the floor), and the CPU time of the
 whole check as `pgolf-audit check` runs it (read the folder, logs included, every static and meta
-rule), each the best of a few repeats in this process, timed in turn, and their ratio. Issue 8's target is at
-most 15x on every dev folder.
+rule), each the best of a few repeats in this process, timed in turn, and their ratio. Issue 8's
+target is at most 15x on every dev folder.
 
 Then the largest script of the corpus alone (issue 10 item 14): time and peak memory of the check
 against `ast.parse` of the same file, each measured in a fresh child process after a warm-up run

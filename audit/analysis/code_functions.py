@@ -11,7 +11,7 @@ import ast
 from dataclasses import dataclass, field
 
 from audit.analysis.eval_code import CodeUnit
-from audit.analysis.syntax import SCOPE_TYPES, assigned_names, base_of, child_nodes, too_deep
+from audit.analysis.syntax import assigned_names, base_of, own_nodes, too_deep
 from audit.findings import Evidence
 
 
@@ -98,7 +98,6 @@ def _collect_defs(unit: CodeUnit, body: list[ast.stmt], prefix: str, out: list[F
                                      for s in h.body], prefix, out)
 
 
-_SCOPES = frozenset(SCOPE_TYPES)
 _RECORDED = frozenset({ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.AsyncFor, ast.NamedExpr,
                        ast.withitem, ast.Call, ast.Subscript, ast.Return, ast.Import, ast.ImportFrom})
 
@@ -108,18 +107,9 @@ def _fill(fn: Function) -> Function:
         fn.too_deep = True  # no facts: recorded by `unanalysed_sources`, never walked
         return fn
     parent_of = fn.parent_of
-    root = fn.node
-    # `syntax.own_nodes`, inlined: this loop visits every node of the folder's code once
-    stack: list[tuple[ast.AST, ast.AST]] = [(c, root) for c in child_nodes(root)]
-    while stack:
-        node, parent = stack.pop()
+    for node, parent in own_nodes(fn.node):
         parent_of[id(node)] = parent
-        kind = type(node)
-        if kind not in _SCOPES:
-            kids = child_nodes(node)
-            if kids:
-                stack += [(c, node) for c in kids]
-        if kind not in _RECORDED:
+        if type(node) not in _RECORDED:
             continue  # most nodes (names, constants, operators) are only given a parent
         if isinstance(node, ast.Assign):
             names = [n for t in node.targets for n in assigned_names(t)]

@@ -29,7 +29,6 @@ MAX_NESTING = 100
 
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _SCOPES = (*_DEFS, ast.Lambda)
-SCOPE_TYPES = _SCOPES  # the node types that open a scope of their own (`own_nodes` stops there)
 # Shared, stateless node instances (`ast.Load()`, `ast.Add()`): never memoised on.
 _SHARED = (ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)
 EMPTY_NAMES: frozenset[str] = frozenset()
@@ -167,9 +166,8 @@ def _bottom_up(node: ast.AST, attr: str, children: Callable[[ast.AST], list[ast.
 
     Two passes: a depth-first list of the nodes still without a value (each after its parent),
     then that list backwards, so every node's children have their values before it does."""
-    hit = node.__dict__.get(attr, _MISSING)
-    if hit is not _MISSING:
-        return hit
+    if attr in node.__dict__:
+        return node.__dict__[attr]
     order: list[tuple[ast.AST, list[ast.AST]]] = []
     todo = [node]
     while todo:
@@ -181,8 +179,6 @@ def _bottom_up(node: ast.AST, attr: str, children: Callable[[ast.AST], list[ast.
         n.__dict__[attr] = combine(n, [c.__dict__[attr] for c in kids])
     return node.__dict__[attr]
 
-
-_MISSING = object()
 
 
 def _unmemoised(node: ast.AST, attr: str) -> list[ast.AST]:
@@ -208,12 +204,7 @@ def any_below(node: ast.AST, attr: str, here: Callable[[ast.AST], bool]) -> bool
     # `_bottom_up(node, attr, _kids, lambda n, kids: any(kids) or here(n))` without per-node
     # callbacks (tests/test_syntax_memos.py compares the two)
     for n in reversed(_unmemoised(node, attr)):
-        found = False
-        for c in n.__dict__["_pga_kids"]:
-            if c.__dict__.get(attr):
-                found = True
-                break
-        n.__dict__[attr] = found or bool(here(n))
+        n.__dict__[attr] = any(c.__dict__.get(attr) for c in n.__dict__["_pga_kids"]) or bool(here(n))
     return node.__dict__[attr]  # type: ignore[no-any-return]
 
 
