@@ -36,8 +36,8 @@ def _nodes(module, order: str) -> list[ast.AST]:
 @pytest.mark.parametrize("order", ["top-down", "bottom-up", "shuffled"])
 def test_names_in_and_any_below_match_the_generic_pass(module, order):
     for n in _nodes(module, order):
-        assert syntax.names_in(n) == syntax._bottom_up(n, "_test_ids", syntax._kids, _own_ids)
-        generic = syntax._bottom_up(n, "_test_call", syntax._kids, lambda x, kids: any(kids) or _is_call(x))
+        assert syntax.names_in(n) == syntax._bottom_up(n, "_test_ids", syntax.child_nodes, _own_ids)
+        generic = syntax._bottom_up(n, "_test_call", syntax.child_nodes, lambda x, kids: any(kids) or _is_call(x))
         assert syntax.any_below(n, "_pga_test_call", _is_call) == generic
 
 
@@ -47,3 +47,33 @@ def test_names_in_of_a_tree_with_a_shared_subtree():
     call = ast.parse("f(a.b, c)").body[0].value  # type: ignore[attr-defined]
     both = ast.Tuple(elts=[call, ast.Expr(call)], ctx=ast.Load())
     assert syntax.names_in(both) == {"f", "a", "b", "c"}
+
+
+def _reference_depth(fn_node: ast.AST) -> int:
+    """Nesting depth by `ast.iter_child_nodes`, shared operator and context nodes included."""
+    level, depth = list(ast.iter_child_nodes(fn_node)), 0
+    while level:
+        depth += 1
+        level = [c for n in level if not isinstance(n, syntax._DEFS) for c in ast.iter_child_nodes(n)]
+    return depth
+
+
+@pytest.mark.parametrize("module", [ast, inspect, random, names], ids=lambda m: m.__name__)
+def test_walks_leave_out_only_the_shared_nodes_and_depth_still_counts_them(module):
+    """`child_nodes` drops `ast.Load()`/`ast.Add()` (a third of all nodes): every walk is
+    `ast.walk` without them, in the same order, and `nesting_depth` (the `MAX_NESTING` bound)
+    is the depth `ast.walk` would give, to the level."""
+    tree = ast.parse(inspect.getsource(module))
+    assert list(syntax.walk(tree)) == [n for n in ast.walk(tree) if not isinstance(n, syntax._SHARED)]
+    fns = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))]
+    assert fns
+    for fn in [tree, *fns]:
+        assert syntax.nesting_depth(fn) == _reference_depth(fn)
+        assert syntax.nesting_depth(fn, limit=3) == min(_reference_depth(fn), 4)
+
+
+@pytest.mark.parametrize("code, depth", [("pass", 1), ("x = 1", 3), ("x = a", 3), ("x = -1", 3), ("x = (1, 2)", 3),
+                                         ("x = a + b", 4), ("f()", 4), ("f(a)", 4), ("x = a.b.c", 5)])
+def test_nesting_depth_of_small_statements(code, depth):
+    tree = ast.parse(code)
+    assert syntax.nesting_depth(tree) == _reference_depth(tree) == depth

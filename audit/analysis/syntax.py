@@ -37,10 +37,15 @@ EMPTY_NAMES: frozenset[str] = frozenset()
 # -- walks -------------------------------------------------------------------------------------
 
 def child_nodes(node: ast.AST) -> list[ast.AST]:
-    """`list(ast.iter_child_nodes(node))`, memoised on the node. The analyses walk each tree some
-    twenty times; `ast.iter_child_nodes` re-reads every field by name on each visit, which was a
-    fifth of the static check's time. The list lives and dies with the folder's tree (shared
-    childless nodes such as `ast.Load()` get the empty tuple and nothing stored)."""
+    """The child nodes of `node` in `ast.iter_child_nodes` order, leaving out the shared
+    operator and context nodes (`ast.Load()`, `ast.Add()`: `_SHARED`), memoised on the node.
+
+    Why memoised: the analyses walk each tree some twenty times; `ast.iter_child_nodes` re-reads
+    every field by name on each visit, which was a fifth of the static check's time. Why without
+    the shared nodes: they are 37% of a script's nodes (a `ctx` under every name), carry no
+    name, line or value, and every analysis reads them through their parent (`binop.op`,
+    `name.ctx`), so each walk visited them for nothing. The list lives and dies with the folder's
+    tree; a shared node itself gets the empty tuple and nothing stored."""
     d = node.__dict__
     hit = d.get("_pga_kids")
     if hit is not None:
@@ -48,7 +53,7 @@ def child_nodes(node: ast.AST) -> list[ast.AST]:
     if isinstance(node, _SHARED):
         return _NO_KIDS  # type: ignore[return-value]
     out: list[ast.AST] = []
-    for name in node._fields:
+    for name in _node_fields(type(node)):
         f = d.get(name)
         if isinstance(f, ast.AST):
             out.append(f)
@@ -58,11 +63,24 @@ def child_nodes(node: ast.AST) -> list[ast.AST]:
     return out
 
 
+_SHARED_FIELDS = frozenset({"ctx", "op", "ops"})  # the fields that hold `_SHARED` nodes, always
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _node_fields(cls: type) -> tuple[str, ...]:
+    """The fields of a node class that may hold child nodes other than shared ones."""
+    hit = _FIELDS.get(cls)
+    if hit is None:
+        hit = _FIELDS[cls] = tuple(f for f in cls._fields if f not in _SHARED_FIELDS)  # type: ignore[attr-defined]
+    return hit
+
+
 _NO_KIDS: tuple[ast.AST, ...] = ()
 
 
 def walk(node: ast.AST) -> Iterator[ast.AST]:
-    """`ast.walk` (breadth-first, node first, the same order) over the memoised child lists."""
+    """`ast.walk` (breadth-first, node first, the same order) over the memoised child lists,
+    without the shared operator and context nodes (see `child_nodes`)."""
     todo = deque([node])
     while todo:
         n = todo.popleft()
@@ -137,7 +155,9 @@ def body_nodes(fn_node: ast.AST) -> tuple[ast.AST, ...]:
 
 def nesting_depth(fn_node: ast.AST, limit: int = MAX_NESTING) -> int:
     """Deepest nesting of a function's nodes, lambdas included (nested defs and classes are
-    measured on their own), or `limit + 1` as soon as it is known to exceed `limit`."""
+    measured on their own), or `limit + 1` as soon as it is known to exceed `limit`. The shared
+    operator and context nodes count as the level below their parent, as in `ast.walk`, although
+    `child_nodes` leaves them out."""
     level = child_nodes(fn_node)
     depth = 0
     while level:  # one level at a time: a list comprehension per level, not a push per node
@@ -145,8 +165,16 @@ def nesting_depth(fn_node: ast.AST, limit: int = MAX_NESTING) -> int:
         if depth > limit:
             return limit + 1
         # nested defs and classes end here (a lambda's body is part of this function)
-        level = [c for n in level if not isinstance(n, _DEFS) for c in child_nodes(n)]
+        below = [c for n in level if not isinstance(n, _DEFS) for c in child_nodes(n)]
+        if not below and any(isinstance(n, _WITH_SHARED) for n in level):
+            return depth + 1  # a name in the deepest level has its `ctx` below it (at most limit + 1)
+        level = below
     return depth
+
+
+# the node classes with a field that holds shared nodes (`Name.ctx`, `BinOp.op`, `Compare.ops`)
+_WITH_SHARED = tuple(c for c in vars(ast).values() if isinstance(c, type) and issubclass(c, ast.AST)
+                     and _SHARED_FIELDS & set(c._fields))
 
 
 def too_deep(fn_node: ast.AST) -> bool:
@@ -189,7 +217,7 @@ def _unmemoised(node: ast.AST, attr: str) -> list[ast.AST]:
     while todo:
         n = todo.pop()
         order.append(n)
-        todo += [c for c in child_nodes(n) if attr not in c.__dict__ and not isinstance(c, _SHARED)]
+        todo += [c for c in child_nodes(n) if attr not in c.__dict__]
     return order
 
 
@@ -201,7 +229,7 @@ def any_below(node: ast.AST, attr: str, here: Callable[[ast.AST], bool]) -> bool
     hit = node.__dict__.get(attr)
     if hit is not None:
         return hit  # type: ignore[no-any-return]
-    # `_bottom_up(node, attr, _kids, lambda n, kids: any(kids) or here(n))` without per-node
+    # `_bottom_up(node, attr, child_nodes, lambda n, kids: any(kids) or here(n))` without per-node
     # callbacks (tests/test_syntax_memos.py compares the two)
     for n in reversed(_unmemoised(node, attr)):
         n.__dict__[attr] = any(c.__dict__.get(attr) for c in n.__dict__["_pga_kids"]) or bool(here(n))
@@ -219,10 +247,6 @@ def _union(own: frozenset[str], parts: list) -> frozenset[str]:
         elif not p <= out:
             out = out | p
     return out
-
-
-def _kids(n: ast.AST) -> list[ast.AST]:
-    return [c for c in child_nodes(n) if not isinstance(c, _SHARED)]
 
 
 # -- names -------------------------------------------------------------------------------------
@@ -279,7 +303,7 @@ def _var_children(n: ast.AST) -> list[ast.AST]:
     if isinstance(n, _COMPS):
         iters, body = _comp_parts(n)
         return iters + body
-    return _kids(n)
+    return child_nodes(n)
 
 
 def _var_combine(n: ast.AST, kids: list) -> frozenset[str]:
