@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from audit.analysis.code_functions import Function
 from audit.analysis.imports import runtime_functions
-from audit.analysis.syntax import call_name, names_in, walk_nodes
+from audit.analysis.syntax import call_name, calls_below, names_in, walk_nodes
 
 LUT_NAME = re.compile(r"(base_bytes|bytes_lut|token_bytes|bytes_per_token|has_leading_space|is_boundary)", re.I)
 LOAD_CALLS = {"load", "fromfile", "loadtxt", "read_bytes", "memmap", "genfromtxt"}
@@ -51,14 +51,13 @@ def byte_table_issues(ctx) -> list[LoadedTable | HandBuiltTable]:  # type: ignor
 def _loaded(fn: Function) -> LoadedTable | None:
     loaded: dict[str, int] = {}
     for a in fn.assigns:
-        if any(isinstance(c, ast.Call) and call_name(c) in LOAD_CALLS for c in walk_nodes(a.value)) \
-                or names_in(a.value, variables=True) & loaded.keys():
+        if not calls_below(a.value).isdisjoint(LOAD_CALLS) or names_in(a.value, variables=True) & loaded.keys():
             for n in a.names:
                 loaded.setdefault(n, a.line)
     for a in fn.assigns:
         lut = [n for n in a.names if LUT_NAME.search(n)]
         src = names_in(a.value, variables=True) & loaded.keys()
-        direct = any(isinstance(c, ast.Call) and call_name(c) in LOAD_CALLS for c in walk_nodes(a.value))
+        direct = not calls_below(a.value).isdisjoint(LOAD_CALLS)
         if lut and (src or direct) and "sidecar" not in " ".join(lut).lower():
             origin = loaded[min(src)] if src else a.line
             return LoadedTable(fn, lut[0], origin, a.line)

@@ -35,11 +35,11 @@ from audit.analysis.syntax import (
     assigned_names,
     base_of,
     call_name,
+    calls_below,
     dotted,
     names_in,
     stmt_targets,
     strip_chain,
-    walk_nodes,
 )
 from audit.analysis.targets import (
     TargetFlow,
@@ -123,8 +123,8 @@ def _inline_updates(fn: Function, tables: set[str], helpers: dict[str, set[int]]
             b = base_of(aug.target)
             if b in tables and isinstance(aug.target, ast.Subscript):
                 out.append((b, aug, aug.target.slice))
-            elif b in tables and isinstance(aug.target, (ast.Name, ast.Attribute)) and any(
-                    isinstance(c, ast.Call) and call_name(c) == "bincount" for c in walk_nodes(aug.value)):
+            elif b in tables and isinstance(aug.target, (ast.Name, ast.Attribute)) \
+                    and "bincount" in calls_below(aug.value):
                 out.append((b, aug, aug.value))
     return out
 
@@ -187,7 +187,7 @@ def _selects(value: ast.expr, keys: set[str]) -> bool:
 
 
 def _calls_any(node: ast.AST, names: set[str]) -> bool:
-    return bool(names) and any(isinstance(n, ast.Call) and call_name(n) in names for n in walk_nodes(node))
+    return bool(names) and not calls_below(node).isdisjoint(names)
 
 
 def _is_hashed_key(key: ast.AST, hashed: set[str], hash_helpers: set[str]) -> bool:

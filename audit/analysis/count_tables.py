@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 
-from audit.analysis.syntax import base_of, call_name, names_in, strip_chain, walk_nodes
+from audit.analysis.syntax import base_of, call_name, calls_below, names_in, strip_chain
 from audit.analysis.targets import TargetFlow
 from audit.findings import Evidence
 
@@ -22,7 +22,7 @@ def count_table_params(flow: TargetFlow) -> dict[str, set[int]]:
     for fn in flow.functions:
         params = fn.params[1:] if fn.params and fn.params[0] in ("self", "cls") else fn.params
         counted = {n for a in fn.assigns for n in a.names
-                   if any(isinstance(c, ast.Call) and call_name(c) == "bincount" for c in walk_nodes(a.value))}
+                   if "bincount" in calls_below(a.value)}
         for aug in fn.augassigns:
             if isinstance(aug.target, ast.Subscript) and isinstance(aug.op, ast.Add):
                 b = base_of(aug.target)  # `def bump(t, a, b): t[a, b] += 1`
@@ -30,8 +30,7 @@ def count_table_params(flow: TargetFlow) -> dict[str, set[int]]:
                     out.setdefault(fn.name, set()).add(params.index(b))
                 continue
             if isinstance(aug.target, ast.Name) and aug.target.id in params and isinstance(aug.op, ast.Add):
-                if names_in(aug.value, variables=True) & counted or any(
-                        isinstance(c, ast.Call) and call_name(c) == "bincount" for c in walk_nodes(aug.value)):
+                if names_in(aug.value, variables=True) & counted or "bincount" in calls_below(aug.value):
                     out.setdefault(fn.name, set()).add(params.index(aug.target.id))
         for call in fn.calls:
             f = call.func

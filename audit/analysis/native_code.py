@@ -38,13 +38,14 @@ def native_builds(ctx) -> list[NativeBuild]:  # type: ignore[no-untyped-def]
 
 def _native_build(call: ast.Call) -> str | None:
     name = call_name(call)
-    consts = " ".join(str(n.value) for n in walk_nodes(call) if isinstance(n, ast.Constant) and isinstance(n.value, str))
     if name == "load" and (any(k.arg == "sources" for k in call.keywords)
                            or (isinstance(call.func, ast.Attribute) and "cpp_extension" in ast.unparse(call.func))):
         return "torch.utils.cpp_extension.load of source files"
     if name in ("CDLL", "LoadLibrary"):
         return "ctypes library"
-    if name in ("run", "check_call", "check_output", "Popen", "system") and \
-            re.search(r"\b(gcc|g\+\+|cc|clang|nvcc)\b", consts) and NATIVE_SRC.search(consts):
+    if name not in ("run", "check_call", "check_output", "Popen", "system"):
+        return None
+    consts = " ".join(str(n.value) for n in walk_nodes(call) if isinstance(n, ast.Constant) and isinstance(n.value, str))
+    if re.search(r"\b(gcc|g\+\+|cc|clang|nvcc)\b", consts) and NATIVE_SRC.search(consts):
         return "a C/C++ compiler call"
     return None

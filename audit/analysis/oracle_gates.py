@@ -14,7 +14,15 @@ from dataclasses import dataclass
 
 from audit.analysis.code_functions import Function
 from audit.analysis.names import LOGARITHM_FUNCS
-from audit.analysis.syntax import any_below, base_of, call_name, names_in, own_nodes, strip_chain, walk_nodes
+from audit.analysis.syntax import (
+    base_of,
+    call_name,
+    calls_below,
+    names_in,
+    own_nodes,
+    strip_chain,
+    walk_nodes,
+)
 from audit.analysis.targets import TargetFlow
 from audit.findings import Evidence
 
@@ -107,11 +115,7 @@ def _is_gold_expr(flow: TargetFlow, fn: Function, value: ast.expr, probs: set[st
 
 def _prob_names(fn: Function) -> set[str]:
     # asked again for every gold-score question about the function: memoised on the nodes
-    return {n for a in fn.assigns for n in a.names if any_below(a.value, "_pga_prob", _is_prob_call)}
-
-
-def _is_prob_call(n: ast.AST) -> bool:
-    return isinstance(n, ast.Call) and call_name(n) in _PROB_SOURCE
+    return {n for a in fn.assigns for n in a.names if not calls_below(a.value).isdisjoint(_PROB_SOURCE)}
 
 
 def _gold_scores(flow: TargetFlow, fn: Function, gold_fns: frozenset[str] = frozenset()) -> dict[str, frozenset[int]]:

@@ -6,12 +6,15 @@ dotted name vs the variable a chain reads), so each is one function with a keywo
 which, documented here.
 
 Every walk here is iterative, so a 2,500-deep attribute chain cannot raise RecursionError. Answers
-about a subtree (`names_in`, `walk_nodes`) are memoised *on the node itself*: the
+about a subtree (`names_in`, `calls_below`, `walk_nodes`) are memoised *on the node itself*: the
 memo lives and dies with the parsed tree of one folder, so auditing many folders in one process
 does not keep earlier folders' trees alive, and asking about every nested node of a long
 expression costs one bottom-up pass, not one walk per node. Functions nested deeper than
 `MAX_NESTING` are not analysed at all (`too_deep`); the analyses record them as unanalysed
 ("nested too deeply") instead of walking them.
+
+Why near 480 lines: the walks and memos share the private helpers (`_unmemoised`, `_union`,
+`_SHARED`) and their tests; split, those would become a cross-module API of their own.
 """
 
 from __future__ import annotations
@@ -280,6 +283,22 @@ def _ids_below(node: ast.AST) -> frozenset[str]:
             frozenset((n.attr,)) if kind is ast.Attribute else EMPTY_NAMES)  # type: ignore[attr-defined]
         n.__dict__["_pga_ids"] = _union(own, [c.__dict__.get("_pga_ids") for c in n.__dict__["_pga_kids"]])
     return node.__dict__["_pga_ids"]  # type: ignore[no-any-return]
+
+
+def calls_below(node: ast.AST) -> frozenset[str]:
+    """What is called anywhere in an expression (`call_name` of every `Call` below `node`, the
+    node included), memoised on the nodes: "does this value call `bincount` / a loader / a
+    hashing helper?" is asked of every assignment by several analyses, and each question was a
+    walk of the value. `x = np.bincount(f(y))` -> {"bincount", "f"}."""
+    if isinstance(node, _SHARED):
+        return EMPTY_NAMES
+    hit = node.__dict__.get("_pga_calls")
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    for n in reversed(_unmemoised(node, "_pga_calls")):
+        own = frozenset((call_name(n),)) if type(n) is ast.Call else EMPTY_NAMES  # type: ignore[arg-type]
+        n.__dict__["_pga_calls"] = _union(own, [c.__dict__.get("_pga_calls") for c in n.__dict__["_pga_kids"]])
+    return node.__dict__["_pga_calls"]  # type: ignore[no-any-return]
 
 
 _COMPS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)

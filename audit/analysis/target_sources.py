@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from audit.analysis.syntax import (
     CHAIN_METHODS,
+    any_below,
     assigned_names,
     base_of,
     call_name,
@@ -46,13 +47,15 @@ _CANDIDATE_CALLS = {"arange", "range", "argmax", "topk", "argsort", "multinomial
 
 
 def is_candidate_expr(node: ast.expr) -> bool:
-    """Vocabulary enumerations and model-proposed tokens: never the realized target."""
-    for n in walk_nodes(node):
-        if isinstance(n, ast.Call) and call_name(n) in _CANDIDATE_CALLS:
-            return True
-        if isinstance(n, ast.Name) and CANDIDATE_NAME.search(n.id):
-            return True
-    return False
+    """Vocabulary enumerations and model-proposed tokens: never the realized target (asked of
+    every assignment, memoised on the nodes)."""
+    return any_below(node, "_pga_cand", _candidate_here)
+
+
+def _candidate_here(n: ast.AST) -> bool:
+    if isinstance(n, ast.Call):
+        return call_name(n) in _CANDIDATE_CALLS
+    return isinstance(n, ast.Name) and CANDIDATE_NAME.search(n.id) is not None
 
 
 def candidates(flow: TargetFlow, fn: Function) -> None:
