@@ -77,3 +77,17 @@ def test_walks_leave_out_only_the_shared_nodes_and_depth_still_counts_them(modul
 def test_nesting_depth_of_small_statements(code, depth):
     tree = ast.parse(code)
     assert syntax.nesting_depth(tree) == _reference_depth(tree) == depth
+
+
+@pytest.mark.parametrize("module", [ast, inspect, random, names], ids=lambda m: m.__name__)
+def test_spans_a_line_holds_for_every_line_of_every_node_below(module):
+    """`spans_a_line(node, [k])` is true for the line of every node below `node` (decorators
+    included), so the analyses that skip a function by it skip only what holds none of them."""
+    tree = ast.parse(inspect.getsource(module))
+    for top in [tree, *(n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.stmt)))]:
+        for n in syntax.walk(top):
+            if hasattr(n, "lineno"):
+                assert syntax.spans_a_line(top, [n.lineno]), (ast.dump(top)[:80], n.lineno)
+    fn = ast.parse("@deco(a)\n\ndef f():\n    return 1\n\nx = 2\n").body[0]
+    assert syntax.spans_a_line(fn, [1]) and syntax.spans_a_line(fn, [4])
+    assert not syntax.spans_a_line(fn, [6]) and not syntax.spans_a_line(fn, [])

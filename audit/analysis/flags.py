@@ -15,7 +15,7 @@ from collections import defaultdict
 
 from audit.analysis.facts import FunctionFacts, Site
 from audit.analysis.program import Program
-from audit.analysis.syntax import nodes_of, walk
+from audit.analysis.syntax import nodes_of, spans_a_line, walk
 
 Value = bool | float | str
 
@@ -149,8 +149,13 @@ def default_off_flags(prog: Program, texts: list[str]) -> dict[str, Value]:
     blob = "\n".join(texts)
     for pm in prog.modules:
         assert pm.tree is not None
+        # the lines of the environment reads with a default: an assignment spanning none of them
+        # cannot hold one, and is not walked
+        env_lines = sorted(c.lineno for c in nodes_of(pm.tree, ast.Call) if _is_env_get(c))
+        if not env_lines:
+            continue
         for node in nodes_of(pm.tree, ast.Assign, ast.AnnAssign):
-            if node.value is None:
+            if node.value is None or not spans_a_line(node, env_lines):
                 continue
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             names = [t.id if isinstance(t, ast.Name) else t.attr for t in targets
@@ -187,13 +192,18 @@ def _set_in(var: str, blob: str) -> bool:
 _ASSIGN_AFTER = re.compile(r"\s*[=:]")
 
 
+def _is_env_get(n: ast.Call) -> bool:
+    """`os.environ.get("VAR", <constant>)` / `os.getenv("VAR", <constant>)`."""
+    return (isinstance(n.func, ast.Attribute) and n.func.attr in {"get", "getenv"}
+            and len(n.args) == 2 and isinstance(n.args[0], ast.Constant) and isinstance(n.args[0].value, str)
+            and isinstance(n.args[1], ast.Constant))
+
+
 def _env_default(v: ast.AST) -> tuple[str, Value | None] | None:
     """(`VAR`, parsed default) for `os.environ.get("VAR", d)` / `os.getenv("VAR", d)` inside casts."""
     for n in walk(v):
-        if (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in {"get", "getenv"}
-                and len(n.args) == 2 and isinstance(n.args[0], ast.Constant) and isinstance(n.args[0].value, str)
-                and isinstance(n.args[1], ast.Constant)):
-            raw = n.args[1].value
+        if isinstance(n, ast.Call) and _is_env_get(n):
+            raw = n.args[1].value  # type: ignore[attr-defined]
             low = str(raw).strip().lower()
-            return n.args[0].value, (False if low in FALSY else None)
+            return n.args[0].value, (False if low in FALSY else None)  # type: ignore[attr-defined]
     return None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from audit.analysis.code_functions import Function
 from audit.analysis.eval_code import code_units
-from audit.analysis.syntax import call_name, names_in, walk_nodes
+from audit.analysis.syntax import any_below, call_name, names_in, nodes_of, spans_a_line, walk_nodes
 from audit.analysis.targets import target_flow
 from audit.findings import Evidence
 
@@ -55,22 +55,48 @@ def _is_head_slice(node: ast.AST) -> bool:
     return False
 
 
-def _shift_sites(expr: ast.AST) -> list[ast.AST]:
-    out = []
-    for n in walk_nodes(expr):
-        if _is_head_slice(n):
-            out.append(n)
-        elif isinstance(n, ast.Call) and call_name(n) == "roll":
-            shifts = n.args[1] if len(n.args) > 1 else next((k.value for k in n.keywords if k.arg == "shifts"), None)
-            if isinstance(shifts, ast.Constant) and shifts.value == 1:
-                out.append(n)
-    return out
+def _shifted(expr: ast.AST) -> bool:
+    """A head slice or `roll(x, 1)` anywhere in the expression (memoised on the nodes: asked of
+    every assignment, and again of the operands of every sum in them)."""
+    return any_below(expr, "_pga_shift", _shift_here)
+
+
+def _shift_here(n: ast.AST) -> bool:
+    if isinstance(n, ast.Call) and call_name(n) == "roll":
+        shifts = n.args[1] if len(n.args) > 1 else next((k.value for k in n.keywords if k.arg == "shifts"), None)
+        return isinstance(shifts, ast.Constant) and shifts.value == 1
+    return _is_head_slice(n)
 
 
 def _has_hash(expr: ast.AST) -> bool:
-    return any(isinstance(n, ast.BinOp) and isinstance(n.op, (ast.BitXor, ast.Mod, ast.BitAnd, ast.FloorDiv))
-               or (isinstance(n, ast.Call) and call_name(n) in ("bitwise_xor", "remainder", "embed"))
-               for n in walk_nodes(expr))
+    return any_below(expr, "_pga_mixhash", _mix_hash_here)
+
+
+def _mix_hash_here(n: ast.AST) -> bool:
+    return (isinstance(n, ast.BinOp) and isinstance(n.op, (ast.BitXor, ast.Mod, ast.BitAnd, ast.FloorDiv))
+            or (isinstance(n, ast.Call) and call_name(n) in ("bitwise_xor", "remainder", "embed")))
+
+
+def _may_shift(fn: Function) -> bool:
+    """Whether a shift (`_shifted`) may be in the function: one lies within its lines. Without
+    one nothing in it blends a previous position, and its assignments are not walked."""
+    tree = fn.unit.parsed.tree
+    assert tree is not None
+    lines = tree.__dict__.get("_pga_shift_lines")
+    if lines is None:
+        lines = sorted(n.lineno for n in nodes_of(tree, ast.Subscript, ast.Call) if _shift_here(n))
+        tree.__dict__["_pga_shift_lines"] = lines
+    return spans_a_line(fn.node, lines)
+
+
+def _may_read(expr: ast.AST, prev_vars: dict[str, tuple[int, bool]]) -> bool:
+    """Whether any part of `expr` could read a shifted state: a shift in it, or the name of a
+    shifted variable anywhere in it (every identifier, lambdas and comprehensions included, so
+    no sub-expression reads a variable this misses)."""
+    if _shifted(expr):
+        return True
+    ids = names_in(expr)
+    return any(p.rsplit(".", 1)[-1] in ids for p in prev_vars)
 
 
 def _masked(expr: ast.AST, mask_vars: set[str]) -> bool:
@@ -95,20 +121,22 @@ def _unmasked_mixes(fn: Function) -> list[list[Evidence]]:
     def step(line: int, label: str) -> Evidence:
         return fn.evidence(line, label)
 
+    if not _may_shift(fn):
+        return []
     masks = _mask_vars(fn)
     prev_vars: dict[str, tuple[int, bool]] = {}  # name -> (line, masked at definition)
     for a in fn.assigns:
         if isinstance(a.node, (ast.For, ast.AsyncFor)):
             continue
         v = a.value
-        if _shift_sites(v) and not _has_hash(v) and not _is_head_slice(v):
+        if _shifted(v) and not _has_hash(v) and not _is_head_slice(v):
             for name in a.names:
                 prev_vars[name] = (a.line, _masked(v, masks))
     found: list[list[Evidence]] = []
     exprs = [(a.value, a.line) for a in fn.assigns if not isinstance(a.node, (ast.For, ast.AsyncFor))]
     exprs += [(r.value, r.lineno) for r in fn.returns if r.value is not None]
     for expr, line in exprs:
-        if _has_hash(expr):
+        if _has_hash(expr) or not _may_read(expr, prev_vars):
             continue
         for n in walk_nodes(expr):
             if not (isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Sub))) and \
@@ -117,15 +145,15 @@ def _unmasked_mixes(fn: Function) -> list[list[Evidence]]:
             operands = [n.left, n.right] if isinstance(n, ast.BinOp) else list(n.args[:2])
             if len(operands) < 2:
                 continue
-            prev_side = next((o for o in operands if _shift_sites(o)
+            prev_side = next((o for o in operands if _shifted(o)
                               or names_in(o, variables=True) & prev_vars.keys()), None)
             if prev_side is None:
                 continue
             other = operands[1] if prev_side is operands[0] else operands[0]
-            if _shift_sites(other) and not (names_in(prev_side, variables=True) & prev_vars.keys()):
+            if _shifted(other) and not (names_in(prev_side, variables=True) & prev_vars.keys()):
                 continue  # both sides shifted: a difference of shifted tensors, not a blend
             prev_names = names_in(prev_side, variables=True) & prev_vars.keys()
-            if not prev_names and not _shift_sites(prev_side):
+            if not prev_names and not _shifted(prev_side):
                 continue
             if _masked(n, masks) or any(prev_vars[p][1] for p in prev_names):
                 continue

@@ -20,6 +20,7 @@ Why near 480 lines: the walks and memos share the private helpers (`_unmemoised`
 from __future__ import annotations
 
 import ast
+import bisect
 import heapq
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -339,6 +340,19 @@ def _var_combine(n: ast.AST, kids: list) -> frozenset[str]:
         inner = _union(EMPTY_NAMES, kids[len(iters):])
         return _union(read, [frozenset(x for x in inner if x not in bound)])
     return _union(EMPTY_NAMES, kids)
+
+
+def spans_a_line(node: ast.AST, lines: list[int]) -> bool:
+    """Whether one of `lines` (sorted) falls within the node's lines (any line, for a node without
+    a span: a module). Every node below `node` starts within its lines (a def's decorators
+    included, above its `def` line), so a question about the nodes below need not walk them when
+    none of the lines that answer it is there."""
+    start, end = getattr(node, "lineno", None), getattr(node, "end_lineno", None)
+    if start is None or end is None:
+        return bool(lines)
+    start = min([start, *(d.lineno for d in getattr(node, "decorator_list", ()))])
+    at = bisect.bisect_left(lines, start)
+    return at < len(lines) and lines[at] <= end
 
 
 # -- source text -------------------------------------------------------------------------------
