@@ -171,3 +171,16 @@ def test_token_answers_agree_with_the_parse_on_real_code(module):
                 expected = False
             assert told is expected, (module, k)
     assert answered > 0
+
+
+def test_a_shipped_file_is_parsed_once(monkeypatch):
+    """The submitted side is the folder's own parse of the shipped file, even when no analysed
+    source holds it (a file too large to analyse): a second tree of a 4 MB script doubled the peak."""
+    monkeypatch.setattr(same_code, "analysis_sources", lambda ctx: [])
+    parsed: list[str] = []
+    real = same_code._parse
+    monkeypatch.setattr(same_code, "_parse", lambda text: parsed.append(text) or real(text))
+    for text in CHANGED + SAME_NAMES_OTHER_TREE:
+        expected = ast.dump(ast.parse(text)) == ast.dump(ast.parse(SCRIPT))
+        assert same_code.same_syntax(_ctx(), text, SCRIPT) is expected
+    assert SCRIPT not in parsed
