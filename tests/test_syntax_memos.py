@@ -91,3 +91,14 @@ def test_spans_a_line_holds_for_every_line_of_every_node_below(module):
     fn = ast.parse("@deco(a)\n\ndef f():\n    return 1\n\nx = 2\n").body[0]
     assert syntax.spans_a_line(fn, [1]) and syntax.spans_a_line(fn, [4])
     assert not syntax.spans_a_line(fn, [6]) and not syntax.spans_a_line(fn, [])
+
+
+@pytest.mark.parametrize("module", [ast, inspect, random, names], ids=lambda m: m.__name__)
+def test_dotted_memo_is_the_chain_it_stands_for(module):
+    """`dotted` memoises the default reading on the node; asked in any order (a chain's inner
+    node first or last), each node's answer is the unmemoised one, and asking twice agrees."""
+    for order in ("top-down", "bottom-up"):
+        for n in _nodes(module, order):
+            assert syntax.dotted(n) == syntax._dotted_chain(n) == syntax.dotted(n)
+    assert syntax.dotted(None) == "" and syntax.dotted(ast.Load()) == ""  # type: ignore[arg-type]
+    assert "_pga_dot" not in ast.Load().__dict__

@@ -13,7 +13,7 @@ expression costs one bottom-up pass, not one walk per node. Functions nested dee
 `MAX_NESTING` are not analysed at all (`too_deep`); the analyses record them as unanalysed
 ("nested too deeply") instead of walking them.
 
-Why near 480 lines: the walks and memos share the private helpers (`_unmemoised`, `_union`,
+Why near 490 lines: the walks and memos share the private helpers (`_unmemoised`, `_union`,
 `_SHARED`) and their tests; split, those would become a cross-module API of their own.
 """
 
@@ -379,12 +379,22 @@ def dotted(node: ast.AST, *, variable: bool = False) -> str:
       attribute chain -> its root name (`a.b.c` -> "a", `self.x.y` -> "self.x"); a subscript or
       call anywhere in the chain -> ''.
     """
-    if variable:
-        while isinstance(node, ast.Attribute):
-            if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
-                return f"{node.value.id}.{node.attr}"
-            node = node.value
-        return node.id if isinstance(node, ast.Name) else ""
+    if not variable:  # memoised on the node: the val-flow walk asks about each ~3 times
+        d = getattr(node, "__dict__", None)  # None for `None` (no callee), whose name is ''
+        hit = d.get("_pga_dot") if d is not None else None
+        if hit is None:
+            hit = _dotted_chain(node)
+            if d is not None and not isinstance(node, _SHARED):
+                d["_pga_dot"] = hit
+        return hit  # type: ignore[no-any-return]
+    while isinstance(node, ast.Attribute):
+        if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+            return f"{node.value.id}.{node.attr}"
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else ""
+
+
+def _dotted_chain(node: ast.AST) -> str:
     parts: list[str] = []
     while True:
         if isinstance(node, ast.Attribute):
