@@ -184,3 +184,10 @@ def test_a_shipped_file_is_parsed_once(monkeypatch):
         expected = ast.dump(ast.parse(text)) == ast.dump(ast.parse(SCRIPT))
         assert same_code.same_syntax(_ctx(), text, SCRIPT) is expected
     assert SCRIPT not in parsed
+
+
+def test_copies_of_the_script_are_not_all_parsed(monkeypatch):
+    monkeypatch.setattr(same_code, "analysis_sources", lambda ctx: [])
+    ctx = AuditContext(Submission.from_files({"train_gpt.py": SCRIPT, "copy.py": SCRIPT}), Options())
+    assert same_code.same_syntax(ctx, CHANGED[0], SCRIPT) is False
+    assert len([p for p in ("train_gpt.py", "copy.py") if p in ctx._parsed]) == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import itertools
 import warnings
 
 from audit.analysis.parse import MAX_PARSE_CHARS
@@ -47,10 +48,10 @@ def _shared_parse(ctx, text: str) -> ast.AST | None:  # type: ignore[no-untyped-
     """The folder's own parse of this text when a shipped file or an analysed source (a decoded
     wrapper) is exactly it, parsed as is. Shipped files come first: a file too large to analyse
     is still parsed once for its imports, and a second tree of a 4 MB script doubled the peak."""
-    parses = [ctx.parsed(rel) for rel, tf in sorted(ctx.submission.code.items()) if tf.text == text]
-    for pm in [*parses, *(src.parsed for src in analysis_sources(ctx))]:
+    shipped = (ctx.parsed(rel) for rel, tf in sorted(ctx.submission.code.items()) if tf.text == text)
+    for pm in itertools.chain(shipped, (src.parsed for src in analysis_sources(ctx))):
         if pm.tree is not None and not pm.downgraded_fstrings and pm.source == text:
-            return pm.tree
+            return pm.tree  # the first that fits: copies of one file are not all parsed here
     return _parse(text)
 
 
