@@ -102,3 +102,18 @@ def test_dotted_memo_is_the_chain_it_stands_for(module):
             assert syntax.dotted(n) == syntax._dotted_chain(n) == syntax.dotted(n)
     assert syntax.dotted(None) == "" and syntax.dotted(ast.Load()) == ""  # type: ignore[arg-type]
     assert "_pga_dot" not in ast.Load().__dict__
+
+
+def test_lines_where_is_the_sorted_lines_of_the_matching_nodes_once():
+    tree = ast.parse(inspect.getsource(random))
+    expected = sorted(n.lineno for n in ast.walk(tree) if isinstance(n, ast.Call) and syntax.call_name(n) == "_floor")
+    assert expected
+    asked: list[ast.AST] = []
+
+    def here(n: ast.Call) -> bool:
+        asked.append(n)
+        return syntax.call_name(n) == "_floor"
+
+    assert syntax.lines_where(tree, "_pga_test_lines", here, ast.Call) == expected
+    first = len(asked)
+    assert syntax.lines_where(tree, "_pga_test_lines", here, ast.Call) == expected and len(asked) == first

@@ -15,7 +15,7 @@ from collections import defaultdict
 
 from audit.analysis.facts import FunctionFacts, Site
 from audit.analysis.program import Program
-from audit.analysis.syntax import nodes_of, spans_a_line, walk
+from audit.analysis.syntax import lines_where, nodes_of, spans_a_line, walk
 
 Value = bool | float | str
 
@@ -151,7 +151,7 @@ def default_off_flags(prog: Program, texts: list[str]) -> dict[str, Value]:
         assert pm.tree is not None
         # the lines of the environment reads with a default: an assignment spanning none of them
         # cannot hold one, and is not walked
-        env_lines = sorted(c.lineno for c in nodes_of(pm.tree, ast.Call) if _is_env_get(c))
+        env_lines = lines_where(pm.tree, "_pga_env_lines", _is_env_get, ast.Call)
         if not env_lines:
             continue
         for node in nodes_of(pm.tree, ast.Assign, ast.AnnAssign):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from audit.analysis.code_functions import Function
 from audit.analysis.eval_code import code_units
-from audit.analysis.syntax import any_below, call_name, names_in, nodes_of, spans_a_line, walk_nodes
+from audit.analysis.syntax import any_below, call_name, lines_where, names_in, spans_a_line, walk_nodes
 from audit.analysis.targets import target_flow
 from audit.findings import Evidence
 
@@ -82,11 +82,7 @@ def _may_shift(fn: Function) -> bool:
     one nothing in it blends a previous position, and its assignments are not walked."""
     tree = fn.unit.parsed.tree
     assert tree is not None
-    lines = tree.__dict__.get("_pga_shift_lines")
-    if lines is None:
-        lines = sorted(n.lineno for n in nodes_of(tree, ast.Subscript, ast.Call) if _shift_here(n))
-        tree.__dict__["_pga_shift_lines"] = lines
-    return spans_a_line(fn.node, lines)
+    return spans_a_line(fn.node, lines_where(tree, "_pga_shift_lines", _shift_here, ast.Subscript, ast.Call))
 
 
 def _may_read(expr: ast.AST, prev_vars: dict[str, tuple[int, bool]]) -> bool:

@@ -13,7 +13,7 @@ expression costs one bottom-up pass, not one walk per node. Functions nested dee
 `MAX_NESTING` are not analysed at all (`too_deep`); the analyses record them as unanalysed
 ("nested too deeply") instead of walking them.
 
-Why near 490 lines: the walks and memos share the private helpers (`_unmemoised`, `_union`,
+Why near 500 lines: the walks and memos share the private helpers (`_unmemoised`, `_union`,
 `_SHARED`) and their tests; split, those would become a cross-module API of their own.
 """
 
@@ -340,6 +340,15 @@ def _var_combine(n: ast.AST, kids: list) -> frozenset[str]:
         inner = _union(EMPTY_NAMES, kids[len(iters):])
         return _union(read, [frozenset(x for x in inner if x not in bound)])
     return _union(EMPTY_NAMES, kids)
+
+
+def lines_where(tree: ast.AST, attr: str, here: Callable[[Any], bool], *types: type) -> list[int]:
+    """The sorted lines of the nodes of `types` in `tree` for which `here` holds, memoised on the
+    tree under `attr`: the index `spans_a_line` reads to skip what holds none of them."""
+    hit = tree.__dict__.get(attr)
+    if hit is None:
+        hit = tree.__dict__[attr] = sorted(n.lineno for n in nodes_of(tree, *types) if here(n))
+    return hit  # type: ignore[no-any-return]
 
 
 def spans_a_line(node: ast.AST, lines: list[int]) -> bool:
